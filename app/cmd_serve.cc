@@ -1,0 +1,139 @@
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <iostream>
+
+#include "app/commands.h"
+#include "app/common.h"
+#include "app/log.h"
+#include "app/snapshot_diff.h"
+#include "store/watcher.h"
+
+namespace svcbox::app {
+namespace {
+
+constexpr size_t kMaxChangeLinesPerSnapshot = 20;
+constexpr auto kWatchInterval = std::chrono::milliseconds(5);
+
+struct ServeFlags {
+  RegistryOptions registry;
+  std::optional<std::string> log_format;
+  std::optional<std::string> log_level;
+  bool print_config = false;
+};
+
+// One serve per registry: an exclusive lock on a file beside it, holding the owner's PID so the
+// second one can say who is running.
+class OwnerLock {
+ public:
+  explicit OwnerLock(const std::string& registry_path) : path_(registry_path + ".serve.lock") {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) {
+      throw CommandError(kExitUserError, "cannot create " + path_ + ": " + std::strerror(errno));
+    }
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char owner[32] = {};
+      ssize_t size = pread(fd_, owner, sizeof owner - 1, 0);
+      std::string pid = size > 0 ? std::string(owner, static_cast<size_t>(size)) : "unknown";
+      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      ::close(fd_);
+      throw CommandError(kExitUserError, "another svcbox serve (pid " + pid + ") already owns the registry " +
+                                             registry_path + "; stop it first or use another --db");
+    }
+    std::string pid = std::to_string(getpid()) + "\n";
+    if (ftruncate(fd_, 0) != 0 || pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+      // The lock holds without the PID; only the message for a second serve is poorer.
+    }
+  }
+  ~OwnerLock() {
+    if (ftruncate(fd_, 0) != 0) {
+    }
+    ::close(fd_);
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+void logChanges(const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
+  if (!previous) {
+    logInfo("registry loaded: version " + std::to_string(current->version()) + ", " +
+            std::to_string(current->services().size()) + " services, " +
+            std::to_string(current->pods().size()) + " pods");
+  }
+  auto lines = describeChanges(previous.get(), *current);
+  if (!previous && lines.size() > kMaxChangeLinesPerSnapshot) return;
+  for (size_t i = 0; i < lines.size() && i < kMaxChangeLinesPerSnapshot; ++i) {
+    logInfo("snapshot " + std::to_string(current->version()) + ": " + lines[i]);
+  }
+  if (lines.size() > kMaxChangeLinesPerSnapshot) {
+    logInfo("snapshot " + std::to_string(current->version()) + ": ... and " +
+            std::to_string(lines.size() - kMaxChangeLinesPerSnapshot) + " more changes");
+  }
+}
+
+int runServe(const ServeFlags& flags) {
+  Settings settings(flags.registry.config);
+  settings.requireKnown({"db", "service-cidr", "log-format", "log-level"});
+  auto path = registryPath(settings, flags.registry);
+  auto cidr = cidrChoice(settings, flags.registry);
+  auto log_format = settings.resolve("log-format", flags.log_format, "text");
+  auto log_level = settings.resolve("log-level", flags.log_level, "info");
+  if (!cidr.requested) settings.resolve("service-cidr", std::nullopt, "registry's, else " + std::string(store::kDefaultServiceCidr));
+  if (flags.print_config) {
+    for (const auto& [name, setting] : settings.resolved()) {
+      std::cout << name << ": " << setting.value << "    # " << setting.source << "\n";
+    }
+    return kExitOk;
+  }
+  if (!configureLogging(log_format.value, log_level.value)) {
+    throw CommandError(kExitUserError, log_format.source + " / " + log_level.source + ": log format must be text or json "
+                                       "and level one of trace, debug, info, warn, error, critical, off");
+  }
+  // Signals are taken synchronously by this thread, so every other thread must block them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto registry = openRegistry(path.value);
+  OwnerLock lock(path.value);
+  auto service_cidr = registry->serviceCidr(cidr);
+  if (!service_cidr) failWith(service_cidr.error());
+  logInfo("svcbox " SVCBOX_VERSION " serving registry " + path.value + " (" + path.source +
+          "), service CIDR " + service_cidr->toString());
+  store::Watcher watcher(std::move(registry), kWatchInterval, logChanges,
+                         [](const store::Error& error) { logWarn("registry read failed, keeping the last snapshot: " + error.message); });
+  if (auto started = watcher.start(); !started) failWith(started.error());
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  logInfo(std::string("received ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") + ", stopping");
+  watcher.stop();
+  return kExitOk;
+}
+
+}  // namespace
+
+void addServeCommand(CLI::App& app) {
+  auto flags = std::make_shared<ServeFlags>();
+  auto* command = app.add_subcommand("serve", "Run the daemon: watch the registry and publish a snapshot on every change");
+  command->add_option("--db", flags->registry.db, "Registry file (env SVCBOX_DB)");
+  command->add_option("--config", flags->registry.config, "YAML config file; keys are flag names without dashes (env SVCBOX_CONFIG)");
+  command->add_option("--service-cidr", flags->registry.service_cidr, "CIDR ClusterIPs come from; must match the registry's");
+  command->add_option("--log-format", flags->log_format, "text (default) or json");
+  command->add_option("--log-level", flags->log_level, "trace, debug, info (default), warn, error");
+  command->add_flag("--print-config", flags->print_config, "Print every setting with where it came from, then exit");
+  command->callback([flags] {
+    int code = runServe(*flags);
+    if (code != kExitOk) throw CommandError(code, "");
+  });
+}
+
+}  // namespace svcbox::app

@@ -1,0 +1,72 @@
+#include "app/common.h"
+
+#include <filesystem>
+
+namespace svcbox::app {
+
+int exitCodeFor(const store::Error& error) {
+  return error.kind == store::ErrorKind::kInternal ? kExitInternalError : kExitUserError;
+}
+
+void failWith(const store::Error& error) {
+  bool named = error.field.empty() || error.message.find(error.field) != std::string::npos;
+  std::string field = named ? "" : " (field " + error.field + ")";
+  throw CommandError(exitCodeFor(error), error.message + field);
+}
+
+Setting registryPath(Settings& settings, const RegistryOptions& options) {
+  return settings.resolve("db", options.db, store::defaultRegistryPath());
+}
+
+std::unique_ptr<store::Registry> openRegistry(const std::string& path) {
+  namespace fs = std::filesystem;
+  auto folder = fs::path(path).parent_path();
+  std::error_code ec;
+  if (!folder.empty() && !fs::exists(folder, ec)) {
+    fs::create_directories(folder, ec);
+    if (ec) {
+      throw CommandError(kExitUserError, "cannot create the registry folder " + folder.string() +
+                                             ": " + ec.message() + "; choose another path with --db");
+    }
+  }
+  auto registry = store::Registry::open(path);
+  if (!registry) failWith(registry.error());
+  return std::move(*registry);
+}
+
+store::CidrChoice cidrChoice(Settings& settings, const RegistryOptions& options) {
+  auto setting = settings.find("service-cidr", options.service_cidr);
+  if (!setting) return {};
+  auto cidr = store::Cidr::parse(setting->value);
+  if (!cidr) {
+    throw CommandError(kExitUserError, setting->source + ": \"" + setting->value +
+                                           "\" is not a CIDR such as 10.96.0.0/12 (no host bits set)");
+  }
+  if (cidr->hostBits() < 2) {
+    throw CommandError(kExitUserError, setting->source + ": " + setting->value +
+                                           " is too small to hold a ClusterIP");
+  }
+  return store::CidrChoice{cidr, setting->source};
+}
+
+store::ObjectKind parseResource(const std::string& text) {
+  using store::ObjectKind;
+  if (text == "svc" || text == "service" || text == "services") return ObjectKind::kService;
+  if (text == "po" || text == "pod" || text == "pods") return ObjectKind::kPod;
+  if (text == "ep" || text == "endpoints") return ObjectKind::kEndpoints;
+  if (text == "endpointslice" || text == "endpointslices") return ObjectKind::kEndpointSlice;
+  throw CommandError(kExitUserError, "error: the server doesn't have a resource type \"" + text +
+                                         "\"; use svc, pods, endpoints or endpointslices");
+}
+
+std::string resourcePlural(store::ObjectKind kind) {
+  switch (kind) {
+    case store::ObjectKind::kService: return "services";
+    case store::ObjectKind::kPod: return "pods";
+    case store::ObjectKind::kEndpoints: return "endpoints";
+    case store::ObjectKind::kEndpointSlice: return "endpointslices";
+  }
+  return "objects";
+}
+
+}  // namespace svcbox::app

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "app/config.h"
+#include "store/registry.h"
+
+namespace svcbox::app {
+
+enum ExitCode : int { kExitOk = 0, kExitUserError = 1, kExitInternalError = 2 };
+
+// Ends a command with a message for stderr and an exit code.
+class CommandError : public std::runtime_error {
+ public:
+  CommandError(int exit_code, const std::string& message)
+      : std::runtime_error(message), exit_code_(exit_code) {}
+  int exitCode() const { return exit_code_; }
+
+ private:
+  int exit_code_;
+};
+
+int exitCodeFor(const store::Error& error);
+[[noreturn]] void failWith(const store::Error& error);
+
+// Options every registry command takes.
+struct RegistryOptions {
+  std::optional<std::string> config;
+  std::optional<std::string> db;
+  std::optional<std::string> service_cidr;
+};
+
+// The registry path after flag > environment > config file > default.
+Setting registryPath(Settings& settings, const RegistryOptions& options);
+// Opens (creating its folder) the registry, or throws CommandError.
+std::unique_ptr<store::Registry> openRegistry(const std::string& path);
+// --service-cidr / SVCBOX_SERVICE_CIDR / config, parsed; throws CommandError when malformed.
+store::CidrChoice cidrChoice(Settings& settings, const RegistryOptions& options);
+
+// kubectl's resource names and aliases: svc/service/services, po/pod/pods, ep/endpoints,
+// endpointslice(s). Throws CommandError for anything else.
+store::ObjectKind parseResource(const std::string& text);
+// "services", "pods", ... as kubectl names them in messages.
+std::string resourcePlural(store::ObjectKind kind);
+
+}  // namespace svcbox::app

@@ -1,0 +1,83 @@
+#include "app/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace svcbox::app {
+
+std::string environmentName(const std::string& name) {
+  std::string variable = "SVCBOX_";
+  for (char c : name) variable += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+  return variable;
+}
+
+Settings::Settings(const std::optional<std::string>& config_flag) {
+  if (config_flag) {
+    config_path_ = *config_flag;
+  } else if (const char* path = std::getenv("SVCBOX_CONFIG"); path && *path) {
+    config_path_ = path;
+  }
+  if (config_path_.empty()) return;
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(config_path_);
+  } catch (const YAML::BadFile&) {
+    throw std::runtime_error("config file " + config_path_ + ": cannot read it");
+  } catch (const YAML::Exception& error) {
+    throw std::runtime_error("config file " + config_path_ + ":" + std::to_string(error.mark.line + 1) +
+                             ": not valid YAML: " + error.msg);
+  }
+  if (root.IsNull()) return;
+  if (!root.IsMap()) throw std::runtime_error("config file " + config_path_ + ": expected a mapping of setting: value");
+  for (const auto& item : root) {
+    auto key = item.first.as<std::string>();
+    if (!item.second.IsScalar()) {
+      // Repeatable settings (a list) are joined; the caller splits them.
+      if (item.second.IsSequence()) {
+        std::string joined;
+        for (const auto& element : item.second) joined += (joined.empty() ? "" : ",") + element.as<std::string>();
+        config_[key] = joined;
+        continue;
+      }
+      throw std::runtime_error("config file " + config_path_ + ":" + std::to_string(item.first.Mark().line + 1) +
+                               ": " + key + " must be a single value or a list");
+    }
+    config_[key] = item.second.Scalar();
+  }
+}
+
+void Settings::requireKnown(const std::vector<std::string>& known) const {
+  for (const auto& [key, value] : config_) {
+    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    std::string list;
+    for (const auto& name : known) list += (list.empty() ? "" : ", ") + name;
+    throw std::runtime_error("config file " + config_path_ + ": unknown setting \"" + key +
+                             "\"; this command knows: " + list);
+  }
+}
+
+std::optional<Setting> Settings::find(const std::string& name, const std::optional<std::string>& flag) {
+  std::optional<Setting> setting;
+  if (flag) {
+    setting = Setting{*flag, "flag --" + name};
+  } else if (const char* value = std::getenv(environmentName(name).c_str()); value && *value) {
+    setting = Setting{value, "environment " + environmentName(name)};
+  } else if (auto it = config_.find(name); it != config_.end()) {
+    setting = Setting{it->second, "config file " + config_path_};
+  }
+  if (setting) resolved_.emplace_back(name, *setting);
+  return setting;
+}
+
+Setting Settings::resolve(const std::string& name, const std::optional<std::string>& flag,
+                          const std::string& fallback) {
+  if (auto setting = find(name, flag)) return *setting;
+  Setting setting{fallback, "default"};
+  resolved_.emplace_back(name, setting);
+  return setting;
+}
+
+}  // namespace svcbox::app

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+// Settings come from a flag, an SVCBOX_* environment variable, the YAML config file, or a
+// built-in default, in that order of precedence.
+namespace svcbox::app {
+
+struct Setting {
+  std::string value;
+  std::string source;  // "flag --db", "environment SVCBOX_DB", "config file F", "default"
+};
+
+class Settings {
+ public:
+  // `config_flag` is --config; without it SVCBOX_CONFIG names the file, and without that there
+  // is none. Throws std::runtime_error when the file cannot be read.
+  explicit Settings(const std::optional<std::string>& config_flag);
+
+  // `name` is the flag without dashes ("service-cidr"); its variable is SVCBOX_SERVICE_CIDR.
+  Setting resolve(const std::string& name, const std::optional<std::string>& flag,
+                  const std::string& fallback);
+  // Like resolve, but with no default: empty when nothing sets it.
+  std::optional<Setting> find(const std::string& name, const std::optional<std::string>& flag);
+
+  // Throws when the config file holds a key that is not in `known`.
+  void requireKnown(const std::vector<std::string>& known) const;
+
+  const std::vector<std::pair<std::string, Setting>>& resolved() const { return resolved_; }
+  const std::string& configPath() const { return config_path_; }
+
+ private:
+  std::string config_path_;
+  std::map<std::string, std::string> config_;
+  std::vector<std::pair<std::string, Setting>> resolved_;
+};
+
+std::string environmentName(const std::string& name);
+
+}  // namespace svcbox::app

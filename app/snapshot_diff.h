@@ -1,0 +1,14 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "store/snapshot.h"
+
+namespace svcbox::app {
+
+// One line per change a person cares about: Services and Pods added, changed or removed, pods
+// becoming ready or not (with the reason), endpoints joining or leaving a Service.
+std::vector<std::string> describeChanges(const store::Snapshot* previous, const store::Snapshot& current);
+
+}  // namespace svcbox::app

@@ -1,0 +1,476 @@
+#include "store/registry.h"
+
+#include <pwd.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "store/allocator.h"
+#include "store/rows.h"
+#include "store/schema.h"
+#include "store/sqlite.h"
+#include "store/validation.h"
+
+namespace svcbox::store {
+namespace {
+
+using sqlite::Connection;
+using sqlite::SqliteError;
+using sqlite::Transaction;
+
+int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Error fromSqlite(const SqliteError& error, const std::string& path) {
+  if (error.code() == SQLITE_BUSY || error.code() == SQLITE_LOCKED) {
+    return Error{ErrorKind::kBusy,
+                 "registry busy: another process held " + path +
+                     " for writing longer than the busy timeout; try again",
+                 {}};
+  }
+  if (error.code() == SQLITE_NOTADB || error.code() == SQLITE_CORRUPT) {
+    return Error{ErrorKind::kInternal,
+                 path + " is not a usable svcbox registry (SQLite: " + error.what() +
+                     "); point --db at another file or restore a backup",
+                 {}};
+  }
+  return Error{ErrorKind::kInternal, "registry " + path + ": " + error.what(), {}};
+}
+
+void migrate(Connection& db) {
+  Transaction transaction(db, Transaction::Mode::kWrite);
+  int64_t version = db.queryInteger("PRAGMA user_version");
+  if (version > kMigrationCount) {
+    throw std::runtime_error("the registry has schema version " + std::to_string(version) +
+                             ", newer than this svcbox understands (" +
+                             std::to_string(kMigrationCount) + "); upgrade svcbox");
+  }
+  if (version == kMigrationCount) return;
+  for (int64_t step = version; step < kMigrationCount; ++step) db.exec(kMigrations[step]);
+  db.exec("PRAGMA user_version = " + std::to_string(kMigrationCount));
+  transaction.commit();
+}
+
+std::optional<std::string> metaValue(Connection& db, const std::string& key) {
+  auto& query = db.prepare("SELECT value FROM meta WHERE key = ?1");
+  query.bind(1, key);
+  if (!query.step()) return std::nullopt;
+  std::string value(query.text(0));
+  query.reset();
+  return value;
+}
+
+void setMeta(Connection& db, const std::string& key, const std::string& value) {
+  db.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2")
+      .bind(1, key)
+      .bind(2, value)
+      .run();
+}
+
+void bumpGeneration(Connection& db) {
+  db.exec("UPDATE meta SET value = value + 1 WHERE key = 'generation'");
+}
+
+// The CIDR this registry allocates from. The first allocating command records it; later ones
+// must agree, because the addresses already handed out come from it.
+Result<Cidr> serviceCidrFor(Connection& db, const CidrChoice& choice) {
+  auto stored_text = metaValue(db, "service_cidr");
+  if (!stored_text) {
+    Cidr cidr = choice.requested.value_or(*Cidr::parse(kDefaultServiceCidr));
+    setMeta(db, "service_cidr", cidr.toString());
+    return cidr;
+  }
+  auto stored = Cidr::parse(*stored_text);
+  if (!stored) {
+    return Error{ErrorKind::kInternal, "the registry records an unreadable service CIDR \"" + *stored_text + "\"", {}};
+  }
+  if (choice.requested && *choice.requested != *stored) {
+    return Error{ErrorKind::kConflict,
+                 "the registry " + db.path() + " allocates ClusterIPs from " + stored->toString() +
+                     ", but " + choice.source + " asks for " + choice.requested->toString() +
+                     "; use " + stored->toString() + " or a new registry file",
+                 {}};
+  }
+  return *stored;
+}
+
+Readiness initialReadiness(const Pod& pod, int64_t now) {
+  if (pod.readiness_probe) return Readiness{false, "awaiting first readiness probe", now};
+  return Readiness{true, "no readinessProbe", now};
+}
+
+// What a probe sees; if any of it changes, earlier verdicts no longer apply.
+auto probedShape(const Pod& pod) { return std::tie(pod.ips, pod.ports, pod.readiness_probe); }
+
+std::string serviceDetail(const Service& service) {
+  if (service.type == ServiceType::kExternalName) return "externalName " + service.external_name;
+  if (service.headless) return "headless";
+  return "clusterIP " + (service.cluster_ip ? service.cluster_ip->toString() : std::string("-"));
+}
+
+rows::NameFilter filterFor(const std::string& namespace_name, const std::string& name) {
+  return rows::NameFilter{namespace_name, name};
+}
+
+struct ApplyContext {
+  Connection& db;
+  ClusterIpAllocator& allocator;
+  int64_t now;
+};
+
+Result<Change> applyService(ApplyContext& context, Service service) {
+  ObjectRef ref{ObjectKind::kService, service.namespace_name, service.name};
+  auto existing = rows::loadServices(context.db, filterFor(service.namespace_name, service.name));
+  if (existing.empty()) {
+    if (service.type == ServiceType::kClusterIP && !service.headless && !service.cluster_ip) {
+      auto address = context.allocator.allocate();
+      if (!address) return address.error();
+      service.cluster_ip = *address;
+    }
+    service.created_ms = context.now;
+    rows::writeService(context.db, 0, service);
+    return Change{ref, Change::Action::kCreated, serviceDetail(service)};
+  }
+  auto& [id, old] = existing.front();
+  service.created_ms = old.created_ms;
+  bool both_cluster_ip = service.type == ServiceType::kClusterIP && old.type == ServiceType::kClusterIP;
+  if (both_cluster_ip && service.headless != old.headless) {
+    return invalid("spec.clusterIP", "the field is immutable: the Service is " +
+                                         serviceDetail(old) + "; delete it first to change that");
+  }
+  if (both_cluster_ip && !service.headless) {
+    if (service.cluster_ip && service.cluster_ip != old.cluster_ip) {
+      return invalid("spec.clusterIP", "the field is immutable: the Service holds " +
+                                           old.cluster_ip->toString() + "; delete it first to change it");
+    }
+    service.cluster_ip = old.cluster_ip;
+  } else if (service.type == ServiceType::kClusterIP && !service.headless && !service.cluster_ip) {
+    auto address = context.allocator.allocate();
+    if (!address) return address.error();
+    service.cluster_ip = *address;
+  }
+  if (old.cluster_ip && old.cluster_ip != service.cluster_ip) context.allocator.release(*old.cluster_ip);
+  if (service == old) return Change{ref, Change::Action::kUnchanged, serviceDetail(service)};
+  rows::writeService(context.db, id, service);
+  return Change{ref, Change::Action::kConfigured, serviceDetail(service)};
+}
+
+Result<Change> applyPod(ApplyContext& context, Pod pod) {
+  ObjectRef ref{ObjectKind::kPod, pod.namespace_name, pod.name};
+  auto existing = rows::loadPods(context.db, filterFor(pod.namespace_name, pod.name));
+  if (existing.empty()) {
+    pod.created_ms = context.now;
+    pod.readiness = initialReadiness(pod, context.now);
+    rows::writePod(context.db, 0, pod);
+    return Change{ref, Change::Action::kCreated, {}};
+  }
+  auto& [id, old] = existing.front();
+  pod.created_ms = old.created_ms;
+  pod.readiness = probedShape(pod) == probedShape(old) ? old.readiness : initialReadiness(pod, context.now);
+  if (pod == old) return Change{ref, Change::Action::kUnchanged, {}};
+  rows::writePod(context.db, id, pod);
+  return Change{ref, Change::Action::kConfigured, {}};
+}
+
+Result<Change> applyEndpointSet(ApplyContext& context, EndpointSet set) {
+  ObjectRef ref{set.kind == EndpointSet::Kind::kEndpoints ? ObjectKind::kEndpoints : ObjectKind::kEndpointSlice,
+                set.namespace_name, set.name};
+  auto existing = rows::loadEndpointSets(context.db, filterFor(set.namespace_name, set.name), set.kind);
+  if (existing.empty()) {
+    set.created_ms = context.now;
+    rows::writeEndpointSet(context.db, 0, set);
+    return Change{ref, Change::Action::kCreated, {}};
+  }
+  auto& [id, old] = existing.front();
+  set.created_ms = old.created_ms;
+  if (set == old) return Change{ref, Change::Action::kUnchanged, {}};
+  rows::writeEndpointSet(context.db, id, set);
+  return Change{ref, Change::Action::kConfigured, {}};
+}
+
+Status validate(const Object& object) {
+  return std::visit(
+      [](const auto& value) -> Status {
+        using T = std::decay_t<decltype(value)>;
+        if constexpr (std::is_same_v<T, Service>) return validateService(value);
+        if constexpr (std::is_same_v<T, Pod>) return validatePod(value);
+        if constexpr (std::is_same_v<T, EndpointSet>) return validateEndpointSet(value);
+      },
+      object);
+}
+
+void loadUsedClusterIps(Connection& db, ClusterIpAllocator& allocator) {
+  auto& query = db.prepare("SELECT cluster_ip FROM services WHERE cluster_ip IS NOT NULL");
+  while (query.step()) {
+    if (auto ip = IpAddress::parse(query.text(0))) allocator.markUsed(*ip);
+  }
+}
+
+}  // namespace
+
+const char* objectKindName(ObjectKind kind) {
+  switch (kind) {
+    case ObjectKind::kService: return "Service";
+    case ObjectKind::kPod: return "Pod";
+    case ObjectKind::kEndpoints: return "Endpoints";
+    case ObjectKind::kEndpointSlice: return "EndpointSlice";
+  }
+  return "?";
+}
+
+ObjectKind kindOf(const Object& object) { return refOf(object).kind; }
+
+ObjectRef refOf(const Object& object) {
+  return std::visit(
+      [](const auto& value) -> ObjectRef {
+        using T = std::decay_t<decltype(value)>;
+        if constexpr (std::is_same_v<T, Service>) {
+          return {ObjectKind::kService, value.namespace_name, value.name};
+        } else if constexpr (std::is_same_v<T, Pod>) {
+          return {ObjectKind::kPod, value.namespace_name, value.name};
+        } else {
+          return {value.kind == EndpointSet::Kind::kEndpoints ? ObjectKind::kEndpoints
+                                                              : ObjectKind::kEndpointSlice,
+                  value.namespace_name, value.name};
+        }
+      },
+      object);
+}
+
+std::string ObjectRef::toString() const {
+  return std::string(objectKindName(kind)) + " " + namespace_name + "/" + name;
+}
+
+const char* actionName(Change::Action action) {
+  switch (action) {
+    case Change::Action::kCreated: return "created";
+    case Change::Action::kConfigured: return "configured";
+    case Change::Action::kUnchanged: return "unchanged";
+    case Change::Action::kDeleted: return "deleted";
+    case Change::Action::kNotFound: return "not found";
+  }
+  return "?";
+}
+
+Registry::Registry(std::unique_ptr<Connection> connection) : connection_(std::move(connection)) {}
+Registry::~Registry() = default;
+
+const std::string& Registry::path() const { return connection_->path(); }
+
+Result<std::unique_ptr<Registry>> Registry::open(const std::string& path, Options options) {
+  try {
+    auto connection = std::make_unique<Connection>(path, options.create, options.busy_timeout_ms);
+    migrate(*connection);
+    return std::unique_ptr<Registry>(new Registry(std::move(connection)));
+  } catch (const SqliteError& error) {
+    if (error.code() == SQLITE_CANTOPEN) {
+      return Error{ErrorKind::kInvalid,
+                   "cannot open registry " + path + ": " + error.what() +
+                       " (does the folder exist and is it writable?)",
+                   {}};
+    }
+    return fromSqlite(error, path);
+  } catch (const std::runtime_error& error) {
+    return Error{ErrorKind::kInvalid, "registry " + path + ": " + error.what(), {}};
+  }
+}
+
+Result<std::vector<Change>> Registry::apply(const std::vector<Object>& objects,
+                                            const CidrChoice& cidr, size_t* failed_object) {
+  auto blame = [&](size_t index, Error error) {
+    if (failed_object) *failed_object = index;
+    error.message = refOf(objects[index]).toString() + ": " +
+                    (error.field.empty() ? "" : error.field + ": ") + error.message;
+    return error;
+  };
+  // Syntax first, outside the write lock: a broken manifest never waits for the registry.
+  std::set<std::tuple<ObjectKind, std::string, std::string>> seen;
+  for (size_t i = 0; i < objects.size(); ++i) {
+    if (auto status = validate(objects[i]); !status) return blame(i, status.error());
+    auto ref = refOf(objects[i]);
+    if (!seen.insert({ref.kind, ref.namespace_name, ref.name}).second) {
+      return blame(i, invalid("metadata.name", "this object appears more than once in the input"));
+    }
+  }
+  try {
+    Connection& db = *connection_;
+    Transaction transaction(db, Transaction::Mode::kWrite);
+    auto service_cidr = serviceCidrFor(db, cidr);
+    if (!service_cidr) return service_cidr.error();
+    ClusterIpAllocator allocator(*service_cidr);
+    loadUsedClusterIps(db, allocator);
+    // Requested addresses are claimed before any allocation, so an allocated address never
+    // takes one that a later object in the same input asks for.
+    std::map<IpAddress, std::pair<std::string, std::string>> requested;
+    for (size_t i = 0; i < objects.size(); ++i) {
+      const auto* service = std::get_if<Service>(&objects[i]);
+      if (!service || !service->cluster_ip) continue;
+      if (auto problem = allocator.checkRequest(*service->cluster_ip); !problem.empty()) {
+        return blame(i, invalid("spec.clusterIP", problem));
+      }
+      auto& owner = db.prepare("SELECT namespace, name FROM services WHERE cluster_ip = ?1");
+      owner.bind(1, service->cluster_ip->toString());
+      if (owner.step() && (owner.text(0) != service->namespace_name || owner.text(1) != service->name)) {
+        std::string holder = std::string(owner.text(0)) + "/" + std::string(owner.text(1));
+        owner.reset();
+        return blame(i, Error{ErrorKind::kConflict,
+                              service->cluster_ip->toString() + " is already allocated to Service " + holder +
+                                  "; choose a free address or leave spec.clusterIP out",
+                              "spec.clusterIP"});
+      }
+      owner.reset();
+      auto [claim, fresh] = requested.try_emplace(*service->cluster_ip, service->namespace_name, service->name);
+      if (!fresh && claim->second != std::pair(service->namespace_name, service->name)) {
+        return blame(i, Error{ErrorKind::kConflict,
+                              service->cluster_ip->toString() + " is also requested by Service " + claim->second.first + "/" +
+                                  claim->second.second + " in the same input",
+                              "spec.clusterIP"});
+      }
+      allocator.markUsed(*service->cluster_ip);
+    }
+    ApplyContext context{db, allocator, nowMs()};
+    std::vector<Change> changes;
+    bool changed = false;
+    for (size_t i = 0; i < objects.size(); ++i) {
+      auto change = std::visit(
+          [&](const auto& value) -> Result<Change> {
+            using T = std::decay_t<decltype(value)>;
+            if constexpr (std::is_same_v<T, Service>) return applyService(context, value);
+            if constexpr (std::is_same_v<T, Pod>) return applyPod(context, value);
+            if constexpr (std::is_same_v<T, EndpointSet>) return applyEndpointSet(context, value);
+          },
+          objects[i]);
+      if (!change) return blame(i, change.error());
+      changed |= change->action != Change::Action::kUnchanged;
+      changes.push_back(std::move(*change));
+      if (pause_after_objects_ && *pause_after_objects_ == i + 1) raise(SIGSTOP);
+    }
+    if (changed) bumpGeneration(db);
+    transaction.commit();
+    return changes;
+  } catch (const SqliteError& error) {
+    return fromSqlite(error, path());
+  }
+}
+
+Result<Cidr> Registry::serviceCidr(const CidrChoice& cidr) {
+  try {
+    Transaction transaction(*connection_, Transaction::Mode::kWrite);
+    auto result = serviceCidrFor(*connection_, cidr);
+    if (result) transaction.commit();
+    return result;
+  } catch (const SqliteError& error) {
+    return fromSqlite(error, path());
+  }
+}
+
+Result<std::vector<Change>> Registry::remove(const std::vector<ObjectRef>& refs) {
+  try {
+    Connection& db = *connection_;
+    Transaction transaction(db, Transaction::Mode::kWrite);
+    std::vector<Change> changes;
+    bool changed = false;
+    for (const auto& ref : refs) {
+      std::string sql;
+      switch (ref.kind) {
+        case ObjectKind::kService:
+          sql = "DELETE FROM services WHERE namespace = ?1 AND name = ?2 RETURNING cluster_ip";
+          break;
+        case ObjectKind::kPod: sql = "DELETE FROM pods WHERE namespace = ?1 AND name = ?2 RETURNING ''"; break;
+        default:
+          sql = "DELETE FROM endpoint_sets WHERE namespace = ?1 AND name = ?2 AND kind = ?3 RETURNING ''";
+      }
+      auto& statement = db.prepare(sql);
+      statement.bind(1, ref.namespace_name).bind(2, ref.name);
+      if (ref.kind == ObjectKind::kEndpoints || ref.kind == ObjectKind::kEndpointSlice) {
+        statement.bind(3, objectKindName(ref.kind));
+      }
+      bool found = statement.step();
+      std::string detail = found && !statement.isNull(0) ? std::string(statement.text(0)) : "";
+      statement.reset();
+      if (found && !detail.empty()) detail = "released clusterIP " + detail;
+      changes.push_back(Change{ref, found ? Change::Action::kDeleted : Change::Action::kNotFound, detail});
+      changed |= found;
+    }
+    if (changed) bumpGeneration(db);
+    transaction.commit();
+    return changes;
+  } catch (const SqliteError& error) {
+    return fromSqlite(error, path());
+  }
+}
+
+Result<bool> Registry::setPodReadiness(const std::string& namespace_name, const std::string& name,
+                                       const Readiness& readiness) {
+  try {
+    Connection& db = *connection_;
+    Transaction transaction(db, Transaction::Mode::kWrite);
+    auto& update = db.prepare(
+        "UPDATE pods SET ready = ?3, ready_reason = ?4, ready_changed_ms = ?5 "
+        "WHERE namespace = ?1 AND name = ?2 AND (ready != ?3 OR ready_reason != ?4)");
+    update.bind(1, namespace_name)
+        .bind(2, name)
+        .bind(3, int64_t{readiness.ready})
+        .bind(4, readiness.reason)
+        .bind(5, readiness.changed_ms)
+        .run();
+    bool changed = sqlite3_changes(db.handle()) > 0;
+    if (changed) bumpGeneration(db);
+    transaction.commit();
+    return changed;
+  } catch (const SqliteError& error) {
+    return fromSqlite(error, path());
+  }
+}
+
+Result<SnapshotPtr> Registry::loadSnapshot() {
+  try {
+    Connection& db = *connection_;
+    Transaction transaction(db, Transaction::Mode::kRead);
+    uint64_t version = std::stoull(metaValue(db, "generation").value_or("0"));
+    std::optional<Cidr> cidr;
+    if (auto text = metaValue(db, "service_cidr")) cidr = Cidr::parse(*text);
+    std::vector<Service> services;
+    for (auto& [id, service] : rows::loadServices(db, std::nullopt)) services.push_back(std::move(service));
+    std::vector<Pod> pods;
+    for (auto& [id, pod] : rows::loadPods(db, std::nullopt)) pods.push_back(std::move(pod));
+    std::vector<EndpointSet> sets;
+    for (auto kind : {EndpointSet::Kind::kEndpoints, EndpointSet::Kind::kEndpointSlice}) {
+      for (auto& [id, set] : rows::loadEndpointSets(db, std::nullopt, kind)) sets.push_back(std::move(set));
+    }
+    transaction.commit();
+    auto entries = resolveEndpoints(std::move(services), pods, sets);
+    return SnapshotPtr(std::make_shared<const Snapshot>(version, cidr, std::move(entries),
+                                                        std::move(pods), std::move(sets)));
+  } catch (const SqliteError& error) {
+    return fromSqlite(error, path());
+  }
+}
+
+Result<int64_t> Registry::dataVersion() {
+  try {
+    return connection_->queryInteger("PRAGMA data_version");
+  } catch (const SqliteError& error) {
+    return fromSqlite(error, path());
+  }
+}
+
+std::string defaultRegistryPath() {
+  if (geteuid() == 0) return "/var/lib/svcbox/registry.db";
+  if (const char* state = std::getenv("XDG_STATE_HOME"); state && *state) {
+    return std::string(state) + "/svcbox/registry.db";
+  }
+  const char* home = std::getenv("HOME");
+  std::string base = home && *home ? home : (getpwuid(geteuid()) ? getpwuid(geteuid())->pw_dir : "/tmp");
+  return base + "/.local/state/svcbox/registry.db";
+}
+
+}  // namespace svcbox::store

@@ -1,0 +1,98 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "store/result.h"
+#include "store/snapshot.h"
+#include "store/types.h"
+
+namespace svcbox::store {
+
+namespace sqlite {
+class Connection;
+}
+
+constexpr int kSchemaVersion = 1;
+constexpr int kDefaultBusyTimeoutMs = 5000;
+inline constexpr const char* kDefaultServiceCidr = "10.96.0.0/12";
+
+using Object = std::variant<Service, Pod, EndpointSet>;
+
+enum class ObjectKind : uint8_t { kService, kPod, kEndpoints, kEndpointSlice };
+const char* objectKindName(ObjectKind kind);
+ObjectKind kindOf(const Object& object);
+
+struct ObjectRef {
+  ObjectKind kind = ObjectKind::kService;
+  std::string namespace_name = "default";
+  std::string name;
+  std::string toString() const;  // "Service default/web"
+};
+ObjectRef refOf(const Object& object);
+
+struct Change {
+  enum class Action : uint8_t { kCreated, kConfigured, kUnchanged, kDeleted, kNotFound };
+  ObjectRef ref;
+  Action action = Action::kUnchanged;
+  std::string detail;  // e.g. "clusterIP 10.96.0.1"
+};
+const char* actionName(Change::Action action);
+
+// Which service CIDR a command asked for; an explicit one must agree with the registry's.
+struct CidrChoice {
+  std::optional<Cidr> requested;  // --service-cidr / SVCBOX_SERVICE_CIDR / config file
+  std::string source;             // where `requested` came from, for error messages
+};
+
+// The SQLite registry: the one source of truth. Every write is one transaction; every read of
+// the whole registry is one snapshot.
+class Registry {
+ public:
+  struct Options {
+    int busy_timeout_ms = kDefaultBusyTimeoutMs;
+    bool create = true;
+  };
+  static Result<std::unique_ptr<Registry>> open(const std::string& path, Options options);
+  static Result<std::unique_ptr<Registry>> open(const std::string& path) {
+    return open(path, Options{});
+  }
+  ~Registry();
+
+  // Creates or updates every object, all or nothing. On error, Error::field names the field and
+  // `failed_object` (when set) the index of the object to blame.
+  Result<std::vector<Change>> apply(const std::vector<Object>& objects, const CidrChoice& cidr,
+                                    size_t* failed_object = nullptr);
+  // The CIDR ClusterIPs come from: recorded by the first command that needs it, after which an
+  // explicit request must agree with it.
+  Result<Cidr> serviceCidr(const CidrChoice& cidr);
+  // Deletes the named objects in one transaction; missing ones are reported as kNotFound.
+  Result<std::vector<Change>> remove(const std::vector<ObjectRef>& refs);
+  // Records a prober's verdict; a write happens only when readiness really changes.
+  Result<bool> setPodReadiness(const std::string& namespace_name, const std::string& name,
+                               const Readiness& readiness);
+
+  Result<SnapshotPtr> loadSnapshot();
+  // Changes whenever another connection commits (SQLite's PRAGMA data_version).
+  Result<int64_t> dataVersion();
+  const std::string& path() const;
+
+  // Test hook: after this many objects have been written inside apply's transaction the
+  // process stops itself (SIGSTOP), so a test can kill -9 it mid-transaction.
+  void setPauseAfterObjects(std::optional<size_t> count) { pause_after_objects_ = count; }
+
+ private:
+  explicit Registry(std::unique_ptr<sqlite::Connection> connection);
+  std::unique_ptr<sqlite::Connection> connection_;
+  std::optional<size_t> pause_after_objects_;
+};
+
+// Where the registry lives when neither --db nor SVCBOX_DB says: /var/lib/svcbox/registry.db for
+// root, $XDG_STATE_HOME/svcbox/registry.db (or ~/.local/state/...) otherwise.
+std::string defaultRegistryPath();
+
+}  // namespace svcbox::store

@@ -1,0 +1,195 @@
+#include "store/snapshot.h"
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <tuple>
+
+namespace svcbox::store {
+namespace {
+
+template <typename T>
+auto byName(const T& object) {
+  return std::tie(object.namespace_name, object.name);
+}
+
+template <typename Vector, typename Project>
+auto findByName(const Vector& items, std::string_view namespace_name, std::string_view name,
+                Project project) -> decltype(&items.front()) {
+  auto key = std::make_tuple(namespace_name, name);
+  auto it = std::lower_bound(items.begin(), items.end(), key, [&](const auto& item, const auto& k) {
+    const auto& object = project(item);
+    return std::make_tuple(std::string_view(object.namespace_name),
+                           std::string_view(object.name)) < k;
+  });
+  if (it == items.end()) return nullptr;
+  const auto& object = project(*it);
+  if (object.namespace_name != namespace_name || object.name != name) return nullptr;
+  return &*it;
+}
+
+const IpAddress* podAddressFor(const Pod& pod, const Service& service) {
+  if (pod.ips.empty()) return nullptr;
+  if (!service.cluster_ip) return &pod.ips.front();
+  for (const auto& ip : pod.ips) {
+    if (ip.family == service.cluster_ip->family) return &ip;
+  }
+  return nullptr;
+}
+
+uint16_t resolveTargetPort(const ServicePort& port, const Pod& pod) {
+  if (!port.target_port.isNamed()) return port.target_port.number;
+  for (const auto& container_port : pod.ports) {
+    if (container_port.name == port.target_port.name && container_port.protocol == port.protocol) {
+      return container_port.container_port;
+    }
+  }
+  return 0;
+}
+
+void addSelectedPods(ServiceEntry& entry, const std::vector<const Pod*>& candidates) {
+  const auto& service = entry.service;
+  for (const Pod* pod : candidates) {
+    if (!selectorMatches(*service.selector, pod->labels)) continue;
+    const IpAddress* ip = podAddressFor(*pod, service);
+    if (!ip) continue;
+    std::string hostname = pod->subdomain == service.name ? pod->hostname : std::string();
+    Endpoint endpoint{*ip, pod->readiness.ready, pod->name, std::move(hostname), {}};
+    for (const auto& port : service.ports) endpoint.ports.push_back(resolveTargetPort(port, *pod));
+    entry.endpoints.push_back(std::move(endpoint));
+  }
+}
+
+void addExplicitEndpoints(ServiceEntry& entry, const EndpointSet& set) {
+  const auto& service = entry.service;
+  for (const auto& group : set.groups) {
+    std::vector<uint16_t> ports;
+    for (const auto& service_port : service.ports) {
+      uint16_t number = 0;
+      for (const auto& port : group.ports) {
+        if (port.name == service_port.name && port.protocol == service_port.protocol) {
+          number = port.port;
+        }
+      }
+      ports.push_back(number);
+    }
+    for (const auto& address : group.addresses) {
+      if (service.cluster_ip && address.ip.family != service.cluster_ip->family) continue;
+      entry.endpoints.push_back(
+          Endpoint{address.ip, address.ready, address.target_pod, address.hostname, ports});
+    }
+  }
+}
+
+}  // namespace
+
+bool selectorMatches(const Labels& selector, const Labels& labels) {
+  for (const auto& [key, value] : selector) {
+    auto it = labels.find(key);
+    if (it == labels.end() || it->second != value) return false;
+  }
+  return true;
+}
+
+std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
+                                           const std::vector<Pod>& pods,
+                                           const std::vector<EndpointSet>& endpoint_sets) {
+  // Index pods by (namespace, label) so a selector looks at its smallest candidate list
+  // instead of every pod.
+  std::map<std::tuple<std::string_view, std::string_view, std::string_view>,
+           std::vector<const Pod*>>
+      by_label;
+  std::map<std::string_view, std::vector<const Pod*>> by_namespace;
+  for (const auto& pod : pods) {
+    by_namespace[pod.namespace_name].push_back(&pod);
+    for (const auto& [key, value] : pod.labels) {
+      by_label[{pod.namespace_name, key, value}].push_back(&pod);
+    }
+  }
+  std::map<std::pair<std::string_view, std::string_view>, std::vector<const EndpointSet*>> sets;
+  for (const auto& set : endpoint_sets) sets[{set.namespace_name, set.service_name}].push_back(&set);
+
+  static const std::vector<const Pod*> kNone;
+  std::vector<ServiceEntry> entries;
+  entries.reserve(services.size());
+  for (auto& service : services) {
+    ServiceEntry entry{std::move(service), {}};
+    const auto& svc = entry.service;
+    if (svc.type == ServiceType::kExternalName) {
+      // ExternalName Services have no endpoints.
+    } else if (svc.selector) {
+      const std::vector<const Pod*>* candidates = &kNone;
+      if (svc.selector->empty()) {
+        auto it = by_namespace.find(svc.namespace_name);
+        if (it != by_namespace.end()) candidates = &it->second;
+      } else {
+        bool first = true;
+        for (const auto& [key, value] : *svc.selector) {
+          auto it = by_label.find({svc.namespace_name, key, value});
+          const auto* list = it == by_label.end() ? &kNone : &it->second;
+          if (first || list->size() < candidates->size()) candidates = list;
+          first = false;
+        }
+      }
+      addSelectedPods(entry, *candidates);
+    } else if (auto it = sets.find({svc.namespace_name, svc.name}); it != sets.end()) {
+      for (const auto* set : it->second) addExplicitEndpoints(entry, *set);
+    }
+    std::stable_sort(entry.endpoints.begin(), entry.endpoints.end(),
+                     [](const Endpoint& a, const Endpoint& b) { return a.ip < b.ip; });
+    // Several slices may list one address; the first listing wins.
+    entry.endpoints.erase(std::unique(entry.endpoints.begin(), entry.endpoints.end(),
+                                      [](const Endpoint& a, const Endpoint& b) { return a.ip == b.ip; }),
+                          entry.endpoints.end());
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+Snapshot::Snapshot(uint64_t version, std::optional<Cidr> service_cidr,
+                   std::vector<ServiceEntry> services, std::vector<Pod> pods,
+                   std::vector<EndpointSet> endpoint_sets)
+    : version_(version),
+      service_cidr_(std::move(service_cidr)),
+      services_(std::move(services)),
+      pods_(std::move(pods)),
+      endpoint_sets_(std::move(endpoint_sets)) {
+  std::sort(services_.begin(), services_.end(),
+            [](const auto& a, const auto& b) { return byName(a.service) < byName(b.service); });
+  std::sort(pods_.begin(), pods_.end(), [](const auto& a, const auto& b) { return byName(a) < byName(b); });
+  std::sort(endpoint_sets_.begin(), endpoint_sets_.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.namespace_name, a.name, a.kind) < std::tie(b.namespace_name, b.name, b.kind);
+  });
+  service_by_ip_.reserve(services_.size());
+  for (size_t i = 0; i < services_.size(); ++i) {
+    if (services_[i].service.cluster_ip) service_by_ip_.emplace(*services_[i].service.cluster_ip, i);
+  }
+  pod_by_ip_.reserve(pods_.size());
+  for (size_t i = 0; i < pods_.size(); ++i) {
+    for (const auto& ip : pods_[i].ips) pod_by_ip_.emplace(ip, i);
+  }
+}
+
+const ServiceEntry* Snapshot::findService(std::string_view namespace_name,
+                                          std::string_view name) const {
+  return findByName(services_, namespace_name, name,
+                    [](const ServiceEntry& entry) -> const Service& { return entry.service; });
+}
+
+const Pod* Snapshot::findPod(std::string_view namespace_name, std::string_view name) const {
+  return findByName(pods_, namespace_name, name, [](const Pod& pod) -> const Pod& { return pod; });
+}
+
+const ServiceEntry* Snapshot::findServiceByIp(const IpAddress& cluster_ip) const {
+  auto it = service_by_ip_.find(cluster_ip);
+  return it == service_by_ip_.end() ? nullptr : &services_[it->second];
+}
+
+std::vector<const Pod*> Snapshot::findPodsByIp(const IpAddress& ip) const {
+  std::vector<const Pod*> found;
+  auto [first, last] = pod_by_ip_.equal_range(ip);
+  for (auto it = first; it != last; ++it) found.push_back(&pods_[it->second]);
+  return found;
+}
+
+}  // namespace svcbox::store

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "store/types.h"
+
+namespace svcbox::store {
+
+// One address behind a Service, with the target port resolved for each of the Service's ports.
+struct Endpoint {
+  IpAddress ip;
+  bool ready = false;
+  std::string pod_name;  // empty for explicit endpoints without a targetRef
+  std::string hostname;  // explicit hostname (headless DNS); empty when none was given
+  std::vector<uint16_t> ports;  // parallel to Service::ports; 0 = this endpoint lacks the port
+  bool operator==(const Endpoint&) const = default;
+};
+
+struct ServiceEntry {
+  Service service;
+  std::vector<Endpoint> endpoints;  // sorted by IP; ready and not ready alike
+  bool operator==(const ServiceEntry&) const = default;
+};
+
+// The whole registry at one committed version. Immutable once published: consumers share it as
+// std::shared_ptr<const Snapshot> and never reach into SQLite on their hot paths.
+class Snapshot {
+ public:
+  Snapshot(uint64_t version, std::optional<Cidr> service_cidr, std::vector<ServiceEntry> services,
+           std::vector<Pod> pods, std::vector<EndpointSet> endpoint_sets);
+
+  uint64_t version() const { return version_; }
+  const std::optional<Cidr>& serviceCidr() const { return service_cidr_; }
+  // Sorted by (namespace, name).
+  const std::vector<ServiceEntry>& services() const { return services_; }
+  const std::vector<Pod>& pods() const { return pods_; }
+  const std::vector<EndpointSet>& endpointSets() const { return endpoint_sets_; }
+
+  const ServiceEntry* findService(std::string_view namespace_name, std::string_view name) const;
+  const Pod* findPod(std::string_view namespace_name, std::string_view name) const;
+  const ServiceEntry* findServiceByIp(const IpAddress& cluster_ip) const;
+  // Every pod that holds this address (normally one).
+  std::vector<const Pod*> findPodsByIp(const IpAddress& ip) const;
+
+ private:
+  uint64_t version_;
+  std::optional<Cidr> service_cidr_;
+  std::vector<ServiceEntry> services_;
+  std::vector<Pod> pods_;
+  std::vector<EndpointSet> endpoint_sets_;
+  std::unordered_map<IpAddress, size_t> service_by_ip_;
+  std::unordered_multimap<IpAddress, size_t> pod_by_ip_;
+};
+
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+// The endpoints of every Service: pods chosen by the selector, or explicit endpoint sets for
+// Services without one. A pure function, so it is tested without SQLite.
+std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
+                                           const std::vector<Pod>& pods,
+                                           const std::vector<EndpointSet>& endpoint_sets);
+
+bool selectorMatches(const Labels& selector, const Labels& labels);
+
+}  // namespace svcbox::store

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "store/registry.h"
+
+namespace svcbox::store {
+
+// Publishes a new Snapshot whenever anyone commits to the registry file: this process, the CLI
+// or another tool. It polls PRAGMA data_version on its own connection, which SQLite bumps for
+// commits made through any other connection.
+class Watcher {
+ public:
+  using OnSnapshot = std::function<void(const SnapshotPtr& previous, const SnapshotPtr& current)>;
+  using OnError = std::function<void(const Error& error)>;
+
+  Watcher(std::unique_ptr<Registry> registry, std::chrono::milliseconds poll_interval,
+          OnSnapshot on_snapshot, OnError on_error);
+  ~Watcher();
+
+  // Loads and publishes the first snapshot, then watches on a thread of its own.
+  Status start();
+  void stop();
+  // Checks at once instead of at the next poll (an in-process writer has committed).
+  void wake();
+
+  SnapshotPtr current() const { return current_.load(); }
+  uint64_t errorCount() const { return errors_.load(); }
+
+ private:
+  void run();
+  // Returns false on error (already reported).
+  bool refresh();
+
+  std::unique_ptr<Registry> registry_;
+  std::chrono::milliseconds poll_interval_;
+  OnSnapshot on_snapshot_;
+  OnError on_error_;
+  std::atomic<std::shared_ptr<const Snapshot>> current_;
+  std::atomic<uint64_t> errors_{0};
+  int64_t data_version_ = -1;
+  std::mutex mutex_;
+  std::condition_variable wakeup_;
+  bool stopping_ = false;
+  bool woken_ = false;
+  std::thread thread_;
+};
+
+}  // namespace svcbox::store
