@@ -45,14 +45,22 @@ Error fromSqlite(const SqliteError& error, const std::string& path) {
   return Error{ErrorKind::kInternal, "registry " + path + ": " + error.what(), {}};
 }
 
-void migrate(Connection& db) {
-  Transaction transaction(db, Transaction::Mode::kWrite);
-  int64_t version = db.queryInteger("PRAGMA user_version");
+void checkSchemaVersion(int64_t version) {
   if (version > kMigrationCount) {
     throw std::runtime_error("the registry has schema version " + std::to_string(version) +
                              ", newer than this svcbox understands (" +
                              std::to_string(kMigrationCount) + "); upgrade svcbox");
   }
+}
+
+void migrate(Connection& db) {
+  // Most opens find the schema current; only a migration needs the write lock.
+  int64_t version = db.queryInteger("PRAGMA user_version");
+  checkSchemaVersion(version);
+  if (version == kMigrationCount) return;
+  Transaction transaction(db, Transaction::Mode::kWrite);
+  version = db.queryInteger("PRAGMA user_version");  // another process may have migrated
+  checkSchemaVersion(version);
   if (version == kMigrationCount) return;
   for (int64_t step = version; step < kMigrationCount; ++step) db.exec(kMigrations[step]);
   db.exec("PRAGMA user_version = " + std::to_string(kMigrationCount));

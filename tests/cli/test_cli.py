@@ -1,0 +1,457 @@
+"""The real svcbox binary on real registry files: what a user of kubectl expects.
+
+Run through ctest (which sets SVCBOX_BIN and SVCBOX_EXAMPLES) or by hand:
+  SVCBOX_BIN=build/release/app/svcbox SVCBOX_EXAMPLES=examples python3 -m unittest -v test_cli
+These tests only touch files under a temporary folder: no network, no netfilter.
+"""
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import time
+import unittest
+
+BIN = os.path.abspath(os.environ.get("SVCBOX_BIN", "../../build/release/app/svcbox"))
+EXAMPLES = os.path.abspath(os.environ.get("SVCBOX_EXAMPLES", "../../examples"))
+SEED = os.path.join(EXAMPLES, "service-test.yaml")
+
+
+def read_seed():
+    with open(SEED) as f:
+        return f.read()
+
+
+def big_manifest(services, pods_per_service):
+    docs = []
+    for i in range(services):
+        docs.append(
+            f"apiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}, namespace: bulk}}\n"
+            f"spec: {{selector: {{app: a{i}}}, ports: [{{port: 80, targetPort: 8080}}]}}\n")
+        for j in range(pods_per_service):
+            n = i * pods_per_service + j
+            docs.append(
+                f"apiVersion: v1\nkind: Pod\nmetadata: {{name: pod-{n}, namespace: bulk, labels: {{app: a{i}}}}}\n"
+                f"spec: {{containers: [{{name: c, ports: [{{containerPort: 8080}}]}}]}}\n"
+                f"status: {{podIP: 10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}}}\n")
+    return "---\n".join(docs)
+
+
+class CliTestCase(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="svcbox-cli-")
+        self.db = os.path.join(self.dir, "registry.db")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SVCBOX_")}
+        self.env["SVCBOX_DB"] = self.db
+        self.processes = []
+
+    def tearDown(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def run_svcbox(self, *args, env=None, input=None, timeout=60):
+        return subprocess.run([BIN, *args], env=env or self.env, input=input, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def ok(self, *args, **kwargs):
+        result = self.run_svcbox(*args, **kwargs)
+        self.assertEqual(result.returncode, 0, f"svcbox {' '.join(args)}\n{result.stdout}{result.stderr}")
+        return result.stdout
+
+    def fails(self, *args, code=1, **kwargs):
+        result = self.run_svcbox(*args, **kwargs)
+        self.assertEqual(result.returncode, code, f"svcbox {' '.join(args)}\n{result.stdout}{result.stderr}")
+        return result.stderr
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def registry_rows(self, db=None):
+        """Every row of every table: a registry's whole content, for before/after checks."""
+        with sqlite3.connect(db or self.db) as connection:
+            tables = [r[0] for r in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+            return {t: sorted(connection.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+
+    def integrity(self, db=None):
+        with sqlite3.connect(db or self.db) as connection:
+            return connection.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+class ApplyGetDeleteTest(CliTestCase):
+    def test_seed_example_applies_and_lists_like_kubectl(self):
+        out = self.ok("apply", "-f", SEED)
+        self.assertEqual(out.splitlines(), [
+            "service/service-test created (clusterIP 10.96.0.1)",
+            "pod/server-pod-1 created",
+            "pod/server-pod-2 created",
+        ])
+        lines = self.ok("get", "svc").splitlines()
+        self.assertEqual(lines[0].split(), ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"])
+        self.assertEqual(lines[1].split()[:5], ["service-test", "ClusterIP", "10.96.0.1", "<none>", "80/TCP"])
+        pods = self.ok("get", "pods").splitlines()
+        self.assertEqual(pods[0].split(), ["NAME", "READY", "IP", "AGE"])
+        self.assertEqual([p.split()[:3] for p in pods[1:]],
+                         [["server-pod-1", "1/1", "10.0.1.2"], ["server-pod-2", "1/1", "10.0.2.2"]])
+        endpoints = self.ok("get", "endpoints").splitlines()
+        self.assertEqual(endpoints[0].split(), ["NAME", "ENDPOINTS", "AGE"])
+        self.assertEqual(endpoints[1].split()[:2], ["service-test", "10.0.1.2:8080,10.0.2.2:8080"])
+
+    def test_kubectl_aliases_and_output_formats(self):
+        self.ok("apply", "-f", SEED)
+        for alias in ("svc", "service", "services"):
+            self.assertIn("service-test", self.ok("get", alias))
+        for alias in ("po", "pod", "pods"):
+            self.assertIn("server-pod-1", self.ok("get", alias))
+        self.assertIn("10.0.1.2:8080", self.ok("get", "ep"))
+        listing = json.loads(self.ok("get", "svc", "-o", "json"))
+        self.assertEqual(listing["kind"], "List")
+        service = listing["items"][0]
+        self.assertEqual(service["spec"]["clusterIP"], "10.96.0.1")
+        self.assertEqual(service["spec"]["ports"][0]["targetPort"], 8080)
+        one = json.loads(self.ok("get", "pod", "server-pod-2", "-o", "json"))
+        self.assertEqual(one["status"]["podIP"], "10.0.2.2")
+        self.assertEqual(one["status"]["conditions"][0]["status"], "True")
+        endpoints = json.loads(self.ok("get", "ep", "service-test", "-o", "json"))
+        self.assertEqual(sorted(a["ip"] for a in endpoints["subsets"][0]["addresses"]), ["10.0.1.2", "10.0.2.2"])
+        yaml_text = self.ok("get", "svc", "service-test", "-o", "yaml")
+        self.assertIn("clusterIP: 10.96.0.1", yaml_text)
+        self.assertIn("kind: Service", yaml_text)
+        wide = self.ok("get", "svc", "-o", "wide").splitlines()
+        self.assertEqual(wide[0].split()[-1], "SELECTOR")
+        self.assertEqual(wide[1].split()[-1], "app=server_pod1")
+
+    def test_namespaces(self):
+        self.ok("apply", "-f", SEED, "-n", "prod")
+        self.assertIn("No resources found in default namespace", self.run_svcbox("get", "svc").stderr)
+        self.assertIn("service-test", self.ok("get", "svc", "-n", "prod"))
+        lines = self.ok("get", "svc", "-A").splitlines()
+        self.assertEqual(lines[0].split()[0], "NAMESPACE")
+        self.assertEqual(lines[1].split()[:2], ["prod", "service-test"])
+        other = self.write("ns.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: dev}\n"
+                                      "spec: {ports: [{port: 80}]}\n")
+        self.assertIn("does not match -n prod", self.fails("apply", "-f", other, "-n", "prod"))
+
+    def test_reapply_is_unchanged_and_edits_are_configured(self):
+        self.ok("apply", "-f", SEED)
+        self.assertEqual(self.ok("apply", "-f", SEED).split("\n")[0], "service/service-test unchanged")
+        edited = read_seed().replace("port: 80\n", "port: 8000\n")
+        out = self.ok("apply", "-f", self.write("edited.yaml", edited))
+        self.assertIn("service/service-test configured", out)
+        self.assertIn("pod/server-pod-1 unchanged", out)
+        line = self.ok("get", "svc").splitlines()[1].split()
+        self.assertEqual(line[2:5], ["10.96.0.1", "<none>", "8000/TCP"])  # the ClusterIP stays
+
+    def test_apply_from_stdin_and_from_a_folder(self):
+        self.ok("apply", "-f", "-", input=read_seed())
+        folder = os.path.join(self.dir, "manifests")
+        os.mkdir(folder)
+        for i in range(3):
+            with open(os.path.join(folder, f"{i}.yaml"), "w") as f:
+                f.write(f"apiVersion: v1\nkind: Service\nmetadata: {{name: web-{i}}}\nspec: {{ports: [{{port: 80}}]}}\n")
+        with open(os.path.join(folder, "README.txt"), "w") as f:
+            f.write("not a manifest")
+        out = self.ok("apply", "-f", folder)
+        self.assertEqual(len(out.splitlines()), 3)
+
+    def test_delete_by_name_and_by_file(self):
+        self.ok("apply", "-f", SEED)
+        self.assertEqual(self.ok("delete", "pod", "server-pod-2").strip(), 'pod "server-pod-2" deleted')
+        self.assertEqual(self.ok("get", "ep").splitlines()[1].split()[1], "10.0.1.2:8080")
+        err = self.fails("delete", "svc", "nope")
+        self.assertIn('services "nope" not found', err)
+        self.ok("delete", "svc", "nope", "--ignore-not-found")
+        out = self.ok("delete", "-f", SEED, "--ignore-not-found")
+        self.assertIn('service "service-test" deleted (released clusterIP 10.96.0.1)', out)
+        self.assertIn("No resources found", self.run_svcbox("get", "pods").stderr)
+        # The released address is handed out again.
+        self.assertIn("clusterIP 10.96.0.1", self.ok("apply", "-f", SEED))
+
+    def test_get_unknown_name_and_resource(self):
+        self.ok("apply", "-f", SEED)
+        self.assertIn('services "ghost" not found', self.fails("get", "svc", "ghost"))
+        self.assertIn("resource type \"deployments\"", self.fails("get", "deployments"))
+        self.assertIn("-o table is not one of", self.fails("get", "svc", "-o", "table"))
+
+
+class BadInputTest(CliTestCase):
+    def assert_rejected_and_unchanged(self, text, *expected, args=()):
+        before = self.registry_rows()
+        path = self.write("bad.yaml", text)
+        err = self.fails("apply", "-f", path, *args)
+        for part in expected:
+            self.assertIn(part.replace("FILE", path), err)
+        self.assertIn("nothing was applied", err)
+        self.assertEqual(self.registry_rows(), before)
+        return err
+
+    def setUp(self):
+        super().setUp()
+        self.ok("apply", "-f", SEED)
+
+    def test_errors_name_file_line_field_and_change_nothing(self):
+        good = "apiVersion: v1\nkind: Service\nmetadata: {name: fine}\nspec: {ports: [{port: 80}]}\n---\n"
+        self.assert_rejected_and_unchanged(
+            good + "apiVersion: v1\nkind: Service\nmetadata: {name: Bad_Name}\nspec: {ports: [{port: 80}]}\n",
+            "FILE:8:", "metadata.name", "DNS-1035")
+        self.assert_rejected_and_unchanged(
+            good + "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports:\n  - port: 80\n"
+                   "    tragetPort: 8080\n",
+            "FILE:12:5:", 'unknown field "spec.ports[0].tragetPort"', "--validate=warn")
+        self.assert_rejected_and_unchanged(
+            good + "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {app: 'a b'}}\n"
+                   "spec: {containers: [{name: c}]}\n",
+            "FILE:8:", "label value")
+        self.assert_rejected_and_unchanged(
+            good + "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n"
+                   "spec: {ports: [{name: a, port: 80}, {name: a, port: 81}]}\n",
+            "FILE:9:", "duplicate port name")
+        self.assert_rejected_and_unchanged("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 0}]}\n",
+                                           "FILE:4:", "spec.ports[0].port")
+        self.assert_rejected_and_unchanged("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80, protocol: ICMP}]}\n",
+                                           "TCP or UDP")
+        self.assert_rejected_and_unchanged(": : :\n  - [", "FILE:", "not valid YAML")
+
+    def test_cluster_ip_outside_cidr_or_taken(self):
+        self.assert_rejected_and_unchanged(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 192.168.1.1\n  ports: [{port: 80}]\n",
+            "FILE:5:14:", "spec.clusterIP", "outside the service CIDR 10.96.0.0/12")
+        self.assert_rejected_and_unchanged(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 10.96.0.1\n  ports: [{port: 80}]\n",
+            "FILE:5:14:", "already allocated to Service default/service-test")
+
+    def test_validate_warn_accepts_unknown_fields(self):
+        path = self.write("warn.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}], colour: red}\n")
+        result = self.run_svcbox("apply", "-f", path, "--validate=warn")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn('warning: ' + path + ':4:', result.stderr)
+        self.assertIn('unknown field "spec.colour"', result.stderr)
+
+    def test_flags_and_commands(self):
+        self.assertIn("unknown command \"aply\"", self.fails("aply", "-f", SEED))
+        self.assertIn("--bogus", self.fails("apply", "-f", SEED, "--bogus"))
+        self.assertIn("-f", self.fails("apply"))
+        self.assertIn("not one of strict, warn, ignore", self.fails("apply", "-f", SEED, "--validate=maybe"))
+        self.assertIn("no such file", self.fails("apply", "-f", os.path.join(self.dir, "missing.yaml")))
+        self.assertIn("is not a CIDR", self.fails("apply", "-f", SEED, "--service-cidr", "10.96.0.1/12"))
+        for command in ([], ["apply"], ["delete"], ["get"], ["serve"], ["version"]):
+            out = self.ok(*command, "--help")
+            self.assertIn("Usage", out)
+        self.assertRegex(self.ok("version"), r"^svcbox \d+\.\d+\.\d+")
+
+
+class SettingsTest(CliTestCase):
+    def test_service_cidr_is_remembered_and_conflicts_refused(self):
+        self.assertIn("clusterIP 10.100.0.1", self.ok("apply", "-f", SEED, "--service-cidr", "10.100.0.0/16"))
+        web = self.write("web.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n")
+        self.assertIn("clusterIP 10.100.0.2", self.ok("apply", "-f", web))
+        env = dict(self.env, SVCBOX_SERVICE_CIDR="10.96.0.0/12")
+        err = self.fails("apply", "-f", web, env=env)
+        self.assertIn("allocates ClusterIPs from 10.100.0.0/16, but environment SVCBOX_SERVICE_CIDR asks for 10.96.0.0/12", err)
+
+    def test_precedence_flag_environment_config_default(self):
+        config = self.write("svcbox.yaml", f"db: {self.dir}/from-config.db\nservice-cidr: 10.50.0.0/16\n")
+        env = {k: v for k, v in self.env.items() if k != "SVCBOX_DB"}
+        out = self.ok("serve", "--print-config", "--config", config, env=env)
+        self.assertIn(f"db: {self.dir}/from-config.db    # config file {config}", out)
+        self.assertIn("service-cidr: 10.50.0.0/16    # config file", out)
+        self.assertIn("log-level: info    # default", out)
+        env["SVCBOX_DB"] = f"{self.dir}/from-env.db"
+        out = self.ok("serve", "--print-config", "--config", config, env=env)
+        self.assertIn(f"db: {self.dir}/from-env.db    # environment SVCBOX_DB", out)
+        out = self.ok("serve", "--print-config", "--config", config, "--db", f"{self.dir}/from-flag.db", env=env)
+        self.assertIn(f"db: {self.dir}/from-flag.db    # flag --db", out)
+        # apply follows the same order: the config file's CIDR and the environment's file.
+        self.assertIn("clusterIP 10.50.0.1", self.ok("apply", "-f", SEED, "--config", config, env=env))
+        self.assertTrue(os.path.exists(f"{self.dir}/from-env.db"))
+        self.assertFalse(os.path.exists(f"{self.dir}/from-config.db"))
+        bad = self.write("bad.yaml", "db: x\ncolour: red\n")
+        self.assertIn('unknown setting "colour"', self.fails("apply", "-f", SEED, "--config", bad))
+
+    def test_default_registry_location(self):
+        env = {k: v for k, v in self.env.items() if k != "SVCBOX_DB"}
+        if os.geteuid() == 0:
+            out = self.ok("serve", "--print-config", env=env)
+            self.assertIn("db: /var/lib/svcbox/registry.db    # default", out)
+            # Without root for real: dropped privileges, the XDG state folder.
+            state = os.path.join(self.dir, "state")
+            os.mkdir(state)
+            os.chown(state, 65534, 65534)
+            os.chmod(self.dir, 0o755)
+            env["XDG_STATE_HOME"] = state
+            result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BIN,
+                                     "apply", "-f", SEED], env=env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertTrue(os.path.exists(os.path.join(state, "svcbox", "registry.db")))
+        else:
+            env["XDG_STATE_HOME"] = os.path.join(self.dir, "state")
+            self.ok("apply", "-f", SEED, env=env)
+            self.assertTrue(os.path.exists(os.path.join(self.dir, "state", "svcbox", "registry.db")))
+
+
+class DurabilityTest(CliTestCase):
+    def test_concurrent_applies_both_land(self):
+        files = []
+        for side in ("a", "b"):
+            docs = [f"apiVersion: v1\nkind: Service\nmetadata: {{name: {side}-{i}}}\nspec: {{ports: [{{port: 80}}]}}\n"
+                    for i in range(300)]
+            files.append(self.write(f"{side}.yaml", "---\n".join(docs)))
+        self.ok("apply", "-f", SEED)
+        for round_ in range(3):
+            runs = [subprocess.Popen([BIN, "apply", "-f", f], env=self.env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True) for f in files]
+            results = [(r.wait(timeout=60), r.stderr.read()) for r in runs]
+            for r in runs:
+                r.stdout.close()
+                r.stderr.close()
+            for code, err in results:
+                self.assertEqual(code, 0, err)
+        listing = json.loads(self.ok("get", "svc", "-o", "json"))
+        self.assertEqual(len(listing["items"]), 601)
+        ips = [item["spec"]["clusterIP"] for item in listing["items"]]
+        self.assertEqual(len(set(ips)), 601)
+
+    def test_a_writer_held_past_the_busy_timeout_gets_registry_busy(self):
+        self.ok("apply", "-f", SEED)
+        before = self.registry_rows()
+        blocker = sqlite3.connect(self.db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            web = self.write("web.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n")
+            started = time.monotonic()
+            err = self.fails("apply", "-f", web)
+            waited = time.monotonic() - started
+            self.assertIn("registry busy", err)
+            self.assertGreaterEqual(waited, 4.5)  # the 5 s busy timeout
+            self.assertIn("service-test", self.ok("get", "svc"))  # readers are not blocked
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        self.assertEqual(self.registry_rows(), before)
+
+    def _kill_and_check(self, process, before, after_keys):
+        process.kill()
+        process.wait(timeout=30)
+        self.assertEqual(self.integrity(), "ok")
+        rows = self.registry_rows()
+        if rows == before:
+            return "before"
+        self.assertEqual(len(rows["services"]), after_keys["services"])
+        self.assertEqual(len(rows["pods"]), after_keys["pods"])
+        return "after"
+
+    def test_kill_9_during_a_large_apply_is_all_or_nothing(self):
+        self.ok("apply", "-f", SEED)
+        before = self.registry_rows()
+        manifest = self.write("big.yaml", big_manifest(1500, 2))
+        total = 1500 * 3
+        full = {"services": 1 + 1500, "pods": 2 + 3000}
+
+        # At a pause point inside the open transaction, at many depths.
+        for pause_after in (1, 2, 500, 1501, 3000, total - 1, total):
+            env = dict(self.env, SVCBOX_TEST_PAUSE_AFTER_OBJECTS=str(pause_after))
+            process = subprocess.Popen([BIN, "apply", "-f", manifest], env=env, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with open(f"/proc/{process.pid}/stat") as f:
+                    if f.read().split(") ", 1)[1].startswith("T"):
+                        break
+                self.assertIsNone(process.poll(), "apply ended before its pause point")
+                time.sleep(0.01)
+            else:
+                self.fail(f"apply did not reach pause point {pause_after}")
+            self.assertEqual(self._kill_and_check(process, before, full), "before",
+                             f"a kill inside the transaction (after {pause_after} objects) left a partial apply")
+
+        # At times spread over a whole apply, from start to past its end.
+        started = time.monotonic()
+        self.ok("apply", "-f", manifest, "--db", os.path.join(self.dir, "timing.db"))
+        duration = time.monotonic() - started
+        outcomes = []
+        for step in range(16):
+            delay = duration * step / 12  # the last few land after the commit
+            rows_now = self.registry_rows()
+            process = subprocess.Popen([BIN, "apply", "-f", manifest], env=self.env, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            if process.poll() is None:
+                outcomes.append(self._kill_and_check(process, rows_now, full))
+            else:
+                outcomes.append("finished")
+            if outcomes[-1] != "before" and self.registry_rows() != before:
+                # Roll the registry back for the next kill by deleting what landed.
+                self.ok("delete", "-f", manifest)
+                self.assertEqual(len(self.registry_rows()["services"]), 1)
+        self.assertIn("before", outcomes, outcomes)
+        # The registry keeps working after every kill.
+        self.ok("apply", "-f", manifest)
+        self.assertEqual(len(self.registry_rows()["services"]), full["services"])
+
+
+class ServeTest(CliTestCase):
+    def start_serve(self, *args):
+        log_path = os.path.join(self.dir, f"serve-{len(self.processes)}.log")
+        log = open(log_path, "w")
+        process = subprocess.Popen([BIN, "serve", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.processes.append(process)
+        return process, log_path
+
+    def wait_for_log(self, log_path, text, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(log_path) as f:
+                content = f.read()
+            if text in content:
+                return content
+            time.sleep(0.02)
+        with open(log_path) as f:
+            self.fail(f"serve did not log {text!r} within {timeout}s; log:\n{f.read()}")
+
+    def test_serve_publishes_and_logs_every_change_from_the_cli(self):
+        self.ok("apply", "-f", SEED)
+        process, log = self.start_serve()
+        self.wait_for_log(log, "registry loaded: version 1, 1 services, 2 pods")
+        web = self.write("web.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n"
+                                     "spec: {selector: {app: server_pod1}, ports: [{port: 81, targetPort: 8080}]}\n")
+        self.ok("apply", "-f", web)
+        self.wait_for_log(log, "snapshot 2: service default/web added (clusterIP 10.96.0.2, ports 81/TCP)", timeout=5)
+        self.wait_for_log(log, "snapshot 2: endpoints default/web: +10.0.1.2:8080 +10.0.2.2:8080")
+        self.ok("delete", "pod", "server-pod-2")
+        self.wait_for_log(log, "snapshot 3: pod default/server-pod-2 removed")
+        self.wait_for_log(log, "endpoints default/service-test: -10.0.2.2:8080")
+
+        # One serve per registry, and it says which one runs.
+        second = subprocess.run([BIN, "serve"], env=self.env, capture_output=True, text=True, timeout=10)
+        self.assertEqual(second.returncode, 1)
+        self.assertIn(f"another svcbox serve (pid {process.pid}) already owns the registry", second.stderr)
+
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(timeout=10), 0)
+        self.assertLess(time.monotonic() - started, 2)
+        self.wait_for_log(log, "received SIGTERM, stopping")
+
+    def test_json_logs(self):
+        process, log = self.start_serve("--log-format", "json")
+        content = self.wait_for_log(log, "registry loaded")
+        record = json.loads(content.splitlines()[0])
+        self.assertEqual(record["level"], "info")
+        self.assertIn("serving registry", record["msg"])
+        process.send_signal(signal.SIGINT)
+        self.assertEqual(process.wait(timeout=10), 0)
+        self.assertIn("must be text or json", self.fails("serve", "--log-format", "xml"))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,236 @@
+#include "app/manifest.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace svcbox::app {
+namespace {
+
+using store::EndpointSet;
+using store::Pod;
+using store::Service;
+
+std::vector<ManifestObject> parse(const std::string& text, ManifestOptions options = {}) {
+  std::vector<std::string> warnings;
+  return parseManifest(text, "m.yaml", options, warnings);
+}
+
+std::string errorOf(const std::string& text, ManifestOptions options = {}) {
+  try {
+    parse(text, options);
+  } catch (const ManifestError& error) {
+    return error.what();
+  }
+  return "no error";
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST(ManifestTest, ReadsTheSeedExampleUnchanged) {
+  auto objects = parse(readFile(std::string(SVCBOX_SOURCE_DIR) + "/examples/service-test.yaml"));
+  ASSERT_EQ(objects.size(), 3u);
+  const auto& service = std::get<Service>(objects[0].object);
+  EXPECT_EQ(service.name, "service-test");
+  EXPECT_EQ(service.namespace_name, "default");
+  EXPECT_EQ(service.selector->at("app"), "server_pod1");
+  ASSERT_EQ(service.ports.size(), 1u);
+  EXPECT_EQ(service.ports[0].port, 80);
+  EXPECT_EQ(service.ports[0].target_port.number, 8080);
+  EXPECT_FALSE(service.cluster_ip);
+  const auto& pod = std::get<Pod>(objects[2].object);
+  EXPECT_EQ(pod.name, "server-pod-2");
+  EXPECT_EQ(pod.ips[0].toString(), "10.0.2.2");
+  EXPECT_EQ(pod.ports[0].container_port, 8080);
+  EXPECT_EQ(objects[2].position.line, 19);
+}
+
+TEST(ManifestTest, UnknownFieldsAreErrorsWithTheirPosition) {
+  std::string text = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n    tragetPort: 8080\n";
+  auto error = errorOf(text);
+  EXPECT_NE(error.find("m.yaml:8:5:"), std::string::npos) << error;
+  EXPECT_NE(error.find("unknown field \"spec.ports[0].tragetPort\""), std::string::npos) << error;
+
+  ManifestOptions warn;
+  warn.validation = Validation::kWarn;
+  std::vector<std::string> warnings;
+  auto objects = parseManifest(text, "m.yaml", warn, warnings);
+  EXPECT_EQ(objects.size(), 1u);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("tragetPort"), std::string::npos);
+}
+
+TEST(ManifestTest, KnownKubernetesFieldsSvcboxIgnoresAreAccepted) {
+  std::string text = R"(apiVersion: v1
+kind: Pod
+metadata: {name: p, annotations: {a: b}, uid: x}
+spec:
+  restartPolicy: Always
+  containers:
+  - name: web
+    image: nginx
+    env: [{name: A, value: b}]
+    resources: {limits: {cpu: 1}}
+status: {phase: Running, podIP: 10.0.0.1}
+)";
+  EXPECT_EQ(parse(text).size(), 1u);
+}
+
+TEST(ManifestTest, ReportsBadValuesWithFileLineAndField) {
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 70000}]\n")
+                .find("m.yaml:5:18: Service \"web\": spec.ports[0].port: 70000 is out of range"),
+            std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 80, protocol: SCTP}]\n")
+                .find("protocol \"SCTP\" is not supported"),
+            std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.0.300}\n")
+                .find("status.podIP: \"10.0.0.300\" is not an IPv4 or IPv6 address"),
+            std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: apps/v1\nkind: Service\nmetadata: {name: web}\n").find("use \"v1\""), std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Deployment\nmetadata: {name: web}\n").find("not served by svcbox"),
+            std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\n").find("metadata: this field is required"), std::string::npos);
+  EXPECT_NE(errorOf("kind: [\n").find("m.yaml:"), std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {type: NodePort, ports: [{port: 80}]}\n")
+                .find("not supported"),
+            std::string::npos);
+}
+
+TEST(ManifestTest, TargetPortIsANumberOrAName) {
+  auto objects = parse(
+      "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports:\n"
+      "  - {name: a, port: 80, targetPort: http}\n  - {name: b, port: 81}\n  - {name: c, port: 82, targetPort: \"8080\"}\n");
+  const auto& ports = std::get<Service>(objects[0].object).ports;
+  EXPECT_EQ(ports[0].target_port.name, "http");
+  EXPECT_EQ(ports[1].target_port.number, 81);  // defaults to port
+  // A quoted number is a string in Kubernetes' IntOrString, hence a (bad) port name.
+  EXPECT_TRUE(ports[2].target_port.isNamed());
+}
+
+TEST(ManifestTest, NamespaceFlagFillsInAndMustAgree) {
+  ManifestOptions options;
+  options.namespace_name = "prod";
+  options.namespace_given = true;
+  auto objects = parse("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n", options);
+  EXPECT_EQ(std::get<Service>(objects[0].object).namespace_name, "prod");
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: dev}\nspec: {ports: [{port: 80}]}\n",
+                    options)
+                .find("does not match -n prod"),
+            std::string::npos);
+}
+
+TEST(ManifestTest, HeadlessExternalNameAndAffinity) {
+  auto objects = parse(R"(apiVersion: v1
+kind: Service
+metadata: {name: db}
+spec:
+  clusterIP: None
+  selector: {app: db}
+  ports: [{port: 5432}]
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: search}
+spec: {type: ExternalName, externalName: example.com}
+)");
+  const auto& headless = std::get<Service>(objects[0].object);
+  EXPECT_TRUE(headless.headless);
+  EXPECT_EQ(headless.session_affinity, store::SessionAffinity::kClientIP);
+  EXPECT_EQ(headless.affinity_timeout_seconds, 60u);
+  const auto& external = std::get<Service>(objects[1].object);
+  EXPECT_EQ(external.type, store::ServiceType::kExternalName);
+  EXPECT_EQ(external.external_name, "example.com");
+}
+
+TEST(ManifestTest, ReadinessProbes) {
+  auto objects = parse(R"(apiVersion: v1
+kind: Pod
+metadata: {name: p, labels: {app: web}}
+spec:
+  containers:
+  - name: web
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe:
+      httpGet: {path: /healthz, port: http}
+      periodSeconds: 2
+      failureThreshold: 5
+status: {podIP: 10.0.0.1, podIPs: [{ip: 10.0.0.1}, {ip: "fd00::1"}]}
+)");
+  const auto& pod = std::get<Pod>(objects[0].object);
+  ASSERT_TRUE(pod.readiness_probe);
+  EXPECT_EQ(pod.readiness_probe->kind, store::Probe::Kind::kHttpGet);
+  EXPECT_EQ(pod.readiness_probe->port.name, "http");
+  EXPECT_EQ(pod.readiness_probe->path, "/healthz");
+  EXPECT_EQ(pod.readiness_probe->period_seconds, 2u);
+  EXPECT_EQ(pod.readiness_probe->failure_threshold, 5u);
+  EXPECT_EQ(pod.readiness_probe->timeout_seconds, 1u);  // Kubernetes default
+  EXPECT_EQ(pod.ips.size(), 2u);
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n"
+                    "    readinessProbe: {exec: {command: [true]}}\n")
+                .find("exec and grpc are not supported"),
+            std::string::npos);
+}
+
+TEST(ManifestTest, EndpointsAndEndpointSlices) {
+  auto objects = parse(R"(apiVersion: v1
+kind: Endpoints
+metadata: {name: db}
+subsets:
+- addresses: [{ip: 192.168.1.5}]
+  notReadyAddresses: [{ip: 192.168.1.6}]
+  ports: [{port: 5432}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: db-x, labels: {kubernetes.io/service-name: db2}}
+addressType: IPv4
+endpoints:
+- addresses: [192.168.2.5]
+  conditions: {ready: false}
+- addresses: [192.168.2.6]
+ports: [{name: pg, port: 5432}]
+)");
+  const auto& endpoints = std::get<EndpointSet>(objects[0].object);
+  EXPECT_EQ(endpoints.service_name, "db");
+  ASSERT_EQ(endpoints.groups.size(), 1u);
+  EXPECT_TRUE(endpoints.groups[0].addresses[0].ready);
+  EXPECT_FALSE(endpoints.groups[0].addresses[1].ready);
+  const auto& slice = std::get<EndpointSet>(objects[1].object);
+  EXPECT_EQ(slice.kind, EndpointSet::Kind::kEndpointSlice);
+  EXPECT_EQ(slice.service_name, "db2");
+  EXPECT_FALSE(slice.groups[0].addresses[0].ready);
+  EXPECT_TRUE(slice.groups[0].addresses[1].ready);  // no condition: ready
+  EXPECT_NE(errorOf("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: x}\naddressType: IPv4\n")
+                .find("kubernetes.io/service-name"),
+            std::string::npos);
+}
+
+TEST(ManifestTest, ListKindAndEmptyDocuments) {
+  auto objects = parse(R"(---
+---
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Service, metadata: {name: a}, spec: {ports: [{port: 80}]}}
+- {apiVersion: v1, kind: Service, metadata: {name: b}, spec: {ports: [{port: 80}]}}
+)");
+  EXPECT_EQ(objects.size(), 2u);
+}
+
+TEST(ManifestTest, LocateFallsBackToTheClosestParentField) {
+  auto objects = parse("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 10.96.0.5\n  ports: [{port: 80}]\n");
+  EXPECT_EQ(objects[0].locate("spec.clusterIP"), "m.yaml:5:14");
+  EXPECT_EQ(objects[0].locate("spec.ports[0].nothing"), "m.yaml:6:10");
+  EXPECT_EQ(objects[0].locate(""), "m.yaml:1:1");
+}
+
+}  // namespace
+}  // namespace svcbox::app

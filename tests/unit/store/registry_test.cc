@@ -1,0 +1,266 @@
+#include "store/registry.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include "tests/unit/temp_dir.h"
+
+namespace svcbox::store {
+namespace {
+
+IpAddress ip(const char* text) { return *IpAddress::parse(text); }
+
+Service web(const std::string& name = "web") {
+  Service service;
+  service.name = name;
+  service.selector = Labels{{"app", "web"}};
+  service.ports = {ServicePort{"", Protocol::kTcp, 80, PortRef{8080, {}}}};
+  return service;
+}
+
+Pod pod(const std::string& name, const char* address) {
+  Pod pod;
+  pod.name = name;
+  pod.ips = {ip(address)};
+  pod.labels = {{"app", "web"}};
+  pod.ports = {ContainerPort{"web", "http", 8080, Protocol::kTcp}};
+  return pod;
+}
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override { registry_ = std::move(*Registry::open(path())); }
+  std::string path() const { return dir_.file("registry.db"); }
+  SnapshotPtr snapshot() { return *registry_->loadSnapshot(); }
+  std::vector<Change> apply(std::vector<Object> objects, CidrChoice cidr = {}) {
+    auto changes = registry_->apply(objects, cidr);
+    EXPECT_TRUE(changes) << changes.error().message;
+    return changes ? *changes : std::vector<Change>{};
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Registry> registry_;
+};
+
+TEST_F(RegistryTest, AppliesTheSeedExampleAndResolvesEndpoints) {
+  auto changes = apply({web("service-test"), pod("server-pod-1", "10.0.1.2"), pod("server-pod-2", "10.0.2.2")});
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[0].action, Change::Action::kCreated);
+  auto current = snapshot();
+  const auto* entry = current->findService("default", "service-test");
+  ASSERT_NE(entry, nullptr);
+  EXPECT_EQ(entry->service.cluster_ip, ip("10.96.0.1"));
+  ASSERT_EQ(entry->endpoints.size(), 2u);
+  EXPECT_TRUE(entry->endpoints[0].ready);  // no readinessProbe: ready as registered
+  EXPECT_EQ(current->serviceCidr()->toString(), "10.96.0.0/12");
+}
+
+TEST_F(RegistryTest, ReapplyingIsUnchangedAndKeepsTheClusterIp) {
+  apply({web()});
+  auto version = snapshot()->version();
+  auto changes = apply({web()});
+  EXPECT_EQ(changes[0].action, Change::Action::kUnchanged);
+  EXPECT_EQ(snapshot()->version(), version);
+  auto changed = web();
+  changed.ports[0].port = 81;
+  EXPECT_EQ(apply({changed})[0].action, Change::Action::kConfigured);
+  EXPECT_EQ(snapshot()->findService("default", "web")->service.cluster_ip, ip("10.96.0.1"));
+  EXPECT_GT(snapshot()->version(), version);
+}
+
+TEST_F(RegistryTest, ClusterIpIsStableAcrossReopenAndReleasedOnDelete) {
+  apply({web("a"), web("b")});
+  registry_ = std::move(*Registry::open(path()));
+  EXPECT_EQ(snapshot()->findService("default", "b")->service.cluster_ip, ip("10.96.0.2"));
+  auto removed = registry_->remove({ObjectRef{ObjectKind::kService, "default", "a"}});
+  ASSERT_TRUE(removed);
+  EXPECT_EQ((*removed)[0].action, Change::Action::kDeleted);
+  apply({web("c")});
+  EXPECT_EQ(snapshot()->findService("default", "c")->service.cluster_ip, ip("10.96.0.1"));
+}
+
+TEST_F(RegistryTest, RequestedClusterIpMustBeInsideTheCidrAndFree) {
+  auto requested = web("a");
+  requested.cluster_ip = ip("10.96.0.10");
+  apply({requested});
+  auto taken = web("b");
+  taken.cluster_ip = ip("10.96.0.10");
+  auto result = registry_->apply({taken}, {});
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().kind, ErrorKind::kConflict);
+  EXPECT_NE(result.error().message.find("already allocated to Service default/a"), std::string::npos);
+  auto outside = web("c");
+  outside.cluster_ip = ip("192.168.0.1");
+  result = registry_->apply({outside}, {});
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().field, "spec.clusterIP");
+  EXPECT_NE(result.error().message.find("outside the service CIDR"), std::string::npos);
+}
+
+TEST_F(RegistryTest, RequestedAddressesAreClaimedBeforeAllocation) {
+  auto later = web("b");
+  later.cluster_ip = ip("10.96.0.1");
+  apply({web("a"), later});
+  EXPECT_EQ(snapshot()->findService("default", "a")->service.cluster_ip, ip("10.96.0.2"));
+}
+
+TEST_F(RegistryTest, ClusterIpIsImmutable) {
+  apply({web()});
+  auto moved = web();
+  moved.cluster_ip = ip("10.96.0.9");
+  auto result = registry_->apply({moved}, {});
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("immutable"), std::string::npos);
+  auto headless = web();
+  headless.headless = true;
+  EXPECT_FALSE(registry_->apply({headless}, {}));
+}
+
+TEST_F(RegistryTest, AFailedApplyChangesNothing) {
+  apply({web("a")});
+  auto before = snapshot();
+  auto broken = pod("bad", "10.0.0.9");
+  broken.name = "Bad_Name";
+  auto result = registry_->apply({web("b"), pod("p", "10.0.0.1"), broken}, {});
+  ASSERT_FALSE(result);
+  // A registry-level failure late in the input, after earlier objects were written.
+  auto conflicting = web("d");
+  conflicting.cluster_ip = ip("10.96.0.1");
+  size_t failed = 99;
+  result = registry_->apply({web("c"), pod("q", "10.0.0.2"), conflicting}, {}, &failed);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(failed, 2u);
+  auto after = snapshot();
+  EXPECT_EQ(after->version(), before->version());
+  EXPECT_EQ(after->services(), before->services());
+  EXPECT_TRUE(after->pods().empty());
+}
+
+TEST_F(RegistryTest, DuplicateObjectsInOneInputAreRejected) {
+  auto result = registry_->apply({web("a"), web("a")}, {});
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("more than once"), std::string::npos);
+}
+
+TEST_F(RegistryTest, ServiceCidrIsRememberedAndAConflictingOneRefused) {
+  CidrChoice small{Cidr::parse("10.100.0.0/16"), "flag --service-cidr"};
+  apply({web("a")}, small);
+  EXPECT_EQ(snapshot()->findService("default", "a")->service.cluster_ip, ip("10.100.0.1"));
+  apply({web("b")});  // no explicit CIDR: the registry's is used
+  EXPECT_EQ(snapshot()->findService("default", "b")->service.cluster_ip, ip("10.100.0.2"));
+  CidrChoice other{Cidr::parse("10.96.0.0/12"), "environment SVCBOX_SERVICE_CIDR"};
+  auto result = registry_->apply({web("c")}, other);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().kind, ErrorKind::kConflict);
+  EXPECT_NE(result.error().message.find("environment SVCBOX_SERVICE_CIDR asks for 10.96.0.0/12"), std::string::npos);
+}
+
+TEST_F(RegistryTest, PodReadinessFollowsTheProbeRules) {
+  auto probed = pod("probed", "10.0.0.2");
+  probed.readiness_probe = Probe{};
+  probed.readiness_probe->port = PortRef{8080, {}};
+  apply({pod("plain", "10.0.0.1"), probed});
+  EXPECT_TRUE(snapshot()->findPod("default", "plain")->readiness.ready);
+  EXPECT_FALSE(snapshot()->findPod("default", "probed")->readiness.ready);
+
+  // The prober's verdict survives an unchanged re-apply and a label-only change...
+  ASSERT_TRUE(*registry_->setPodReadiness("default", "probed", Readiness{true, "probe succeeded", 1}));
+  EXPECT_FALSE(*registry_->setPodReadiness("default", "probed", Readiness{true, "probe succeeded", 2}));
+  auto relabelled = probed;
+  relabelled.labels["tier"] = "front";
+  apply({relabelled});
+  EXPECT_TRUE(snapshot()->findPod("default", "probed")->readiness.ready);
+  // ...but not a change of what the probe looks at.
+  auto moved = relabelled;
+  moved.ips = {ip("10.0.0.3")};
+  apply({moved});
+  EXPECT_FALSE(snapshot()->findPod("default", "probed")->readiness.ready);
+}
+
+TEST_F(RegistryTest, EndpointSetsRoundTrip) {
+  auto service = web("db");
+  service.selector.reset();
+  EndpointSet set;
+  set.name = "db";
+  set.service_name = "db";
+  set.groups = {EndpointGroup{{EndpointAddress{ip("192.168.1.5"), true, "", ""},
+                               EndpointAddress{ip("192.168.1.6"), false, "", "db-1"}},
+                              {EndpointPort{"", 5432, Protocol::kTcp}}}};
+  apply({service, set});
+  EXPECT_EQ(apply({service, set})[1].action, Change::Action::kUnchanged);
+  auto current = snapshot();
+  ASSERT_EQ(current->endpointSets().size(), 1u);
+  EXPECT_EQ(current->endpointSets()[0].groups, set.groups);
+  const auto& endpoints = current->findService("default", "db")->endpoints;
+  ASSERT_EQ(endpoints.size(), 2u);
+  EXPECT_EQ(endpoints[0].ports[0], 5432);
+}
+
+TEST_F(RegistryTest, DeletingMissingObjectsReportsNotFound) {
+  auto result = registry_->remove({ObjectRef{ObjectKind::kPod, "default", "ghost"}});
+  ASSERT_TRUE(result);
+  EXPECT_EQ((*result)[0].action, Change::Action::kNotFound);
+}
+
+TEST_F(RegistryTest, ABusyRegistryIsReportedAsBusy) {
+  apply({web("a")});
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto quick = Registry::open(path(), Registry::Options{100, false});
+  ASSERT_TRUE(quick);
+  auto result = (*quick)->apply({web("b")}, {});
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().kind, ErrorKind::kBusy);
+  EXPECT_NE(result.error().message.find("registry busy"), std::string::npos);
+  // Reads go on while a writer holds the lock (WAL).
+  auto snapshot = (*quick)->loadSnapshot();
+  EXPECT_TRUE(snapshot) << (snapshot ? "" : snapshot.error().message);
+}
+
+TEST(RegistryOpenTest, RefusesANewerSchemaAndForeignFiles) {
+  testing::TempDir dir;
+  {
+    ASSERT_TRUE(Registry::open(dir.file("a.db")));
+    sqlite3* db = nullptr;
+    sqlite3_open(dir.file("a.db").c_str(), &db);
+    sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+  auto newer = Registry::open(dir.file("a.db"));
+  ASSERT_FALSE(newer);
+  EXPECT_NE(newer.error().message.find("newer than this svcbox"), std::string::npos);
+
+  FILE* file = fopen(dir.file("b.db").c_str(), "w");
+  fputs("this is not a database, just a text file that is long enough to look like a header....\n", file);
+  fclose(file);
+  auto foreign = Registry::open(dir.file("b.db"));
+  ASSERT_FALSE(foreign);
+  EXPECT_NE(foreign.error().message.find("not a usable svcbox registry"), std::string::npos);
+
+  auto missing_folder = Registry::open(dir.file("no/such/folder/c.db"));
+  ASSERT_FALSE(missing_folder);
+  EXPECT_NE(missing_folder.error().message.find("cannot open registry"), std::string::npos);
+}
+
+TEST(RegistryOpenTest, MigratesANewFileToTheCurrentSchema) {
+  testing::TempDir dir;
+  ASSERT_TRUE(Registry::open(dir.file("a.db")));
+  sqlite3* db = nullptr;
+  sqlite3_open(dir.file("a.db").c_str(), &db);
+  sqlite3_stmt* statement = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &statement, nullptr);
+  ASSERT_EQ(sqlite3_step(statement), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(statement, 0), kSchemaVersion);
+  sqlite3_finalize(statement);
+  sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &statement, nullptr);
+  ASSERT_EQ(sqlite3_step(statement), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(statement, 0)), "wal");
+  sqlite3_finalize(statement);
+  sqlite3_close(db);
+}
+
+}  // namespace
+}  // namespace svcbox::store
