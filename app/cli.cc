@@ -13,7 +13,8 @@ void addVersionCommand(CLI::App& app) {
 }
 
 int runCli(int argc, char** argv) {
-  CLI::App app{"svcbox: cluster DNS and Service routing (CoreDNS + kube-proxy) in one process", "svcbox"};
+  CLI::App app{"svcbox: cluster DNS and Service routing (CoreDNS + kube-proxy) in one process",
+               "svcbox"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
   addApplyCommand(app);
@@ -42,7 +43,8 @@ int runCli(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     // Subcommand help arrives here too, as a ParseError with exit code 0.
     if (error.get_exit_code() == 0) return app.exit(error);
-    std::cerr << "error: " << error.what() << "\nRun 'svcbox --help' or 'svcbox COMMAND --help' for usage.\n";
+    std::cerr << "error: " << error.what()
+              << "\nRun 'svcbox --help' or 'svcbox COMMAND --help' for usage.\n";
     return kExitUserError;
   } catch (const CommandError& error) {
     if (*error.what()) std::cerr << error.what() << "\n";

@@ -32,15 +32,19 @@ std::vector<store::ObjectRef> targets(const DeleteFlags& flags) {
         refs.push_back(store::refOf(manifest.object));
       }
     } catch (const ManifestError& error) {
-      throw CommandError(kExitUserError, std::string("error: ") + error.what() + "\nnothing was deleted");
+      throw CommandError(kExitUserError,
+                         std::string("error: ") + error.what() + "\nnothing was deleted");
     }
     return refs;
   }
   if (flags.args.size() < 2) {
-    throw CommandError(kExitUserError, "error: say what to delete: svcbox delete svc|pod|ep NAME... [-n NS], or -f FILE");
+    throw CommandError(
+        kExitUserError,
+        "error: say what to delete: svcbox delete svc|pod|ep NAME... [-n NS], or -f FILE");
   }
   auto kind = parseResource(flags.args[0]);
-  for (size_t i = 1; i < flags.args.size(); ++i) refs.push_back(store::ObjectRef{kind, namespace_name, flags.args[i]});
+  for (size_t i = 1; i < flags.args.size(); ++i)
+    refs.push_back(store::ObjectRef{kind, namespace_name, flags.args[i]});
   return refs;
 }
 
@@ -62,7 +66,8 @@ void runDelete(const DeleteFlags& flags) {
     } else if (!flags.ignore_not_found) {
       missing = true;
       std::cerr << "Error from server (NotFound): " << resourcePlural(change.ref.kind) << " \""
-                << change.ref.name << "\" not found in namespace " << change.ref.namespace_name << "\n";
+                << change.ref.name << "\" not found in namespace " << change.ref.namespace_name
+                << "\n";
     }
   }
   if (missing) throw CommandError(kExitUserError, "");
@@ -72,11 +77,14 @@ void runDelete(const DeleteFlags& flags) {
 
 void addDeleteCommand(CLI::App& app) {
   auto flags = std::make_shared<DeleteFlags>();
-  auto* command = app.add_subcommand("delete", "Delete objects by file or by TYPE NAME (svc, pod, ep, endpointslice)");
+  auto* command = app.add_subcommand(
+      "delete", "Delete objects by file or by TYPE NAME (svc, pod, ep, endpointslice)");
   command->add_option("args", flags->args, "TYPE NAME... (for example: svc web)");
-  command->add_option("-f,--filename", flags->files, "Manifest file or folder naming the objects to delete");
+  command->add_option("-f,--filename", flags->files,
+                      "Manifest file or folder naming the objects to delete");
   command->add_option("-n,--namespace", flags->namespace_name, "Namespace (default: default)");
-  command->add_flag("--ignore-not-found", flags->ignore_not_found, "Objects that do not exist are not an error");
+  command->add_flag("--ignore-not-found", flags->ignore_not_found,
+                    "Objects that do not exist are not an error");
   command->add_option("--db", flags->registry.db, "Registry file (env SVCBOX_DB)");
   command->add_option("--config", flags->registry.config, "YAML config file (env SVCBOX_CONFIG)");
   command->callback([flags] { runDelete(*flags); });

@@ -31,8 +31,10 @@ class Lister {
       : flags_(flags), snapshot_(snapshot), namespace_(flags.namespace_name.value_or("default")) {}
 
   void run() {
-    if (flags_.output != "" && flags_.output != "wide" && flags_.output != "json" && flags_.output != "yaml") {
-      throw CommandError(kExitUserError, "error: -o " + flags_.output + " is not one of wide, json, yaml");
+    if (flags_.output != "" && flags_.output != "wide" && flags_.output != "json" &&
+        flags_.output != "yaml") {
+      throw CommandError(kExitUserError,
+                         "error: -o " + flags_.output + " is not one of wide, json, yaml");
     }
     if (flags_.all_namespaces && flags_.namespace_name) {
       throw CommandError(kExitUserError, "error: give -n NS or -A, not both");
@@ -55,8 +57,8 @@ class Lister {
   }
 
   template <typename Item, typename Name, typename ToJson, typename Row>
-  void list(const std::vector<Item>& items, const std::string& plural, std::vector<std::string> header,
-            Name name_of, ToJson to_json, Row row_of) {
+  void list(const std::vector<Item>& items, const std::string& plural,
+            std::vector<std::string> header, Name name_of, ToJson to_json, Row row_of) {
     json objects = json::array();
     if (flags_.all_namespaces) header.insert(header.begin(), "NAMESPACE");
     Table table(header);
@@ -73,7 +75,8 @@ class Lister {
     bool missing = false;
     for (const auto& name : flags_.names) {
       if (std::find(found.begin(), found.end(), name) == found.end()) {
-        std::cerr << "Error from server (NotFound): " << plural << " \"" << name << "\" not found\n";
+        std::cerr << "Error from server (NotFound): " << plural << " \"" << name
+                  << "\" not found\n";
         missing = true;
       }
     }
@@ -87,8 +90,9 @@ class Lister {
     } else if (table.size() > 0) {
       std::cout << table.render();
     } else if (!missing) {
-      std::cerr << (flags_.all_namespaces ? "No resources found\n"
-                                          : "No resources found in " + namespace_ + " namespace.\n");
+      std::cerr << (flags_.all_namespaces
+                        ? "No resources found\n"
+                        : "No resources found in " + namespace_ + " namespace.\n");
     }
     if (missing) throw CommandError(kExitUserError, "");
   }
@@ -100,14 +104,22 @@ class Lister {
     if (wide) header.push_back("SELECTOR");
     list(
         snapshot_.services(), "services", header,
-        [](const store::ServiceEntry& e) { return std::pair(e.service.namespace_name, e.service.name); },
+        [](const store::ServiceEntry& e) {
+          return std::pair(e.service.namespace_name, e.service.name);
+        },
         [](const store::ServiceEntry& e) { return toJson(e.service); },
         [&](const store::ServiceEntry& e) {
           const auto& s = e.service;
           bool external = s.type == store::ServiceType::kExternalName;
-          std::string ip = external ? "<none>" : s.headless ? "None" : s.cluster_ip ? s.cluster_ip->toString() : "<pending>";
-          std::vector<std::string> row{s.name, external ? "ExternalName" : "ClusterIP", ip,
-                                       external ? s.external_name : "<none>", servicePorts(s),
+          std::string ip = external       ? "<none>"
+                           : s.headless   ? "None"
+                           : s.cluster_ip ? s.cluster_ip->toString()
+                                          : "<pending>";
+          std::vector<std::string> row{s.name,
+                                       external ? "ExternalName" : "ClusterIP",
+                                       ip,
+                                       external ? s.external_name : "<none>",
+                                       servicePorts(s),
                                        formatAge(s.created_ms, now)};
           if (wide) {
             std::string selector;
@@ -154,10 +166,13 @@ class Lister {
     }
     list(
         entries, "endpoints", {"NAME", "ENDPOINTS", "AGE"},
-        [](const store::ServiceEntry& e) { return std::pair(e.service.namespace_name, e.service.name); },
+        [](const store::ServiceEntry& e) {
+          return std::pair(e.service.namespace_name, e.service.name);
+        },
         [](const store::ServiceEntry& e) { return endpointsJson(e); },
         [&](const store::ServiceEntry& e) {
-          return std::vector<std::string>{e.service.name, readyEndpoints(e, limit), formatAge(e.service.created_ms, now)};
+          return std::vector<std::string>{e.service.name, readyEndpoints(e, limit),
+                                          formatAge(e.service.created_ms, now)};
         });
   }
 
@@ -180,7 +195,8 @@ void runGet(const GetFlags& flags) {
 void addGetCommand(CLI::App& app) {
   auto flags = std::make_shared<GetFlags>();
   auto* command = app.add_subcommand("get", "List Services, Pods or Endpoints as kubectl does");
-  command->add_option("resource", flags->resource, "svc|pods|endpoints (kubectl aliases work)")->required();
+  command->add_option("resource", flags->resource, "svc|pods|endpoints (kubectl aliases work)")
+      ->required();
   command->add_option("names", flags->names, "Only these names");
   command->add_option("-n,--namespace", flags->namespace_name, "Namespace (default: default)");
   command->add_flag("-A,--all-namespaces", flags->all_namespaces, "List every namespace");

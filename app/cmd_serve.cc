@@ -41,8 +41,9 @@ class OwnerLock {
       std::string pid = size > 0 ? std::string(owner, static_cast<size_t>(size)) : "unknown";
       while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
       ::close(fd_);
-      throw CommandError(kExitUserError, "another svcbox serve (pid " + pid + ") already owns the registry " +
-                                             registry_path + "; stop it first or use another --db");
+      throw CommandError(kExitUserError, "another svcbox serve (pid " + pid +
+                                             ") already owns the registry " + registry_path +
+                                             "; stop it first or use another --db");
     }
     std::string pid = std::to_string(getpid()) + "\n";
     if (ftruncate(fd_, 0) != 0 || pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
@@ -84,7 +85,9 @@ int runServe(const ServeFlags& flags) {
   auto cidr = cidrChoice(settings, flags.registry);
   auto log_format = settings.resolve("log-format", flags.log_format, "text");
   auto log_level = settings.resolve("log-level", flags.log_level, "info");
-  if (!cidr.requested) settings.resolve("service-cidr", std::nullopt, "registry's, else " + std::string(store::kDefaultServiceCidr));
+  if (!cidr.requested)
+    settings.resolve("service-cidr", std::nullopt,
+                     "registry's, else " + std::string(store::kDefaultServiceCidr));
   if (flags.print_config) {
     for (const auto& [name, setting] : settings.resolved()) {
       std::cout << name << ": " << setting.value << "    # " << setting.source << "\n";
@@ -92,8 +95,10 @@ int runServe(const ServeFlags& flags) {
     return kExitOk;
   }
   if (!configureLogging(log_format.value, log_level.value)) {
-    throw CommandError(kExitUserError, log_format.source + " / " + log_level.source + ": log format must be text or json "
-                                       "and level one of trace, debug, info, warn, error, critical, off");
+    throw CommandError(kExitUserError,
+                       log_format.source + " / " + log_level.source +
+                           ": log format must be text or json "
+                           "and level one of trace, debug, info, warn, error, critical, off");
   }
   // Signals are taken synchronously by this thread, so every other thread must block them.
   sigset_t signals;
@@ -108,13 +113,16 @@ int runServe(const ServeFlags& flags) {
   if (!service_cidr) failWith(service_cidr.error());
   logInfo("svcbox " SVCBOX_VERSION " serving registry " + path.value + " (" + path.source +
           "), service CIDR " + service_cidr->toString());
-  store::Watcher watcher(std::move(registry), kWatchInterval, logChanges,
-                         [](const store::Error& error) { logWarn("registry read failed, keeping the last snapshot: " + error.message); });
+  store::Watcher watcher(
+      std::move(registry), kWatchInterval, logChanges, [](const store::Error& error) {
+        logWarn("registry read failed, keeping the last snapshot: " + error.message);
+      });
   if (auto started = watcher.start(); !started) failWith(started.error());
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  logInfo(std::string("received ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") + ", stopping");
+  logInfo(std::string("received ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") +
+          ", stopping");
   watcher.stop();
   return kExitOk;
 }
@@ -123,13 +131,17 @@ int runServe(const ServeFlags& flags) {
 
 void addServeCommand(CLI::App& app) {
   auto flags = std::make_shared<ServeFlags>();
-  auto* command = app.add_subcommand("serve", "Run the daemon: watch the registry and publish a snapshot on every change");
+  auto* command = app.add_subcommand(
+      "serve", "Run the daemon: watch the registry and publish a snapshot on every change");
   command->add_option("--db", flags->registry.db, "Registry file (env SVCBOX_DB)");
-  command->add_option("--config", flags->registry.config, "YAML config file; keys are flag names without dashes (env SVCBOX_CONFIG)");
-  command->add_option("--service-cidr", flags->registry.service_cidr, "CIDR ClusterIPs come from; must match the registry's");
+  command->add_option("--config", flags->registry.config,
+                      "YAML config file; keys are flag names without dashes (env SVCBOX_CONFIG)");
+  command->add_option("--service-cidr", flags->registry.service_cidr,
+                      "CIDR ClusterIPs come from; must match the registry's");
   command->add_option("--log-format", flags->log_format, "text (default) or json");
   command->add_option("--log-level", flags->log_level, "trace, debug, info (default), warn, error");
-  command->add_flag("--print-config", flags->print_config, "Print every setting with where it came from, then exit");
+  command->add_flag("--print-config", flags->print_config,
+                    "Print every setting with where it came from, then exit");
   command->callback([flags] {
     int code = runServe(*flags);
     if (code != kExitOk) throw CommandError(code, "");

@@ -26,7 +26,8 @@ std::unique_ptr<store::Registry> openRegistry(const std::string& path) {
     fs::create_directories(folder, ec);
     if (ec) {
       throw CommandError(kExitUserError, "cannot create the registry folder " + folder.string() +
-                                             ": " + ec.message() + "; choose another path with --db");
+                                             ": " + ec.message() +
+                                             "; choose another path with --db");
     }
   }
   auto registry = store::Registry::open(path);
@@ -39,8 +40,9 @@ store::CidrChoice cidrChoice(Settings& settings, const RegistryOptions& options)
   if (!setting) return {};
   auto cidr = store::Cidr::parse(setting->value);
   if (!cidr) {
-    throw CommandError(kExitUserError, setting->source + ": \"" + setting->value +
-                                           "\" is not a CIDR such as 10.96.0.0/12 (no host bits set)");
+    throw CommandError(kExitUserError,
+                       setting->source + ": \"" + setting->value +
+                           "\" is not a CIDR such as 10.96.0.0/12 (no host bits set)");
   }
   if (cidr->hostBits() < 2) {
     throw CommandError(kExitUserError, setting->source + ": " + setting->value +
@@ -61,10 +63,14 @@ store::ObjectKind parseResource(const std::string& text) {
 
 std::string resourcePlural(store::ObjectKind kind) {
   switch (kind) {
-    case store::ObjectKind::kService: return "services";
-    case store::ObjectKind::kPod: return "pods";
-    case store::ObjectKind::kEndpoints: return "endpoints";
-    case store::ObjectKind::kEndpointSlice: return "endpointslices";
+    case store::ObjectKind::kService:
+      return "services";
+    case store::ObjectKind::kPod:
+      return "pods";
+    case store::ObjectKind::kEndpoints:
+      return "endpoints";
+    case store::ObjectKind::kEndpointSlice:
+      return "endpointslices";
   }
   return "objects";
 }

@@ -27,23 +27,28 @@ Settings::Settings(const std::optional<std::string>& config_flag) {
   } catch (const YAML::BadFile&) {
     throw std::runtime_error("config file " + config_path_ + ": cannot read it");
   } catch (const YAML::Exception& error) {
-    throw std::runtime_error("config file " + config_path_ + ":" + std::to_string(error.mark.line + 1) +
+    throw std::runtime_error("config file " + config_path_ + ":" +
+                             std::to_string(error.mark.line + 1) +
                              ": not valid YAML: " + error.msg);
   }
   if (root.IsNull()) return;
-  if (!root.IsMap()) throw std::runtime_error("config file " + config_path_ + ": expected a mapping of setting: value");
+  if (!root.IsMap())
+    throw std::runtime_error("config file " + config_path_ +
+                             ": expected a mapping of setting: value");
   for (const auto& item : root) {
     auto key = item.first.as<std::string>();
     if (!item.second.IsScalar()) {
       // Repeatable settings (a list) are joined; the caller splits them.
       if (item.second.IsSequence()) {
         std::string joined;
-        for (const auto& element : item.second) joined += (joined.empty() ? "" : ",") + element.as<std::string>();
+        for (const auto& element : item.second)
+          joined += (joined.empty() ? "" : ",") + element.as<std::string>();
         config_[key] = joined;
         continue;
       }
-      throw std::runtime_error("config file " + config_path_ + ":" + std::to_string(item.first.Mark().line + 1) +
-                               ": " + key + " must be a single value or a list");
+      throw std::runtime_error("config file " + config_path_ + ":" +
+                               std::to_string(item.first.Mark().line + 1) + ": " + key +
+                               " must be a single value or a list");
     }
     config_[key] = item.second.Scalar();
   }
@@ -59,7 +64,8 @@ void Settings::requireKnown(const std::vector<std::string>& known) const {
   }
 }
 
-std::optional<Setting> Settings::find(const std::string& name, const std::optional<std::string>& flag) {
+std::optional<Setting> Settings::find(const std::string& name,
+                                      const std::optional<std::string>& flag) {
   std::optional<Setting> setting;
   if (flag) {
     setting = Setting{*flag, "flag --" + name};

@@ -29,8 +29,9 @@ bool configureLogging(const std::string& format, const std::string& level) {
   auto logger = spdlog::stderr_logger_mt("svcbox");
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::trace);
-  logger->set_pattern(json_format ? "{\"time\":\"%Y-%m-%dT%H:%M:%S.%eZ\",%v" : "%Y-%m-%dT%H:%M:%S.%eZ %l %v",
-                      spdlog::pattern_time_type::utc);
+  logger->set_pattern(
+      json_format ? "{\"time\":\"%Y-%m-%dT%H:%M:%S.%eZ\",%v" : "%Y-%m-%dT%H:%M:%S.%eZ %l %v",
+      spdlog::pattern_time_type::utc);
   spdlog::set_default_logger(logger);
   return true;
 }

@@ -29,46 +29,139 @@ using store::ServicePort;
 
 // Kubernetes fields svcbox reads, and those it knows but has no use for. Anything else is a
 // typo or a field of another kind, which strict validation reports as kubectl does.
-const std::set<std::string> kMetadataFields = {
-    "name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation",
-    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generateName",
-    "ownerReferences", "finalizers", "managedFields", "selfLink"};
-const std::set<std::string> kServiceSpecFields = {
-    "selector", "ports", "clusterIP", "clusterIPs", "type", "externalName", "sessionAffinity",
-    "sessionAffinityConfig", "ipFamilies", "ipFamilyPolicy", "publishNotReadyAddresses",
-    "externalTrafficPolicy", "internalTrafficPolicy", "loadBalancerIP", "loadBalancerSourceRanges",
-    "externalIPs", "healthCheckNodePort", "allocateLoadBalancerNodePorts", "loadBalancerClass",
-    "trafficDistribution"};
-const std::set<std::string> kServicePortFields = {"name", "protocol", "port", "targetPort",
-                                                  "nodePort", "appProtocol"};
-const std::set<std::string> kPodSpecFields = {
-    "containers", "initContainers", "ephemeralContainers", "volumes", "nodeName", "nodeSelector",
-    "restartPolicy", "serviceAccountName", "serviceAccount", "automountServiceAccountToken",
-    "hostname", "subdomain", "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy",
-    "dnsConfig", "securityContext", "affinity", "tolerations", "imagePullSecrets", "hostNetwork",
-    "hostPID", "hostIPC", "shareProcessNamespace", "priorityClassName", "priority",
-    "preemptionPolicy", "schedulerName", "enableServiceLinks", "hostAliases", "readinessGates",
-    "runtimeClassName", "topologySpreadConstraints", "overhead", "os", "setHostnameAsFQDN",
-    "schedulingGates", "resourceClaims", "hostUsers"};
-const std::set<std::string> kContainerFields = {
-    "name", "image", "command", "args", "workingDir", "ports", "env", "envFrom", "resources",
-    "volumeMounts", "volumeDevices", "livenessProbe", "readinessProbe", "startupProbe",
-    "lifecycle", "terminationMessagePath", "terminationMessagePolicy", "imagePullPolicy",
-    "securityContext", "stdin", "stdinOnce", "tty", "resizePolicy", "restartPolicy"};
+const std::set<std::string> kMetadataFields = {"name",
+                                               "namespace",
+                                               "labels",
+                                               "annotations",
+                                               "uid",
+                                               "resourceVersion",
+                                               "generation",
+                                               "creationTimestamp",
+                                               "deletionTimestamp",
+                                               "deletionGracePeriodSeconds",
+                                               "generateName",
+                                               "ownerReferences",
+                                               "finalizers",
+                                               "managedFields",
+                                               "selfLink"};
+const std::set<std::string> kServiceSpecFields = {"selector",
+                                                  "ports",
+                                                  "clusterIP",
+                                                  "clusterIPs",
+                                                  "type",
+                                                  "externalName",
+                                                  "sessionAffinity",
+                                                  "sessionAffinityConfig",
+                                                  "ipFamilies",
+                                                  "ipFamilyPolicy",
+                                                  "publishNotReadyAddresses",
+                                                  "externalTrafficPolicy",
+                                                  "internalTrafficPolicy",
+                                                  "loadBalancerIP",
+                                                  "loadBalancerSourceRanges",
+                                                  "externalIPs",
+                                                  "healthCheckNodePort",
+                                                  "allocateLoadBalancerNodePorts",
+                                                  "loadBalancerClass",
+                                                  "trafficDistribution"};
+const std::set<std::string> kServicePortFields = {"name",       "protocol", "port",
+                                                  "targetPort", "nodePort", "appProtocol"};
+const std::set<std::string> kPodSpecFields = {"containers",
+                                              "initContainers",
+                                              "ephemeralContainers",
+                                              "volumes",
+                                              "nodeName",
+                                              "nodeSelector",
+                                              "restartPolicy",
+                                              "serviceAccountName",
+                                              "serviceAccount",
+                                              "automountServiceAccountToken",
+                                              "hostname",
+                                              "subdomain",
+                                              "terminationGracePeriodSeconds",
+                                              "activeDeadlineSeconds",
+                                              "dnsPolicy",
+                                              "dnsConfig",
+                                              "securityContext",
+                                              "affinity",
+                                              "tolerations",
+                                              "imagePullSecrets",
+                                              "hostNetwork",
+                                              "hostPID",
+                                              "hostIPC",
+                                              "shareProcessNamespace",
+                                              "priorityClassName",
+                                              "priority",
+                                              "preemptionPolicy",
+                                              "schedulerName",
+                                              "enableServiceLinks",
+                                              "hostAliases",
+                                              "readinessGates",
+                                              "runtimeClassName",
+                                              "topologySpreadConstraints",
+                                              "overhead",
+                                              "os",
+                                              "setHostnameAsFQDN",
+                                              "schedulingGates",
+                                              "resourceClaims",
+                                              "hostUsers"};
+const std::set<std::string> kContainerFields = {"name",
+                                                "image",
+                                                "command",
+                                                "args",
+                                                "workingDir",
+                                                "ports",
+                                                "env",
+                                                "envFrom",
+                                                "resources",
+                                                "volumeMounts",
+                                                "volumeDevices",
+                                                "livenessProbe",
+                                                "readinessProbe",
+                                                "startupProbe",
+                                                "lifecycle",
+                                                "terminationMessagePath",
+                                                "terminationMessagePolicy",
+                                                "imagePullPolicy",
+                                                "securityContext",
+                                                "stdin",
+                                                "stdinOnce",
+                                                "tty",
+                                                "resizePolicy",
+                                                "restartPolicy"};
 const std::set<std::string> kContainerPortFields = {"name", "containerPort", "protocol", "hostPort",
                                                     "hostIP"};
-const std::set<std::string> kProbeFields = {
-    "tcpSocket", "httpGet", "exec", "grpc", "initialDelaySeconds", "periodSeconds",
-    "timeoutSeconds", "successThreshold", "failureThreshold", "terminationGracePeriodSeconds"};
-const std::set<std::string> kPodStatusFields = {
-    "podIP", "podIPs", "phase", "conditions", "hostIP", "hostIPs", "startTime",
-    "containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses", "qosClass",
-    "message", "reason", "nominatedNodeName", "resize", "resourceClaimStatuses"};
+const std::set<std::string> kProbeFields = {"tcpSocket",
+                                            "httpGet",
+                                            "exec",
+                                            "grpc",
+                                            "initialDelaySeconds",
+                                            "periodSeconds",
+                                            "timeoutSeconds",
+                                            "successThreshold",
+                                            "failureThreshold",
+                                            "terminationGracePeriodSeconds"};
+const std::set<std::string> kPodStatusFields = {"podIP",
+                                                "podIPs",
+                                                "phase",
+                                                "conditions",
+                                                "hostIP",
+                                                "hostIPs",
+                                                "startTime",
+                                                "containerStatuses",
+                                                "initContainerStatuses",
+                                                "ephemeralContainerStatuses",
+                                                "qosClass",
+                                                "message",
+                                                "reason",
+                                                "nominatedNodeName",
+                                                "resize",
+                                                "resourceClaimStatuses"};
 const std::set<std::string> kEndpointAddressFields = {"ip", "hostname", "nodeName", "targetRef"};
 const std::set<std::string> kEndpointPortFields = {"name", "port", "protocol", "appProtocol"};
-const std::set<std::string> kSliceEndpointFields = {"addresses", "conditions", "hostname",
-                                                    "targetRef", "nodeName", "zone", "hints",
-                                                    "deprecatedTopology"};
+const std::set<std::string> kSliceEndpointFields = {"addresses", "conditions",        "hostname",
+                                                    "targetRef", "nodeName",          "zone",
+                                                    "hints",     "deprecatedTopology"};
 
 constexpr const char* kServiceNameLabel = "kubernetes.io/service-name";
 
@@ -94,17 +187,20 @@ class DocumentReader {
     name_.clear();
     current_.source = source_;
     current_.position = positionOf(document);
-    if (!document.IsMap()) fail(document, "", "a manifest document must be a mapping with apiVersion and kind");
+    if (!document.IsMap())
+      fail(document, "", "a manifest document must be a mapping with apiVersion and kind");
     std::string kind = requiredString(document, "kind", "");
     std::string api_version = requiredString(document, "apiVersion", "");
     std::string expected = kind == "EndpointSlice" ? "discovery.k8s.io/v1" : "v1";
     if (kind != "Service" && kind != "Pod" && kind != "Endpoints" && kind != "EndpointSlice") {
       fail(document["kind"], "kind",
-           "kind \"" + kind + "\" is not served by svcbox; use Service, Pod, Endpoints or EndpointSlice");
+           "kind \"" + kind +
+               "\" is not served by svcbox; use Service, Pod, Endpoints or EndpointSlice");
     }
     if (api_version != expected) {
       fail(document["apiVersion"], "apiVersion",
-           "apiVersion \"" + api_version + "\" is not valid for kind " + kind + "; use \"" + expected + "\"");
+           "apiVersion \"" + api_version + "\" is not valid for kind " + kind + "; use \"" +
+               expected + "\"");
     }
     kind_ = kind;
     if (kind == "Service") {
@@ -117,16 +213,19 @@ class DocumentReader {
       checkFields(document, "", {"apiVersion", "kind", "metadata", "subsets"});
       current_.object = readEndpoints(document);
     } else {
-      checkFields(document, "", {"apiVersion", "kind", "metadata", "addressType", "endpoints", "ports"});
+      checkFields(document, "",
+                  {"apiVersion", "kind", "metadata", "addressType", "endpoints", "ports"});
       current_.object = readEndpointSlice(document);
     }
     return std::move(current_);
   }
 
  private:
-  [[noreturn]] void fail(const YAML::Node& node, const std::string& field, const std::string& message) {
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& field,
+                         const std::string& message) {
     auto position = node.IsDefined() ? positionOf(node) : current_.position;
-    std::string subject = name_.empty() ? (kind_.empty() ? "" : kind_ + ": ") : kind_ + " " + name_ + ": ";
+    std::string subject =
+        name_.empty() ? (kind_.empty() ? "" : kind_ + ": ") : kind_ + " " + name_ + ": ";
     throw ManifestError(source_ + ":" + std::to_string(position.line) + ":" +
                         std::to_string(position.column) + ": " + subject +
                         (field.empty() ? "" : field + ": ") + message);
@@ -140,7 +239,8 @@ class DocumentReader {
     return path.empty() ? key : path + "." + key;
   }
 
-  void checkFields(const YAML::Node& map, const std::string& path, const std::set<std::string>& known) {
+  void checkFields(const YAML::Node& map, const std::string& path,
+                   const std::set<std::string>& known) {
     if (!map.IsMap()) fail(map, path, "expected a mapping");
     for (const auto& item : map) {
       std::string key = item.first.as<std::string>();
@@ -153,7 +253,8 @@ class DocumentReader {
                             std::to_string(position.column) + ": " + message + " (ignored)");
         continue;
       }
-      fail(item.first, "", message + "; remove it or fix its spelling (--validate=warn accepts it)");
+      fail(item.first, "",
+           message + "; remove it or fix its spelling (--validate=warn accepts it)");
     }
   }
 
@@ -170,7 +271,8 @@ class DocumentReader {
     return scalar(node, join(path, key));
   }
 
-  std::string requiredString(const YAML::Node& map, const std::string& key, const std::string& path) {
+  std::string requiredString(const YAML::Node& map, const std::string& key,
+                             const std::string& path) {
     auto node = map[key];
     if (!node.IsDefined() || node.IsNull()) fail(map, join(path, key), "this field is required");
     auto value = scalar(node, join(path, key));
@@ -186,8 +288,9 @@ class DocumentReader {
       fail(node, field, "\"" + text + "\" is not an integer");
     }
     if (value < min || value > max) {
-      fail(node, field, std::to_string(value) + " is out of range: use " + std::to_string(min) +
-                            " to " + std::to_string(max));
+      fail(node, field,
+           std::to_string(value) + " is out of range: use " + std::to_string(min) + " to " +
+               std::to_string(max));
     }
     return value;
   }
@@ -223,8 +326,9 @@ class DocumentReader {
 
   PortRef portRef(const YAML::Node& node, const std::string& field) {
     auto text = scalar(node, field);
-    bool numeric = !text.empty() && node.Tag() != "!" &&
-                   std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    bool numeric =
+        !text.empty() && node.Tag() != "!" &&
+        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (numeric) return PortRef{static_cast<uint16_t>(integer(node, field, 1, 65535)), {}};
     return PortRef{0, text};
   }
@@ -262,7 +366,8 @@ class DocumentReader {
   template <typename T>
   void readMetadata(const YAML::Node& document, T& object, store::Labels* labels) {
     auto metadata = document["metadata"];
-    if (!metadata.IsDefined() || metadata.IsNull()) fail(document, "metadata", "this field is required");
+    if (!metadata.IsDefined() || metadata.IsNull())
+      fail(document, "metadata", "this field is required");
     checkFields(metadata, "metadata", kMetadataFields);
     if (!metadata["name"].IsDefined() && metadata["generateName"].IsDefined()) {
       fail(metadata["generateName"], "metadata.generateName",
@@ -293,8 +398,9 @@ class DocumentReader {
       service.external_name = optionalString(spec, "externalName", "spec");
     } else if (type != "ClusterIP") {
       fail(spec["type"], "spec.type",
-           "type \"" + type + "\" is not supported: svcbox serves ClusterIP (also headless) and "
-           "ExternalName Services");
+           "type \"" + type +
+               "\" is not supported: svcbox serves ClusterIP (also headless) and "
+               "ExternalName Services");
     } else {
       service.external_name = optionalString(spec, "externalName", "spec");
     }
@@ -311,7 +417,8 @@ class DocumentReader {
         fail(cluster_ips[1], "spec.clusterIPs[1]", "svcbox allocates one ClusterIP per Service");
       }
       if (!cluster_ip.empty() && first != cluster_ip) {
-        fail(cluster_ips[0], "spec.clusterIPs[0]", "must equal spec.clusterIP (" + cluster_ip + ")");
+        fail(cluster_ips[0], "spec.clusterIPs[0]",
+             "must equal spec.clusterIP (" + cluster_ip + ")");
       }
       if (first == "None") {
         service.headless = true;
@@ -336,8 +443,9 @@ class DocumentReader {
       if (!number.IsDefined()) fail(ports[i], path + ".port", "this field is required");
       port.port = static_cast<uint16_t>(integer(number, path + ".port", 1, 65535));
       auto target = ports[i]["targetPort"];
-      port.target_port = target.IsDefined() && !target.IsNull() ? portRef(target, path + ".targetPort")
-                                                                 : PortRef{port.port, {}};
+      port.target_port = target.IsDefined() && !target.IsNull()
+                             ? portRef(target, path + ".targetPort")
+                             : PortRef{port.port, {}};
       service.ports.push_back(std::move(port));
     }
     auto affinity = optionalString(spec, "sessionAffinity", "spec", "None");
@@ -348,7 +456,8 @@ class DocumentReader {
     }
     auto config = mapping(spec, "sessionAffinityConfig", "spec", {"clientIP"});
     auto client_ip = mapping(config, "clientIP", "spec.sessionAffinityConfig", {"timeoutSeconds"});
-    if (auto timeout = optionalInteger(client_ip, "timeoutSeconds", "spec.sessionAffinityConfig.clientIP", 1, 86400)) {
+    if (auto timeout = optionalInteger(client_ip, "timeoutSeconds",
+                                       "spec.sessionAffinityConfig.clientIP", 1, 86400)) {
       service.affinity_timeout_seconds = static_cast<uint32_t>(*timeout);
     }
     return service;
@@ -358,7 +467,8 @@ class DocumentReader {
     checkFields(node, path, kProbeFields);
     Probe probe;
     if (node["exec"].IsDefined() || node["grpc"].IsDefined()) {
-      fail(node, path, "svcbox runs tcpSocket and httpGet readiness probes; exec and grpc are not supported");
+      fail(node, path,
+           "svcbox runs tcpSocket and httpGet readiness probes; exec and grpc are not supported");
     }
     if (node["tcpSocket"].IsDefined()) {
       auto tcp = mapping(node, "tcpSocket", path, {"port", "host"});
@@ -379,7 +489,8 @@ class DocumentReader {
       fail(node, path, "a readinessProbe needs tcpSocket or httpGet");
     }
     auto number = [&](const char* key, uint32_t& out, int64_t min) {
-      if (auto value = optionalInteger(node, key, path, min, 86400)) out = static_cast<uint32_t>(*value);
+      if (auto value = optionalInteger(node, key, path, min, 86400))
+        out = static_cast<uint32_t>(*value);
     };
     number("initialDelaySeconds", probe.initial_delay_seconds, 0);
     number("periodSeconds", probe.period_seconds, 1);
@@ -408,7 +519,8 @@ class DocumentReader {
       for (size_t i = 0; ports.IsDefined() && i < ports.size(); ++i) {
         // Validation names ports by container and by their index across the whole Pod.
         auto port_path = index(path + ".ports", i);
-        auto store_path = "spec.containers[" + container + "].ports[" + std::to_string(pod.ports.size()) + "]";
+        auto store_path =
+            "spec.containers[" + container + "].ports[" + std::to_string(pod.ports.size()) + "]";
         checkFields(ports[i], port_path, kContainerPortFields);
         ContainerPort port;
         port.container = container;
@@ -416,7 +528,8 @@ class DocumentReader {
         if (!ports[i]["containerPort"].IsDefined()) {
           fail(ports[i], port_path + ".containerPort", "this field is required");
         }
-        port.container_port = static_cast<uint16_t>(integer(ports[i]["containerPort"], port_path + ".containerPort", 1, 65535));
+        port.container_port = static_cast<uint16_t>(
+            integer(ports[i]["containerPort"], port_path + ".containerPort", 1, 65535));
         port.protocol = protocol(ports[i], port_path);
         note(store_path, ports[i]);
         note(store_path + ".name", ports[i]["name"]);
@@ -426,7 +539,8 @@ class DocumentReader {
       auto probe = containers[c]["readinessProbe"];
       if (probe.IsDefined() && !probe.IsNull()) {
         if (pod.readiness_probe) {
-          fail(probe, path + ".readinessProbe", "svcbox runs one readinessProbe per Pod; keep it on one container");
+          fail(probe, path + ".readinessProbe",
+               "svcbox runs one readinessProbe per Pod; keep it on one container");
         }
         pod.readiness_probe = readProbe(probe, path + ".readinessProbe");
         note("spec.containers.readinessProbe", probe);
@@ -459,16 +573,20 @@ class DocumentReader {
     for (size_t i = 0; ports.IsDefined() && i < ports.size(); ++i) {
       auto port_path = index(path, i);
       checkFields(ports[i], port_path, kEndpointPortFields);
-      if (!ports[i]["port"].IsDefined()) fail(ports[i], port_path + ".port", "this field is required");
-      result.push_back(EndpointPort{optionalString(ports[i], "name", port_path),
-                                    static_cast<uint16_t>(integer(ports[i]["port"], port_path + ".port", 1, 65535)),
-                                    protocol(ports[i], port_path)});
+      if (!ports[i]["port"].IsDefined())
+        fail(ports[i], port_path + ".port", "this field is required");
+      result.push_back(EndpointPort{
+          optionalString(ports[i], "name", port_path),
+          static_cast<uint16_t>(integer(ports[i]["port"], port_path + ".port", 1, 65535)),
+          protocol(ports[i], port_path)});
     }
     return result;
   }
 
   std::string targetPod(const YAML::Node& item, const std::string& path) {
-    auto ref = mapping(item, "targetRef", path, {"kind", "name", "namespace", "uid", "apiVersion", "resourceVersion", "fieldPath"});
+    auto ref =
+        mapping(item, "targetRef", path,
+                {"kind", "name", "namespace", "uid", "apiVersion", "resourceVersion", "fieldPath"});
     return optionalString(ref, "kind", path + ".targetRef", "Pod") == "Pod"
                ? optionalString(ref, "name", path + ".targetRef")
                : "";
@@ -491,7 +609,8 @@ class DocumentReader {
           checkFields(addresses[i], address_path, kEndpointAddressFields);
           group.addresses.push_back(EndpointAddress{
               address(addresses[i]["ip"], address_path + ".ip"), std::string(key) == "addresses",
-              optionalString(addresses[i], "hostname", address_path), targetPod(addresses[i], address_path)});
+              optionalString(addresses[i], "hostname", address_path),
+              targetPod(addresses[i], address_path)});
         }
       }
       group.ports = endpointPorts(list(subsets[s], "ports", path), path + ".ports");
@@ -508,19 +627,22 @@ class DocumentReader {
     auto service = labels.find(kServiceNameLabel);
     if (service == labels.end()) {
       fail(document["metadata"], "metadata.labels",
-           std::string("an EndpointSlice needs the label ") + kServiceNameLabel + " naming its Service");
+           std::string("an EndpointSlice needs the label ") + kServiceNameLabel +
+               " naming its Service");
     }
     set.service_name = service->second;
     auto address_type = requiredString(document, "addressType", "");
     if (address_type != "IPv4" && address_type != "IPv6") {
-      fail(document["addressType"], "addressType", "use IPv4 or IPv6 (FQDN slices are not supported)");
+      fail(document["addressType"], "addressType",
+           "use IPv4 or IPv6 (FQDN slices are not supported)");
     }
     EndpointGroup group;
     auto endpoints = list(document, "endpoints", "");
     for (size_t e = 0; endpoints.IsDefined() && e < endpoints.size(); ++e) {
       auto path = index("endpoints", e);
       checkFields(endpoints[e], path, kSliceEndpointFields);
-      auto conditions = mapping(endpoints[e], "conditions", path, {"ready", "serving", "terminating"});
+      auto conditions =
+          mapping(endpoints[e], "conditions", path, {"ready", "serving", "terminating"});
       // Kubernetes: an absent ready condition means ready.
       bool ready = !conditions["ready"].IsDefined() || conditions["ready"].IsNull() ||
                    boolean(conditions["ready"], path + ".conditions.ready");
@@ -533,7 +655,8 @@ class DocumentReader {
       for (size_t i = 0; i < addresses.size(); ++i) {
         auto ip = address(addresses[i], index(path + ".addresses", i));
         if (ip.isV4() != (address_type == "IPv4")) {
-          fail(addresses[i], index(path + ".addresses", i), "the address does not match addressType " + address_type);
+          fail(addresses[i], index(path + ".addresses", i),
+               "the address does not match addressType " + address_type);
         }
         group.addresses.push_back(EndpointAddress{ip, ready, hostname, pod});
       }
@@ -639,7 +762,8 @@ std::vector<ManifestObject> loadManifests(const std::vector<std::string>& paths,
       std::vector<fs::path> files;
       for (const auto& entry : fs::directory_iterator(path, ec)) {
         auto extension = entry.path().extension();
-        if (entry.is_regular_file() && (extension == ".yaml" || extension == ".yml" || extension == ".json")) {
+        if (entry.is_regular_file() &&
+            (extension == ".yaml" || extension == ".yml" || extension == ".json")) {
           files.push_back(entry.path());
         }
       }

@@ -28,8 +28,8 @@ struct SourcePosition {
 
 struct ManifestObject {
   store::Object object;
-  std::string source;  // file name, or "<stdin>"
-  SourcePosition position;  // of the document
+  std::string source;                            // file name, or "<stdin>"
+  SourcePosition position;                       // of the document
   std::map<std::string, SourcePosition> fields;  // field path -> where it was written
 
   // "file:line:column" of the field, or of its closest written parent, or of the document.

@@ -21,7 +21,8 @@ std::string timestamp(int64_t ms) {
 }
 
 json metadata(const std::string& namespace_name, const std::string& name, int64_t created_ms) {
-  return json{{"name", name}, {"namespace", namespace_name}, {"creationTimestamp", timestamp(created_ms)}};
+  return json{
+      {"name", name}, {"namespace", namespace_name}, {"creationTimestamp", timestamp(created_ms)}};
 }
 
 json portValue(const store::PortRef& ref) {
@@ -64,7 +65,8 @@ json toJson(const store::Service& service) {
     spec["externalName"] = service.external_name;
   } else {
     spec["type"] = "ClusterIP";
-    std::string ip = service.headless ? "None" : (service.cluster_ip ? service.cluster_ip->toString() : "");
+    std::string ip =
+        service.headless ? "None" : (service.cluster_ip ? service.cluster_ip->toString() : "");
     spec["clusterIP"] = ip;
     spec["clusterIPs"] = json::array({ip});
   }
@@ -78,9 +80,11 @@ json toJson(const store::Service& service) {
     ports.push_back(std::move(item));
   }
   if (!ports.empty()) spec["ports"] = std::move(ports);
-  spec["sessionAffinity"] = service.session_affinity == store::SessionAffinity::kClientIP ? "ClientIP" : "None";
+  spec["sessionAffinity"] =
+      service.session_affinity == store::SessionAffinity::kClientIP ? "ClientIP" : "None";
   if (service.session_affinity == store::SessionAffinity::kClientIP) {
-    spec["sessionAffinityConfig"] = {{"clientIP", {{"timeoutSeconds", service.affinity_timeout_seconds}}}};
+    spec["sessionAffinityConfig"] = {
+        {"clientIP", {{"timeoutSeconds", service.affinity_timeout_seconds}}}};
   }
   return json{{"apiVersion", "v1"},
               {"kind", "Service"},
@@ -94,7 +98,8 @@ json toJson(const store::Pod& pod) {
   // Containers are rebuilt from the ports svcbox keeps, grouped by container name.
   std::map<std::string, json> containers;
   for (const auto& port : pod.ports) {
-    json item{{"containerPort", port.container_port}, {"protocol", store::protocolName(port.protocol)}};
+    json item{{"containerPort", port.container_port},
+              {"protocol", store::protocolName(port.protocol)}};
     if (!port.name.empty()) item["name"] = port.name;
     auto& container = containers[port.container];
     container["name"] = port.container;
@@ -116,16 +121,19 @@ json toJson(const store::Pod& pod) {
   }
   if (!pod.hostname.empty()) spec["hostname"] = pod.hostname;
   if (!pod.subdomain.empty()) spec["subdomain"] = pod.subdomain;
-  json status{{"conditions",
-               json::array({{{"type", "Ready"},
-                             {"status", pod.readiness.ready ? "True" : "False"},
-                             {"reason", pod.readiness.reason},
-                             {"lastTransitionTime", timestamp(pod.readiness.changed_ms)}}})}};
+  json status{
+      {"conditions", json::array({{{"type", "Ready"},
+                                   {"status", pod.readiness.ready ? "True" : "False"},
+                                   {"reason", pod.readiness.reason},
+                                   {"lastTransitionTime", timestamp(pod.readiness.changed_ms)}}})}};
   if (!pod.ips.empty()) {
     status["podIP"] = pod.ips.front().toString();
     for (const auto& ip : pod.ips) status["podIPs"].push_back({{"ip", ip.toString()}});
   }
-  return json{{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", std::move(meta)}, {"spec", std::move(spec)},
+  return json{{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata", std::move(meta)},
+              {"spec", std::move(spec)},
               {"status", std::move(status)}};
 }
 
@@ -138,7 +146,8 @@ json endpointsJson(const store::ServiceEntry& entry) {
     json address{{"ip", endpoint.ip.toString()}};
     if (!endpoint.hostname.empty()) address["hostname"] = endpoint.hostname;
     if (!endpoint.pod_name.empty()) {
-      address["targetRef"] = {{"kind", "Pod"}, {"name", endpoint.pod_name}, {"namespace", service.namespace_name}};
+      address["targetRef"] = {
+          {"kind", "Pod"}, {"name", endpoint.pod_name}, {"namespace", service.namespace_name}};
     }
     subset[endpoint.ready ? "addresses" : "notReadyAddresses"].push_back(std::move(address));
   }
@@ -186,7 +195,8 @@ std::string readyEndpoints(const store::ServiceEntry& entry, size_t limit) {
   std::vector<std::string> items;
   for (const auto& endpoint : entry.endpoints) {
     if (!endpoint.ready) continue;
-    std::string host = endpoint.ip.isV4() ? endpoint.ip.toString() : "[" + endpoint.ip.toString() + "]";
+    std::string host =
+        endpoint.ip.isV4() ? endpoint.ip.toString() : "[" + endpoint.ip.toString() + "]";
     for (auto port : endpoint.ports) {
       if (port != 0) items.push_back(host + ":" + std::to_string(port));
     }

@@ -29,9 +29,11 @@ std::set<std::string> endpointTexts(const store::ServiceEntry& entry) {
   for (const auto& endpoint : entry.endpoints) {
     for (auto port : endpoint.ports) {
       if (port == 0) continue;
-      texts.insert(endpoint.ip.toString() + ":" + std::to_string(port) + (endpoint.ready ? "" : " (not ready)"));
+      texts.insert(endpoint.ip.toString() + ":" + std::to_string(port) +
+                   (endpoint.ready ? "" : " (not ready)"));
     }
-    if (endpoint.ports.empty()) texts.insert(endpoint.ip.toString() + (endpoint.ready ? "" : " (not ready)"));
+    if (endpoint.ports.empty())
+      texts.insert(endpoint.ip.toString() + (endpoint.ready ? "" : " (not ready)"));
   }
   return texts;
 }
@@ -45,11 +47,14 @@ std::map<std::string, const Item*> index(const std::vector<Item>& items, Key key
 
 }  // namespace
 
-std::vector<std::string> describeChanges(const store::Snapshot* previous, const store::Snapshot& current) {
+std::vector<std::string> describeChanges(const store::Snapshot* previous,
+                                         const store::Snapshot& current) {
   std::vector<std::string> lines;
   static const store::Snapshot kEmpty(0, std::nullopt, {}, {}, {});
   const store::Snapshot& before = previous ? *previous : kEmpty;
-  auto service_key = [](const store::ServiceEntry& e) { return key(e.service.namespace_name, e.service.name); };
+  auto service_key = [](const store::ServiceEntry& e) {
+    return key(e.service.namespace_name, e.service.name);
+  };
   auto pod_key = [](const store::Pod& p) { return key(p.namespace_name, p.name); };
   auto old_services = index(before.services(), service_key);
   auto new_services = index(current.services(), service_key);
@@ -60,7 +65,8 @@ std::vector<std::string> describeChanges(const store::Snapshot* previous, const 
     } else if (!(it->second->service == entry->service)) {
       lines.push_back("service " + name + " changed (" + describe(entry->service) + ")");
     }
-    auto old_endpoints = it == old_services.end() ? std::set<std::string>{} : endpointTexts(*it->second);
+    auto old_endpoints =
+        it == old_services.end() ? std::set<std::string>{} : endpointTexts(*it->second);
     auto new_endpoints = endpointTexts(*entry);
     std::string delta;
     for (const auto& text : new_endpoints) {
@@ -78,7 +84,8 @@ std::vector<std::string> describeChanges(const store::Snapshot* previous, const 
   auto new_pods = index(current.pods(), pod_key);
   for (const auto& [name, pod] : new_pods) {
     auto it = old_pods.find(name);
-    std::string state = std::string(pod->readiness.ready ? "ready" : "not ready") + ": " + pod->readiness.reason;
+    std::string state =
+        std::string(pod->readiness.ready ? "ready" : "not ready") + ": " + pod->readiness.reason;
     std::string ip = pod->ips.empty() ? "no IP" : pod->ips.front().toString();
     if (it == old_pods.end()) {
       lines.push_back("pod " + name + " added (" + ip + ", " + state + ")");

@@ -9,6 +9,7 @@ namespace svcbox::app {
 
 // One line per change a person cares about: Services and Pods added, changed or removed, pods
 // becoming ready or not (with the reason), endpoints joining or leaving a Service.
-std::vector<std::string> describeChanges(const store::Snapshot* previous, const store::Snapshot& current);
+std::vector<std::string> describeChanges(const store::Snapshot* previous,
+                                         const store::Snapshot& current);
 
 }  // namespace svcbox::app

@@ -39,7 +39,9 @@ std::string ClusterIpAllocator::checkRequest(const IpAddress& address) const {
 Result<IpAddress> ClusterIpAllocator::allocate() {
   uint64_t last = lastUsable();
   if (last < firstUsable()) {
-    return Error{ErrorKind::kConflict, "the service CIDR " + cidr_.toString() + " has no usable address", "spec.clusterIP"};
+    return Error{ErrorKind::kConflict,
+                 "the service CIDR " + cidr_.toString() + " has no usable address",
+                 "spec.clusterIP"};
   }
   while (cursor_ <= last && used_.contains(cursor_)) ++cursor_;
   if (cursor_ > last || cursor_ < firstUsable()) {

@@ -36,7 +36,8 @@ std::optional<Cidr> Cidr::parse(std::string_view text) {
   if (!address) return std::nullopt;
   auto length_text = text.substr(slash + 1);
   int length = -1;
-  auto [end, ec] = std::from_chars(length_text.data(), length_text.data() + length_text.size(), length);
+  auto [end, ec] =
+      std::from_chars(length_text.data(), length_text.data() + length_text.size(), length);
   if (ec != std::errc() || end != length_text.data() + length_text.size()) return std::nullopt;
   if (length < 0 || length > static_cast<int>(address->size()) * 8) return std::nullopt;
   Cidr cidr{*address, length};

@@ -77,7 +77,8 @@ std::optional<std::string> metaValue(Connection& db, const std::string& key) {
 }
 
 void setMeta(Connection& db, const std::string& key, const std::string& value) {
-  db.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2")
+  db.prepare(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2")
       .bind(1, key)
       .bind(2, value)
       .run();
@@ -98,7 +99,9 @@ Result<Cidr> serviceCidrFor(Connection& db, const CidrChoice& choice) {
   }
   auto stored = Cidr::parse(*stored_text);
   if (!stored) {
-    return Error{ErrorKind::kInternal, "the registry records an unreadable service CIDR \"" + *stored_text + "\"", {}};
+    return Error{ErrorKind::kInternal,
+                 "the registry records an unreadable service CIDR \"" + *stored_text + "\"",
+                 {}};
   }
   if (choice.requested && *choice.requested != *stored) {
     return Error{ErrorKind::kConflict,
@@ -149,7 +152,8 @@ Result<Change> applyService(ApplyContext& context, Service service) {
   }
   auto& [id, old] = existing.front();
   service.created_ms = old.created_ms;
-  bool both_cluster_ip = service.type == ServiceType::kClusterIP && old.type == ServiceType::kClusterIP;
+  bool both_cluster_ip =
+      service.type == ServiceType::kClusterIP && old.type == ServiceType::kClusterIP;
   if (both_cluster_ip && service.headless != old.headless) {
     return invalid("spec.clusterIP", "the field is immutable: the Service is " +
                                          serviceDetail(old) + "; delete it first to change that");
@@ -157,7 +161,8 @@ Result<Change> applyService(ApplyContext& context, Service service) {
   if (both_cluster_ip && !service.headless) {
     if (service.cluster_ip && service.cluster_ip != old.cluster_ip) {
       return invalid("spec.clusterIP", "the field is immutable: the Service holds " +
-                                           old.cluster_ip->toString() + "; delete it first to change it");
+                                           old.cluster_ip->toString() +
+                                           "; delete it first to change it");
     }
     service.cluster_ip = old.cluster_ip;
   } else if (service.type == ServiceType::kClusterIP && !service.headless && !service.cluster_ip) {
@@ -165,7 +170,8 @@ Result<Change> applyService(ApplyContext& context, Service service) {
     if (!address) return address.error();
     service.cluster_ip = *address;
   }
-  if (old.cluster_ip && old.cluster_ip != service.cluster_ip) context.allocator.release(*old.cluster_ip);
+  if (old.cluster_ip && old.cluster_ip != service.cluster_ip)
+    context.allocator.release(*old.cluster_ip);
   if (service == old) return Change{ref, Change::Action::kUnchanged, serviceDetail(service)};
   rows::writeService(context.db, id, service);
   return Change{ref, Change::Action::kConfigured, serviceDetail(service)};
@@ -182,16 +188,19 @@ Result<Change> applyPod(ApplyContext& context, Pod pod) {
   }
   auto& [id, old] = existing.front();
   pod.created_ms = old.created_ms;
-  pod.readiness = probedShape(pod) == probedShape(old) ? old.readiness : initialReadiness(pod, context.now);
+  pod.readiness =
+      probedShape(pod) == probedShape(old) ? old.readiness : initialReadiness(pod, context.now);
   if (pod == old) return Change{ref, Change::Action::kUnchanged, {}};
   rows::writePod(context.db, id, pod);
   return Change{ref, Change::Action::kConfigured, {}};
 }
 
 Result<Change> applyEndpointSet(ApplyContext& context, EndpointSet set) {
-  ObjectRef ref{set.kind == EndpointSet::Kind::kEndpoints ? ObjectKind::kEndpoints : ObjectKind::kEndpointSlice,
+  ObjectRef ref{set.kind == EndpointSet::Kind::kEndpoints ? ObjectKind::kEndpoints
+                                                          : ObjectKind::kEndpointSlice,
                 set.namespace_name, set.name};
-  auto existing = rows::loadEndpointSets(context.db, filterFor(set.namespace_name, set.name), set.kind);
+  auto existing =
+      rows::loadEndpointSets(context.db, filterFor(set.namespace_name, set.name), set.kind);
   if (existing.empty()) {
     set.created_ms = context.now;
     rows::writeEndpointSet(context.db, 0, set);
@@ -226,10 +235,14 @@ void loadUsedClusterIps(Connection& db, ClusterIpAllocator& allocator) {
 
 const char* objectKindName(ObjectKind kind) {
   switch (kind) {
-    case ObjectKind::kService: return "Service";
-    case ObjectKind::kPod: return "Pod";
-    case ObjectKind::kEndpoints: return "Endpoints";
-    case ObjectKind::kEndpointSlice: return "EndpointSlice";
+    case ObjectKind::kService:
+      return "Service";
+    case ObjectKind::kPod:
+      return "Pod";
+    case ObjectKind::kEndpoints:
+      return "Endpoints";
+    case ObjectKind::kEndpointSlice:
+      return "EndpointSlice";
   }
   return "?";
 }
@@ -259,11 +272,16 @@ std::string ObjectRef::toString() const {
 
 const char* actionName(Change::Action action) {
   switch (action) {
-    case Change::Action::kCreated: return "created";
-    case Change::Action::kConfigured: return "configured";
-    case Change::Action::kUnchanged: return "unchanged";
-    case Change::Action::kDeleted: return "deleted";
-    case Change::Action::kNotFound: return "not found";
+    case Change::Action::kCreated:
+      return "created";
+    case Change::Action::kConfigured:
+      return "configured";
+    case Change::Action::kUnchanged:
+      return "unchanged";
+    case Change::Action::kDeleted:
+      return "deleted";
+    case Change::Action::kNotFound:
+      return "not found";
   }
   return "?";
 }
@@ -326,21 +344,25 @@ Result<std::vector<Change>> Registry::apply(const std::vector<Object>& objects,
       }
       auto& owner = db.prepare("SELECT namespace, name FROM services WHERE cluster_ip = ?1");
       owner.bind(1, service->cluster_ip->toString());
-      if (owner.step() && (owner.text(0) != service->namespace_name || owner.text(1) != service->name)) {
+      if (owner.step() &&
+          (owner.text(0) != service->namespace_name || owner.text(1) != service->name)) {
         std::string holder = std::string(owner.text(0)) + "/" + std::string(owner.text(1));
         owner.reset();
-        return blame(i, Error{ErrorKind::kConflict,
-                              service->cluster_ip->toString() + " is already allocated to Service " + holder +
-                                  "; choose a free address or leave spec.clusterIP out",
-                              "spec.clusterIP"});
+        return blame(i,
+                     Error{ErrorKind::kConflict,
+                           service->cluster_ip->toString() + " is already allocated to Service " +
+                               holder + "; choose a free address or leave spec.clusterIP out",
+                           "spec.clusterIP"});
       }
       owner.reset();
-      auto [claim, fresh] = requested.try_emplace(*service->cluster_ip, service->namespace_name, service->name);
+      auto [claim, fresh] =
+          requested.try_emplace(*service->cluster_ip, service->namespace_name, service->name);
       if (!fresh && claim->second != std::pair(service->namespace_name, service->name)) {
-        return blame(i, Error{ErrorKind::kConflict,
-                              service->cluster_ip->toString() + " is also requested by Service " + claim->second.first + "/" +
-                                  claim->second.second + " in the same input",
-                              "spec.clusterIP"});
+        return blame(
+            i, Error{ErrorKind::kConflict,
+                     service->cluster_ip->toString() + " is also requested by Service " +
+                         claim->second.first + "/" + claim->second.second + " in the same input",
+                     "spec.clusterIP"});
       }
       allocator.markUsed(*service->cluster_ip);
     }
@@ -392,9 +414,13 @@ Result<std::vector<Change>> Registry::remove(const std::vector<ObjectRef>& refs)
         case ObjectKind::kService:
           sql = "DELETE FROM services WHERE namespace = ?1 AND name = ?2 RETURNING cluster_ip";
           break;
-        case ObjectKind::kPod: sql = "DELETE FROM pods WHERE namespace = ?1 AND name = ?2 RETURNING ''"; break;
+        case ObjectKind::kPod:
+          sql = "DELETE FROM pods WHERE namespace = ?1 AND name = ?2 RETURNING ''";
+          break;
         default:
-          sql = "DELETE FROM endpoint_sets WHERE namespace = ?1 AND name = ?2 AND kind = ?3 RETURNING ''";
+          sql =
+              "DELETE FROM endpoint_sets WHERE namespace = ?1 AND name = ?2 AND kind = ?3 "
+              "RETURNING ''";
       }
       auto& statement = db.prepare(sql);
       statement.bind(1, ref.namespace_name).bind(2, ref.name);
@@ -405,7 +431,8 @@ Result<std::vector<Change>> Registry::remove(const std::vector<ObjectRef>& refs)
       std::string detail = found && !statement.isNull(0) ? std::string(statement.text(0)) : "";
       statement.reset();
       if (found && !detail.empty()) detail = "released clusterIP " + detail;
-      changes.push_back(Change{ref, found ? Change::Action::kDeleted : Change::Action::kNotFound, detail});
+      changes.push_back(
+          Change{ref, found ? Change::Action::kDeleted : Change::Action::kNotFound, detail});
       changed |= found;
     }
     if (changed) bumpGeneration(db);
@@ -447,12 +474,14 @@ Result<SnapshotPtr> Registry::loadSnapshot() {
     std::optional<Cidr> cidr;
     if (auto text = metaValue(db, "service_cidr")) cidr = Cidr::parse(*text);
     std::vector<Service> services;
-    for (auto& [id, service] : rows::loadServices(db, std::nullopt)) services.push_back(std::move(service));
+    for (auto& [id, service] : rows::loadServices(db, std::nullopt))
+      services.push_back(std::move(service));
     std::vector<Pod> pods;
     for (auto& [id, pod] : rows::loadPods(db, std::nullopt)) pods.push_back(std::move(pod));
     std::vector<EndpointSet> sets;
     for (auto kind : {EndpointSet::Kind::kEndpoints, EndpointSet::Kind::kEndpointSlice}) {
-      for (auto& [id, set] : rows::loadEndpointSets(db, std::nullopt, kind)) sets.push_back(std::move(set));
+      for (auto& [id, set] : rows::loadEndpointSets(db, std::nullopt, kind))
+        sets.push_back(std::move(set));
     }
     transaction.commit();
     auto entries = resolveEndpoints(std::move(services), pods, sets);
@@ -477,7 +506,8 @@ std::string defaultRegistryPath() {
     return std::string(state) + "/svcbox/registry.db";
   }
   const char* home = std::getenv("HOME");
-  std::string base = home && *home ? home : (getpwuid(geteuid()) ? getpwuid(geteuid())->pw_dir : "/tmp");
+  std::string base =
+      home && *home ? home : (getpwuid(geteuid()) ? getpwuid(geteuid())->pw_dir : "/tmp");
   return base + "/.local/state/svcbox/registry.db";
 }
 

@@ -7,11 +7,14 @@ namespace {
 
 using sqlite::Statement;
 
-Protocol parseProtocol(std::string_view text) { return text == "UDP" ? Protocol::kUdp : Protocol::kTcp; }
+Protocol parseProtocol(std::string_view text) {
+  return text == "UDP" ? Protocol::kUdp : Protocol::kTcp;
+}
 
 std::string where(const std::optional<NameFilter>& filter, std::string_view table) {
   if (!filter) return "";
-  return " WHERE " + std::string(table) + ".namespace = ?1 AND " + std::string(table) + ".name = ?2";
+  return " WHERE " + std::string(table) + ".namespace = ?1 AND " + std::string(table) +
+         ".name = ?2";
 }
 
 void bindFilter(Statement& statement, const std::optional<NameFilter>& filter) {
@@ -53,8 +56,8 @@ std::string childQuery(std::string_view columns, std::string_view child, std::st
   std::string sql = "SELECT " + std::string(child) + "." + std::string(key) + ", " +
                     std::string(columns) + " FROM " + std::string(child);
   if (filter) {
-    sql += " JOIN " + std::string(parent) + " ON " + std::string(parent) + ".id = " +
-           std::string(child) + "." + std::string(key) + where(filter, parent);
+    sql += " JOIN " + std::string(parent) + " ON " + std::string(parent) +
+           ".id = " + std::string(child) + "." + std::string(key) + where(filter, parent);
   }
   return sql + " ORDER BY " + std::string(order);
 }
@@ -91,31 +94,30 @@ Labels decodeLabels(std::string_view text) {
 Loaded<Service> loadServices(sqlite::Connection& db, const std::optional<NameFilter>& filter) {
   Loaded<Service> services;
   Statement& rows = db.prepare(
-                 "SELECT id, namespace, name, type, external_name, headless, cluster_ip, selector, "
-                 "session_affinity, affinity_timeout, created_ms FROM services" +
-                     where(filter, "services") + " ORDER BY id");
+      "SELECT id, namespace, name, type, external_name, headless, cluster_ip, selector, "
+      "session_affinity, affinity_timeout, created_ms FROM services" +
+      where(filter, "services") + " ORDER BY id");
   bindFilter(rows, filter);
   while (rows.step()) {
     Service service;
     service.namespace_name = rows.text(1);
     service.name = rows.text(2);
-    service.type = rows.text(3) == "ExternalName" ? ServiceType::kExternalName
-                                                  : ServiceType::kClusterIP;
+    service.type =
+        rows.text(3) == "ExternalName" ? ServiceType::kExternalName : ServiceType::kClusterIP;
     service.external_name = rows.text(4);
     service.headless = rows.integer(5) != 0;
     if (!rows.isNull(6)) service.cluster_ip = IpAddress::parse(rows.text(6));
     if (!rows.isNull(7)) service.selector = decodeLabels(rows.text(7));
-    service.session_affinity = rows.text(8) == "ClientIP" ? SessionAffinity::kClientIP
-                                                          : SessionAffinity::kNone;
+    service.session_affinity =
+        rows.text(8) == "ClientIP" ? SessionAffinity::kClientIP : SessionAffinity::kNone;
     service.affinity_timeout_seconds = static_cast<uint32_t>(rows.integer(9));
     service.created_ms = rows.integer(10);
     services.emplace_back(rows.integer(0), std::move(service));
   }
   auto index = indexById(services);
-  Statement& ports = db.prepare(
-                  childQuery("service_ports.name, protocol, port, target_port, target_port_name",
-                             "service_ports", "services", "service_id", filter,
-                             "service_id, idx"));
+  Statement& ports =
+      db.prepare(childQuery("service_ports.name, protocol, port, target_port, target_port_name",
+                            "service_ports", "services", "service_id", filter, "service_id, idx"));
   bindFilter(ports, filter);
   while (ports.step()) {
     auto it = index.find(ports.integer(0));
@@ -134,11 +136,11 @@ Loaded<Service> loadServices(sqlite::Connection& db, const std::optional<NameFil
 Loaded<Pod> loadPods(sqlite::Connection& db, const std::optional<NameFilter>& filter) {
   Loaded<Pod> pods;
   Statement& rows = db.prepare(
-                 "SELECT id, namespace, name, labels, ips, container_count, probe_kind, probe_port, "
-                 "probe_port_name, probe_path, probe_scheme, probe_initial_delay, probe_period, "
-                 "probe_timeout, probe_success, probe_failure, ready, ready_reason, "
-                 "ready_changed_ms, created_ms, hostname, subdomain FROM pods" +
-                     where(filter, "pods") + " ORDER BY id");
+      "SELECT id, namespace, name, labels, ips, container_count, probe_kind, probe_port, "
+      "probe_port_name, probe_path, probe_scheme, probe_initial_delay, probe_period, "
+      "probe_timeout, probe_success, probe_failure, ready, ready_reason, "
+      "ready_changed_ms, created_ms, hostname, subdomain FROM pods" +
+      where(filter, "pods") + " ORDER BY id");
   bindFilter(rows, filter);
   while (rows.step()) {
     Pod pod;
@@ -170,29 +172,31 @@ Loaded<Pod> loadPods(sqlite::Connection& db, const std::optional<NameFilter>& fi
     pods.emplace_back(rows.integer(0), std::move(pod));
   }
   auto index = indexById(pods);
-  Statement& ports = db.prepare(
-                  childQuery("container, pod_ports.name, container_port, protocol", "pod_ports",
-                             "pods", "pod_id", filter, "pod_id, idx"));
+  Statement& ports = db.prepare(childQuery("container, pod_ports.name, container_port, protocol",
+                                           "pod_ports", "pods", "pod_id", filter, "pod_id, idx"));
   bindFilter(ports, filter);
   while (ports.step()) {
     auto it = index.find(ports.integer(0));
     if (it == index.end()) continue;
-    it->second->ports.push_back(ContainerPort{std::string(ports.text(1)), std::string(ports.text(2)),
-                                              static_cast<uint16_t>(ports.integer(3)),
-                                              parseProtocol(ports.text(4))});
+    it->second->ports.push_back(
+        ContainerPort{std::string(ports.text(1)), std::string(ports.text(2)),
+                      static_cast<uint16_t>(ports.integer(3)), parseProtocol(ports.text(4))});
   }
   return pods;
 }
 
-Loaded<EndpointSet> loadEndpointSets(sqlite::Connection& db, const std::optional<NameFilter>& filter,
+Loaded<EndpointSet> loadEndpointSets(sqlite::Connection& db,
+                                     const std::optional<NameFilter>& filter,
                                      EndpointSet::Kind kind) {
   Loaded<EndpointSet> sets;
   std::string kind_name = endpointSetKindName(kind);
   // With a filter, ?1/?2 are namespace and name; the kind is ?3 (or ?1 without a filter).
   std::string kind_param = filter ? "?3" : "?1";
-  std::string kind_clause = (filter ? " AND " : " WHERE ") + std::string("endpoint_sets.kind = ") + kind_param;
-  Statement& rows = db.prepare( "SELECT id, namespace, name, service_name, created_ms FROM endpoint_sets" +
-                                  where(filter, "endpoint_sets") + kind_clause + " ORDER BY id");
+  std::string kind_clause =
+      (filter ? " AND " : " WHERE ") + std::string("endpoint_sets.kind = ") + kind_param;
+  Statement& rows =
+      db.prepare("SELECT id, namespace, name, service_name, created_ms FROM endpoint_sets" +
+                 where(filter, "endpoint_sets") + kind_clause + " ORDER BY id");
   bindFilter(rows, filter);
   rows.bind(filter ? 3 : 1, kind_name);
   while (rows.step()) {
@@ -209,9 +213,9 @@ Loaded<EndpointSet> loadEndpointSets(sqlite::Connection& db, const std::optional
     if (set.groups.size() <= static_cast<size_t>(number)) set.groups.resize(number + 1);
     return set.groups[number];
   };
-  Statement& addresses = db.prepare( childQuery("grp, ip, ready, hostname, target_pod",
-                                              "endpoint_addresses", "endpoint_sets", "set_id",
-                                              filter, "set_id, grp, idx"));
+  Statement& addresses =
+      db.prepare(childQuery("grp, ip, ready, hostname, target_pod", "endpoint_addresses",
+                            "endpoint_sets", "set_id", filter, "set_id, grp, idx"));
   bindFilter(addresses, filter);
   while (addresses.step()) {
     auto it = index.find(addresses.integer(0));
@@ -222,8 +226,9 @@ Loaded<EndpointSet> loadEndpointSets(sqlite::Connection& db, const std::optional
                                              std::string(addresses.text(4)),
                                              std::string(addresses.text(5))});
   }
-  Statement& ports = db.prepare( childQuery("grp, endpoint_ports.name, port, protocol", "endpoint_ports",
-                                          "endpoint_sets", "set_id", filter, "set_id, grp, idx"));
+  Statement& ports =
+      db.prepare(childQuery("grp, endpoint_ports.name, port, protocol", "endpoint_ports",
+                            "endpoint_sets", "set_id", filter, "set_id, grp, idx"));
   bindFilter(ports, filter);
   while (ports.step()) {
     auto it = index.find(ports.integer(0));
@@ -238,31 +243,33 @@ Loaded<EndpointSet> loadEndpointSets(sqlite::Connection& db, const std::optional
 
 void writeService(sqlite::Connection& db, int64_t id, const Service& service) {
   Statement& upsert = db.prepare(
-                   "INSERT INTO services (id, namespace, name, type, external_name, headless, "
-                   "cluster_ip, selector, session_affinity, affinity_timeout, created_ms) VALUES "
-                   "(NULLIF(?1, 0), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
-                   "ON CONFLICT (id) DO UPDATE SET type = ?4, external_name = ?5, headless = ?6, "
-                   "cluster_ip = ?7, selector = ?8, session_affinity = ?9, affinity_timeout = ?10 "
-                   "RETURNING id");
+      "INSERT INTO services (id, namespace, name, type, external_name, headless, "
+      "cluster_ip, selector, session_affinity, affinity_timeout, created_ms) VALUES "
+      "(NULLIF(?1, 0), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+      "ON CONFLICT (id) DO UPDATE SET type = ?4, external_name = ?5, headless = ?6, "
+      "cluster_ip = ?7, selector = ?8, session_affinity = ?9, affinity_timeout = ?10 "
+      "RETURNING id");
   upsert.bind(1, id)
       .bind(2, service.namespace_name)
       .bind(3, service.name)
       .bind(4, service.type == ServiceType::kExternalName ? "ExternalName" : "ClusterIP")
       .bind(5, service.external_name)
       .bind(6, int64_t{service.headless})
-      .bindOptional(7, service.cluster_ip ? std::optional(service.cluster_ip->toString()) : std::nullopt)
-      .bindOptional(8, service.selector ? std::optional(encodeLabels(*service.selector)) : std::nullopt)
+      .bindOptional(
+          7, service.cluster_ip ? std::optional(service.cluster_ip->toString()) : std::nullopt)
+      .bindOptional(
+          8, service.selector ? std::optional(encodeLabels(*service.selector)) : std::nullopt)
       .bind(9, service.session_affinity == SessionAffinity::kClientIP ? "ClientIP" : "None")
       .bind(10, int64_t{service.affinity_timeout_seconds})
       .bind(11, service.created_ms);
   upsert.step();
   int64_t row = upsert.integer(0);
   upsert.reset();
-  Statement& clear = db.prepare( "DELETE FROM service_ports WHERE service_id = ?1");
+  Statement& clear = db.prepare("DELETE FROM service_ports WHERE service_id = ?1");
   clear.bind(1, row).run();
   Statement& insert = db.prepare(
-                   "INSERT INTO service_ports (service_id, idx, name, protocol, port, target_port, "
-                   "target_port_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+      "INSERT INTO service_ports (service_id, idx, name, protocol, port, target_port, "
+      "target_port_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   for (size_t i = 0; i < service.ports.size(); ++i) {
     const auto& port = service.ports[i];
     insert.bind(1, row)
@@ -278,18 +285,18 @@ void writeService(sqlite::Connection& db, int64_t id, const Service& service) {
 
 void writePod(sqlite::Connection& db, int64_t id, const Pod& pod) {
   Statement& upsert = db.prepare(
-                   "INSERT INTO pods (id, namespace, name, labels, ips, container_count, probe_kind, "
-                   "probe_port, probe_port_name, probe_path, probe_scheme, probe_initial_delay, "
-                   "probe_period, probe_timeout, probe_success, probe_failure, ready, ready_reason, "
-                   "ready_changed_ms, created_ms, hostname, subdomain) VALUES (NULLIF(?1, 0), ?2, ?3, "
-                   "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-                   "?21, ?22) "
-                   "ON CONFLICT (id) DO UPDATE SET labels = ?4, ips = ?5, container_count = ?6, "
-                   "probe_kind = ?7, probe_port = ?8, probe_port_name = ?9, probe_path = ?10, "
-                   "probe_scheme = ?11, probe_initial_delay = ?12, probe_period = ?13, "
-                   "probe_timeout = ?14, probe_success = ?15, probe_failure = ?16, ready = ?17, "
-                   "ready_reason = ?18, ready_changed_ms = ?19, hostname = ?21, subdomain = ?22 "
-                   "RETURNING id");
+      "INSERT INTO pods (id, namespace, name, labels, ips, container_count, probe_kind, "
+      "probe_port, probe_port_name, probe_path, probe_scheme, probe_initial_delay, "
+      "probe_period, probe_timeout, probe_success, probe_failure, ready, ready_reason, "
+      "ready_changed_ms, created_ms, hostname, subdomain) VALUES (NULLIF(?1, 0), ?2, ?3, "
+      "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
+      "?21, ?22) "
+      "ON CONFLICT (id) DO UPDATE SET labels = ?4, ips = ?5, container_count = ?6, "
+      "probe_kind = ?7, probe_port = ?8, probe_port_name = ?9, probe_path = ?10, "
+      "probe_scheme = ?11, probe_initial_delay = ?12, probe_period = ?13, "
+      "probe_timeout = ?14, probe_success = ?15, probe_failure = ?16, ready = ?17, "
+      "ready_reason = ?18, ready_changed_ms = ?19, hostname = ?21, subdomain = ?22 "
+      "RETURNING id");
   Probe probe = pod.readiness_probe.value_or(Probe{});
   upsert.bind(1, id)
       .bind(2, pod.namespace_name)
@@ -298,9 +305,8 @@ void writePod(sqlite::Connection& db, int64_t id, const Pod& pod) {
       .bind(5, encodeIps(pod.ips))
       .bind(6, int64_t{pod.container_count})
       .bindOptional(7, pod.readiness_probe
-                           ? std::optional<std::string>(probe.kind == Probe::Kind::kHttpGet
-                                                            ? "httpGet"
-                                                            : "tcpSocket")
+                           ? std::optional<std::string>(
+                                 probe.kind == Probe::Kind::kHttpGet ? "httpGet" : "tcpSocket")
                            : std::nullopt)
       .bind(8, int64_t{probe.port.number})
       .bind(9, probe.port.name)
@@ -320,11 +326,11 @@ void writePod(sqlite::Connection& db, int64_t id, const Pod& pod) {
   upsert.step();
   int64_t row = upsert.integer(0);
   upsert.reset();
-  Statement& clear = db.prepare( "DELETE FROM pod_ports WHERE pod_id = ?1");
+  Statement& clear = db.prepare("DELETE FROM pod_ports WHERE pod_id = ?1");
   clear.bind(1, row).run();
   Statement& insert = db.prepare(
-                   "INSERT INTO pod_ports (pod_id, idx, container, name, container_port, protocol) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      "INSERT INTO pod_ports (pod_id, idx, container, name, container_port, protocol) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
   for (size_t i = 0; i < pod.ports.size(); ++i) {
     const auto& port = pod.ports[i];
     insert.bind(1, row)
@@ -339,9 +345,9 @@ void writePod(sqlite::Connection& db, int64_t id, const Pod& pod) {
 
 void writeEndpointSet(sqlite::Connection& db, int64_t id, const EndpointSet& set) {
   Statement& upsert = db.prepare(
-                   "INSERT INTO endpoint_sets (id, kind, namespace, name, service_name, created_ms) "
-                   "VALUES (NULLIF(?1, 0), ?2, ?3, ?4, ?5, ?6) "
-                   "ON CONFLICT (id) DO UPDATE SET service_name = ?5 RETURNING id");
+      "INSERT INTO endpoint_sets (id, kind, namespace, name, service_name, created_ms) "
+      "VALUES (NULLIF(?1, 0), ?2, ?3, ?4, ?5, ?6) "
+      "ON CONFLICT (id) DO UPDATE SET service_name = ?5 RETURNING id");
   upsert.bind(1, id)
       .bind(2, endpointSetKindName(set.kind))
       .bind(3, set.namespace_name)
@@ -351,16 +357,16 @@ void writeEndpointSet(sqlite::Connection& db, int64_t id, const EndpointSet& set
   upsert.step();
   int64_t row = upsert.integer(0);
   upsert.reset();
-  Statement& clear_addresses = db.prepare( "DELETE FROM endpoint_addresses WHERE set_id = ?1");
+  Statement& clear_addresses = db.prepare("DELETE FROM endpoint_addresses WHERE set_id = ?1");
   clear_addresses.bind(1, row).run();
-  Statement& clear_ports = db.prepare( "DELETE FROM endpoint_ports WHERE set_id = ?1");
+  Statement& clear_ports = db.prepare("DELETE FROM endpoint_ports WHERE set_id = ?1");
   clear_ports.bind(1, row).run();
   Statement& address_insert = db.prepare(
-                           "INSERT INTO endpoint_addresses (set_id, grp, idx, ip, ready, hostname, "
-                           "target_pod) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+      "INSERT INTO endpoint_addresses (set_id, grp, idx, ip, ready, hostname, "
+      "target_pod) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   Statement& port_insert = db.prepare(
-                        "INSERT INTO endpoint_ports (set_id, grp, idx, name, port, protocol) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      "INSERT INTO endpoint_ports (set_id, grp, idx, name, port, protocol) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
   for (size_t g = 0; g < set.groups.size(); ++g) {
     const auto& group = set.groups[g];
     for (size_t i = 0; i < group.addresses.size(); ++i) {

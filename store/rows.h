@@ -24,7 +24,8 @@ using Loaded = std::vector<std::pair<int64_t, T>>;  // (row id, object)
 
 Loaded<Service> loadServices(sqlite::Connection& db, const std::optional<NameFilter>& filter);
 Loaded<Pod> loadPods(sqlite::Connection& db, const std::optional<NameFilter>& filter);
-Loaded<EndpointSet> loadEndpointSets(sqlite::Connection& db, const std::optional<NameFilter>& filter,
+Loaded<EndpointSet> loadEndpointSets(sqlite::Connection& db,
+                                     const std::optional<NameFilter>& filter,
                                      EndpointSet::Kind kind);
 
 // Insert (id == 0) or replace the row `id` with its child rows.

@@ -19,8 +19,8 @@ auto findByName(const Vector& items, std::string_view namespace_name, std::strin
   auto key = std::make_tuple(namespace_name, name);
   auto it = std::lower_bound(items.begin(), items.end(), key, [&](const auto& item, const auto& k) {
     const auto& object = project(item);
-    return std::make_tuple(std::string_view(object.namespace_name),
-                           std::string_view(object.name)) < k;
+    return std::make_tuple(std::string_view(object.namespace_name), std::string_view(object.name)) <
+           k;
   });
   if (it == items.end()) return nullptr;
   const auto& object = project(*it);
@@ -107,7 +107,8 @@ std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
     }
   }
   std::map<std::pair<std::string_view, std::string_view>, std::vector<const EndpointSet*>> sets;
-  for (const auto& set : endpoint_sets) sets[{set.namespace_name, set.service_name}].push_back(&set);
+  for (const auto& set : endpoint_sets)
+    sets[{set.namespace_name, set.service_name}].push_back(&set);
 
   static const std::vector<const Pod*> kNone;
   std::vector<ServiceEntry> entries;
@@ -138,9 +139,10 @@ std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
     std::stable_sort(entry.endpoints.begin(), entry.endpoints.end(),
                      [](const Endpoint& a, const Endpoint& b) { return a.ip < b.ip; });
     // Several slices may list one address; the first listing wins.
-    entry.endpoints.erase(std::unique(entry.endpoints.begin(), entry.endpoints.end(),
-                                      [](const Endpoint& a, const Endpoint& b) { return a.ip == b.ip; }),
-                          entry.endpoints.end());
+    entry.endpoints.erase(
+        std::unique(entry.endpoints.begin(), entry.endpoints.end(),
+                    [](const Endpoint& a, const Endpoint& b) { return a.ip == b.ip; }),
+        entry.endpoints.end());
     entries.push_back(std::move(entry));
   }
   return entries;
@@ -156,13 +158,15 @@ Snapshot::Snapshot(uint64_t version, std::optional<Cidr> service_cidr,
       endpoint_sets_(std::move(endpoint_sets)) {
   std::sort(services_.begin(), services_.end(),
             [](const auto& a, const auto& b) { return byName(a.service) < byName(b.service); });
-  std::sort(pods_.begin(), pods_.end(), [](const auto& a, const auto& b) { return byName(a) < byName(b); });
+  std::sort(pods_.begin(), pods_.end(),
+            [](const auto& a, const auto& b) { return byName(a) < byName(b); });
   std::sort(endpoint_sets_.begin(), endpoint_sets_.end(), [](const auto& a, const auto& b) {
     return std::tie(a.namespace_name, a.name, a.kind) < std::tie(b.namespace_name, b.name, b.kind);
   });
   service_by_ip_.reserve(services_.size());
   for (size_t i = 0; i < services_.size(); ++i) {
-    if (services_[i].service.cluster_ip) service_by_ip_.emplace(*services_[i].service.cluster_ip, i);
+    if (services_[i].service.cluster_ip)
+      service_by_ip_.emplace(*services_[i].service.cluster_ip, i);
   }
   pod_by_ip_.reserve(pods_.size());
   for (size_t i = 0; i < pods_.size(); ++i) {

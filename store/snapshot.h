@@ -15,8 +15,8 @@ namespace svcbox::store {
 struct Endpoint {
   IpAddress ip;
   bool ready = false;
-  std::string pod_name;  // empty for explicit endpoints without a targetRef
-  std::string hostname;  // explicit hostname (headless DNS); empty when none was given
+  std::string pod_name;         // empty for explicit endpoints without a targetRef
+  std::string hostname;         // explicit hostname (headless DNS); empty when none was given
   std::vector<uint16_t> ports;  // parallel to Service::ports; 0 = this endpoint lacks the port
   bool operator==(const Endpoint&) const = default;
 };

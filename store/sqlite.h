@@ -3,12 +3,12 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <memory>
 
 // A thin RAII layer over the SQLite C API. Failures throw SqliteError; the registry catches it
 // at its public boundary and turns it into an Error value.

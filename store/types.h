@@ -42,10 +42,10 @@ struct Service {
   std::string name;
   ServiceType type = ServiceType::kClusterIP;
   std::string external_name;
-  bool headless = false;                  // clusterIP: None
-  std::optional<IpAddress> cluster_ip;    // requested on input; allocated once stored
+  bool headless = false;                // clusterIP: None
+  std::optional<IpAddress> cluster_ip;  // requested on input; allocated once stored
   std::vector<ServicePort> ports;
-  std::optional<Labels> selector;         // absent: endpoints come from Endpoints/EndpointSlices
+  std::optional<Labels> selector;  // absent: endpoints come from Endpoints/EndpointSlices
   SessionAffinity session_affinity = SessionAffinity::kNone;
   uint32_t affinity_timeout_seconds = kDefaultAffinityTimeoutSeconds;
   int64_t created_ms = 0;  // set by the registry

@@ -27,7 +27,8 @@ std::string checkLabelLike(std::string_view value, bool must_start_with_letter, 
     return quoted(value) + " is not a valid " + what + ": it must start with a lower-case letter";
   }
   if (value.front() == '-' || value.back() == '-') {
-    return quoted(value) + " is not a valid " + what + ": it must start and end with a letter or digit";
+    return quoted(value) + " is not a valid " + what +
+           ": it must start and end with a letter or digit";
   }
   return {};
 }
@@ -74,7 +75,8 @@ std::string checkDns1123Subdomain(std::string_view value) {
   while (start <= value.size()) {
     size_t dot = value.find('.', start);
     auto part = value.substr(start, dot == std::string_view::npos ? value.npos : dot - start);
-    if (auto problem = checkLabelLike(part, false, 63, "DNS-1123 subdomain part"); !problem.empty()) {
+    if (auto problem = checkLabelLike(part, false, 63, "DNS-1123 subdomain part");
+        !problem.empty()) {
       return quoted(value) +
              " is not a valid DNS-1123 subdomain: use lower-case letters, digits, '-' and '.', "
              "each part starting and ending with a letter or digit";
@@ -125,8 +127,7 @@ std::string checkLabelValue(std::string_view value) {
   if (value.size() > 63) return "label value " + quoted(value) + " is longer than 63 characters";
   for (char c : value) {
     if (!isAlnum(c) && c != '-' && c != '_' && c != '.') {
-      return "label value " + quoted(value) +
-             " may contain only letters, digits, '-', '_' and '.'";
+      return "label value " + quoted(value) + " may contain only letters, digits, '-', '_' and '.'";
     }
   }
   if (!isAlnum(value.front()) || !isAlnum(value.back())) {
@@ -160,7 +161,8 @@ Status validateService(const Service& service) {
       return fail("spec.ports", "a ClusterIP Service needs at least one port");
     }
   }
-  if (auto status = service.selector ? checkLabels(*service.selector, "spec.selector") : Status{Ok{}};
+  if (auto status =
+          service.selector ? checkLabels(*service.selector, "spec.selector") : Status{Ok{}};
       !status) {
     return status;
   }
@@ -182,8 +184,8 @@ Status validateService(const Service& service) {
     }
     if (port.port == 0) return fail(field + ".port", "port must be between 1 and 65535");
     if (!numbers.insert({port.port, port.protocol}).second) {
-      return fail(field, "duplicate port " + std::to_string(port.port) + "/" +
-                             protocolName(port.protocol));
+      return fail(
+          field, "duplicate port " + std::to_string(port.port) + "/" + protocolName(port.protocol));
     }
     if (auto status = checkPortRef(port.target_port, field + ".targetPort"); !status) return status;
   }
@@ -278,7 +280,8 @@ Status validateEndpointSet(const EndpointSet& set) {
     std::set<std::string> names;
     for (size_t i = 0; i < group.ports.size(); ++i) {
       const auto& port = group.ports[i];
-      auto field = at(set.kind == EndpointSet::Kind::kEndpoints ? at("subsets", g) + ".ports" : "ports", i);
+      auto field =
+          at(set.kind == EndpointSet::Kind::kEndpoints ? at("subsets", g) + ".ports" : "ports", i);
       if (port.port == 0) return fail(field + ".port", "port must be between 1 and 65535");
       if (group.ports.size() > 1 && port.name.empty()) {
         return fail(field + ".name", "with more than one port every port needs a name");

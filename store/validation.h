@@ -10,10 +10,10 @@
 // the value is fine, or a sentence that says what is wrong.
 namespace svcbox::store {
 
-std::string checkDns1035Label(std::string_view value);    // Service names
-std::string checkDns1123Label(std::string_view value);    // namespaces, service port names
+std::string checkDns1035Label(std::string_view value);      // Service names
+std::string checkDns1123Label(std::string_view value);      // namespaces, service port names
 std::string checkDns1123Subdomain(std::string_view value);  // pod names, externalName
-std::string checkPortName(std::string_view value);        // IANA_SVC_NAME: container ports
+std::string checkPortName(std::string_view value);          // IANA_SVC_NAME: container ports
 std::string checkLabelKey(std::string_view value);
 std::string checkLabelValue(std::string_view value);
 

@@ -52,7 +52,9 @@ TEST(ManifestTest, ReadsTheSeedExampleUnchanged) {
 }
 
 TEST(ManifestTest, UnknownFieldsAreErrorsWithTheirPosition) {
-  std::string text = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n    tragetPort: 8080\n";
+  std::string text =
+      "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n    "
+      "tragetPort: 8080\n";
   auto error = errorOf(text);
   EXPECT_NE(error.find("m.yaml:8:5:"), std::string::npos) << error;
   EXPECT_NE(error.find("unknown field \"spec.ports[0].tragetPort\""), std::string::npos) << error;
@@ -83,21 +85,30 @@ status: {phase: Running, podIP: 10.0.0.1}
 }
 
 TEST(ManifestTest, ReportsBadValuesWithFileLineAndField) {
-  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 70000}]\n")
-                .find("m.yaml:5:18: Service \"web\": spec.ports[0].port: 70000 is out of range"),
-            std::string::npos);
-  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 80, protocol: SCTP}]\n")
+  EXPECT_NE(
+      errorOf(
+          "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 70000}]\n")
+          .find("m.yaml:5:18: Service \"web\": spec.ports[0].port: 70000 is out of range"),
+      std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: "
+                    "80, protocol: SCTP}]\n")
                 .find("protocol \"SCTP\" is not supported"),
             std::string::npos);
-  EXPECT_NE(errorOf("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.0.300}\n")
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: "
+                    "c}]}\nstatus: {podIP: 10.0.0.300}\n")
                 .find("status.podIP: \"10.0.0.300\" is not an IPv4 or IPv6 address"),
             std::string::npos);
-  EXPECT_NE(errorOf("apiVersion: apps/v1\nkind: Service\nmetadata: {name: web}\n").find("use \"v1\""), std::string::npos);
-  EXPECT_NE(errorOf("apiVersion: v1\nkind: Deployment\nmetadata: {name: web}\n").find("not served by svcbox"),
+  EXPECT_NE(
+      errorOf("apiVersion: apps/v1\nkind: Service\nmetadata: {name: web}\n").find("use \"v1\""),
+      std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Deployment\nmetadata: {name: web}\n")
+                .find("not served by svcbox"),
             std::string::npos);
-  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\n").find("metadata: this field is required"), std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\n").find("metadata: this field is required"),
+            std::string::npos);
   EXPECT_NE(errorOf("kind: [\n").find("m.yaml:"), std::string::npos);
-  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {type: NodePort, ports: [{port: 80}]}\n")
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {type: NodePort, "
+                    "ports: [{port: 80}]}\n")
                 .find("not supported"),
             std::string::npos);
 }
@@ -105,7 +116,8 @@ TEST(ManifestTest, ReportsBadValuesWithFileLineAndField) {
 TEST(ManifestTest, TargetPortIsANumberOrAName) {
   auto objects = parse(
       "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports:\n"
-      "  - {name: a, port: 80, targetPort: http}\n  - {name: b, port: 81}\n  - {name: c, port: 82, targetPort: \"8080\"}\n");
+      "  - {name: a, port: 80, targetPort: http}\n  - {name: b, port: 81}\n  - {name: c, port: 82, "
+      "targetPort: \"8080\"}\n");
   const auto& ports = std::get<Service>(objects[0].object).ports;
   EXPECT_EQ(ports[0].target_port.name, "http");
   EXPECT_EQ(ports[1].target_port.number, 81);  // defaults to port
@@ -117,9 +129,12 @@ TEST(ManifestTest, NamespaceFlagFillsInAndMustAgree) {
   ManifestOptions options;
   options.namespace_name = "prod";
   options.namespace_given = true;
-  auto objects = parse("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n", options);
+  auto objects =
+      parse("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n",
+            options);
   EXPECT_EQ(std::get<Service>(objects[0].object).namespace_name, "prod");
-  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: dev}\nspec: {ports: [{port: 80}]}\n",
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: dev}\nspec: "
+                    "{ports: [{port: 80}]}\n",
                     options)
                 .find("does not match -n prod"),
             std::string::npos);
@@ -173,10 +188,11 @@ status: {podIP: 10.0.0.1, podIPs: [{ip: 10.0.0.1}, {ip: "fd00::1"}]}
   EXPECT_EQ(pod.readiness_probe->failure_threshold, 5u);
   EXPECT_EQ(pod.readiness_probe->timeout_seconds, 1u);  // Kubernetes default
   EXPECT_EQ(pod.ips.size(), 2u);
-  EXPECT_NE(errorOf("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n"
-                    "    readinessProbe: {exec: {command: [true]}}\n")
-                .find("exec and grpc are not supported"),
-            std::string::npos);
+  EXPECT_NE(
+      errorOf("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n"
+              "    readinessProbe: {exec: {command: [true]}}\n")
+          .find("exec and grpc are not supported"),
+      std::string::npos);
 }
 
 TEST(ManifestTest, EndpointsAndEndpointSlices) {
@@ -208,7 +224,8 @@ ports: [{name: pg, port: 5432}]
   EXPECT_EQ(slice.service_name, "db2");
   EXPECT_FALSE(slice.groups[0].addresses[0].ready);
   EXPECT_TRUE(slice.groups[0].addresses[1].ready);  // no condition: ready
-  EXPECT_NE(errorOf("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: x}\naddressType: IPv4\n")
+  EXPECT_NE(errorOf("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: "
+                    "x}\naddressType: IPv4\n")
                 .find("kubernetes.io/service-name"),
             std::string::npos);
 }
@@ -226,7 +243,9 @@ items:
 }
 
 TEST(ManifestTest, LocateFallsBackToTheClosestParentField) {
-  auto objects = parse("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 10.96.0.5\n  ports: [{port: 80}]\n");
+  auto objects = parse(
+      "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 10.96.0.5\n  "
+      "ports: [{port: 80}]\n");
   EXPECT_EQ(objects[0].locate("spec.clusterIP"), "m.yaml:5:14");
   EXPECT_EQ(objects[0].locate("spec.ports[0].nothing"), "m.yaml:6:10");
   EXPECT_EQ(objects[0].locate(""), "m.yaml:1:1");

@@ -23,7 +23,8 @@ TEST(RenderTest, ReadyEndpointsListsOnlyReadyOnesAndTruncates) {
   store::ServiceEntry entry;
   entry.service.ports = {store::ServicePort{"", store::Protocol::kTcp, 80, {8080, {}}}};
   for (int i = 1; i <= 5; ++i) {
-    entry.endpoints.push_back(store::Endpoint{*store::IpAddress::parse("10.0.0." + std::to_string(i)), i != 2, "", "", {8080}});
+    entry.endpoints.push_back(store::Endpoint{
+        *store::IpAddress::parse("10.0.0." + std::to_string(i)), i != 2, "", "", {8080}});
   }
   EXPECT_EQ(readyEndpoints(entry, 3), "10.0.0.1:8080,10.0.0.3:8080,10.0.0.4:8080 + 1 more...");
   entry.endpoints.clear();
@@ -31,7 +32,8 @@ TEST(RenderTest, ReadyEndpointsListsOnlyReadyOnesAndTruncates) {
 }
 
 TEST(RenderTest, YamlQuotesOnlyWhatWouldChangeType) {
-  nlohmann::json value{{"ip", "10.96.0.1"}, {"port", 80}, {"flag", "true"}, {"name", "web"}, {"v", "1.5"}};
+  nlohmann::json value{
+      {"ip", "10.96.0.1"}, {"port", 80}, {"flag", "true"}, {"name", "web"}, {"v", "1.5"}};
   auto yaml = toYaml(value);
   EXPECT_NE(yaml.find("ip: 10.96.0.1"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("port: 80"), std::string::npos);

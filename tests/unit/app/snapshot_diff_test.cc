@@ -19,7 +19,8 @@ Snapshot make(uint64_t version, bool second_ready, bool with_service = true) {
     pod.name = "pod-" + std::to_string(i);
     pod.labels = {{"app", "web"}};
     pod.ips = {*IpAddress::parse("10.0.0." + std::to_string(i))};
-    pod.readiness = Readiness{i == 1 || second_ready, i == 1 || second_ready ? "ok" : "probe failed", 0};
+    pod.readiness =
+        Readiness{i == 1 || second_ready, i == 1 || second_ready ? "ok" : "probe failed", 0};
     pods.push_back(pod);
   }
   std::vector<Service> services;

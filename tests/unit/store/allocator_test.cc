@@ -36,9 +36,11 @@ TEST(AllocatorTest, NeverGivesTheBroadcastAddressAndReportsAFullRange) {
 TEST(AllocatorTest, ChecksRequestedAddresses) {
   ClusterIpAllocator allocator(*Cidr::parse("10.96.0.0/12"));
   EXPECT_EQ(allocator.checkRequest(ip("10.96.5.5")), "");
-  EXPECT_NE(allocator.checkRequest(ip("10.200.0.1")).find("outside the service CIDR"), std::string::npos);
+  EXPECT_NE(allocator.checkRequest(ip("10.200.0.1")).find("outside the service CIDR"),
+            std::string::npos);
   EXPECT_NE(allocator.checkRequest(ip("10.96.0.0")).find("network address"), std::string::npos);
-  EXPECT_NE(allocator.checkRequest(ip("10.111.255.255")).find("broadcast address"), std::string::npos);
+  EXPECT_NE(allocator.checkRequest(ip("10.111.255.255")).find("broadcast address"),
+            std::string::npos);
   EXPECT_NE(allocator.checkRequest(ip("fd00::1")).find("outside"), std::string::npos);
 }
 

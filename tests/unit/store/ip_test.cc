@@ -17,7 +17,8 @@ TEST(IpAddressTest, ParsesAndPrintsBothFamilies) {
 }
 
 TEST(IpAddressTest, RejectsGarbage) {
-  for (const char* text : {"", "10.0.0", "10.0.0.256", "abc", "10.0.0.1/32", " 10.0.0.1", "1::2::3"}) {
+  for (const char* text :
+       {"", "10.0.0", "10.0.0.256", "abc", "10.0.0.1/32", " 10.0.0.1", "1::2::3"}) {
     EXPECT_FALSE(IpAddress::parse(text)) << text;
   }
 }

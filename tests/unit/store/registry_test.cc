@@ -43,7 +43,8 @@ class RegistryTest : public ::testing::Test {
 };
 
 TEST_F(RegistryTest, AppliesTheSeedExampleAndResolvesEndpoints) {
-  auto changes = apply({web("service-test"), pod("server-pod-1", "10.0.1.2"), pod("server-pod-2", "10.0.2.2")});
+  auto changes = apply(
+      {web("service-test"), pod("server-pod-1", "10.0.1.2"), pod("server-pod-2", "10.0.2.2")});
   ASSERT_EQ(changes.size(), 3u);
   EXPECT_EQ(changes[0].action, Change::Action::kCreated);
   auto current = snapshot();
@@ -88,7 +89,8 @@ TEST_F(RegistryTest, RequestedClusterIpMustBeInsideTheCidrAndFree) {
   auto result = registry_->apply({taken}, {});
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().kind, ErrorKind::kConflict);
-  EXPECT_NE(result.error().message.find("already allocated to Service default/a"), std::string::npos);
+  EXPECT_NE(result.error().message.find("already allocated to Service default/a"),
+            std::string::npos);
   auto outside = web("c");
   outside.cluster_ip = ip("192.168.0.1");
   result = registry_->apply({outside}, {});
@@ -152,7 +154,8 @@ TEST_F(RegistryTest, ServiceCidrIsRememberedAndAConflictingOneRefused) {
   auto result = registry_->apply({web("c")}, other);
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().kind, ErrorKind::kConflict);
-  EXPECT_NE(result.error().message.find("environment SVCBOX_SERVICE_CIDR asks for 10.96.0.0/12"), std::string::npos);
+  EXPECT_NE(result.error().message.find("environment SVCBOX_SERVICE_CIDR asks for 10.96.0.0/12"),
+            std::string::npos);
 }
 
 TEST_F(RegistryTest, PodReadinessFollowsTheProbeRules) {
@@ -164,8 +167,10 @@ TEST_F(RegistryTest, PodReadinessFollowsTheProbeRules) {
   EXPECT_FALSE(snapshot()->findPod("default", "probed")->readiness.ready);
 
   // The prober's verdict survives an unchanged re-apply and a label-only change...
-  ASSERT_TRUE(*registry_->setPodReadiness("default", "probed", Readiness{true, "probe succeeded", 1}));
-  EXPECT_FALSE(*registry_->setPodReadiness("default", "probed", Readiness{true, "probe succeeded", 2}));
+  ASSERT_TRUE(
+      *registry_->setPodReadiness("default", "probed", Readiness{true, "probe succeeded", 1}));
+  EXPECT_FALSE(
+      *registry_->setPodReadiness("default", "probed", Readiness{true, "probe succeeded", 2}));
   auto relabelled = probed;
   relabelled.labels["tier"] = "front";
   apply({relabelled});
@@ -234,7 +239,8 @@ TEST(RegistryOpenTest, RefusesANewerSchemaAndForeignFiles) {
   EXPECT_NE(newer.error().message.find("newer than this svcbox"), std::string::npos);
 
   FILE* file = fopen(dir.file("b.db").c_str(), "w");
-  fputs("this is not a database, just a text file that is long enough to look like a header....\n", file);
+  fputs("this is not a database, just a text file that is long enough to look like a header....\n",
+        file);
   fclose(file);
   auto foreign = Registry::open(dir.file("b.db"));
   ASSERT_FALSE(foreign);

@@ -56,7 +56,8 @@ TEST(ResolveEndpointsTest, ResolvesNamedTargetPortsPerPod) {
   second.ports = {ContainerPort{"web", "http", 9090, Protocol::kTcp}};
   auto third = pod("c", "10.0.3.2", {{"app", "web"}});
   third.ports.clear();  // no port named http: the endpoint lacks the port
-  auto entries = resolveEndpoints({service("web", {{"app", "web"}}, PortRef{0, "http"})}, {first, second, third}, {});
+  auto entries = resolveEndpoints({service("web", {{"app", "web"}}, PortRef{0, "http"})},
+                                  {first, second, third}, {});
   const auto& endpoints = entries[0].endpoints;
   ASSERT_EQ(endpoints.size(), 3u);
   EXPECT_EQ(endpoints[0].ports[0], 8080);
@@ -101,8 +102,10 @@ TEST(ResolveEndpointsTest, ExternalNameHasNoEndpointsAndHeadlessGivesHostnames) 
 }
 
 TEST(SnapshotTest, FindsByNameAndByAddress) {
-  auto entries = resolveEndpoints({service("web", {{"app", "a"}})}, {pod("a", "10.0.1.2", {{"app", "a"}})}, {});
-  Snapshot snapshot(7, Cidr::parse("10.96.0.0/12"), entries, {pod("a", "10.0.1.2", {{"app", "a"}})}, {});
+  auto entries = resolveEndpoints({service("web", {{"app", "a"}})},
+                                  {pod("a", "10.0.1.2", {{"app", "a"}})}, {});
+  Snapshot snapshot(7, Cidr::parse("10.96.0.0/12"), entries, {pod("a", "10.0.1.2", {{"app", "a"}})},
+                    {});
   EXPECT_EQ(snapshot.version(), 7u);
   ASSERT_NE(snapshot.findService("default", "web"), nullptr);
   EXPECT_EQ(snapshot.findService("default", "nope"), nullptr);
