@@ -288,8 +288,11 @@ class SettingsTest(CliTestCase):
             os.chown(state, 65534, 65534)
             os.chmod(self.dir, 0o755)
             env["XDG_STATE_HOME"] = state
-            result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BIN,
-                                     "apply", "-f", SEED], env=env, capture_output=True, text=True, timeout=60)
+            # A copy the unprivileged user can reach, wherever the checkout lives.
+            binary = shutil.copy(BIN, os.path.join(self.dir, "svcbox"))
+            seed = shutil.copy(SEED, os.path.join(self.dir, "seed.yaml"))
+            result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary,
+                                     "apply", "-f", seed], env=env, capture_output=True, text=True, timeout=60)
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertTrue(os.path.exists(os.path.join(state, "svcbox", "registry.db")))
         else:
