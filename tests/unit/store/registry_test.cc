@@ -160,8 +160,9 @@ TEST_F(RegistryTest, ServiceCidrIsRememberedAndAConflictingOneRefused) {
 
 TEST_F(RegistryTest, PodReadinessFollowsTheProbeRules) {
   auto probed = pod("probed", "10.0.0.2");
-  probed.readiness_probe = Probe{};
-  probed.readiness_probe->port = PortRef{8080, {}};
+  Probe probe;
+  probe.port = PortRef{8080, {}};
+  probed.readiness_probe = probe;
   apply({pod("plain", "10.0.0.1"), probed});
   EXPECT_TRUE(snapshot()->findPod("default", "plain")->readiness.ready);
   EXPECT_FALSE(snapshot()->findPod("default", "probed")->readiness.ready);

@@ -93,8 +93,9 @@ TEST(PodValidationTest, ChecksPortsProbesAndAddresses) {
   pod.ports = {ContainerPort{"web", "http", 8080, Protocol::kTcp}};
   EXPECT_TRUE(validatePod(pod));
   auto named_probe = pod;
-  named_probe.readiness_probe = Probe{};
-  named_probe.readiness_probe->port = PortRef{0, "metrics"};
+  Probe probe;
+  probe.port = PortRef{0, "metrics"};
+  named_probe.readiness_probe = probe;
   auto status = validatePod(named_probe);
   ASSERT_FALSE(status);
   EXPECT_NE(status.error().message.find("metrics"), std::string::npos);
