@@ -142,9 +142,10 @@ class Lister {
     }
     list(
         snapshot_.pods(), "pods", header,
-        [](const store::Pod& p) { return std::pair(p.namespace_name, p.name); },
-        [](const store::Pod& p) { return toJson(p); },
-        [&](const store::Pod& p) {
+        [](const store::PodPtr& p) { return std::pair(p->namespace_name, p->name); },
+        [](const store::PodPtr& p) { return toJson(*p); },
+        [&](const store::PodPtr& pod) {
+          const store::Pod& p = *pod;
           std::string total = std::to_string(p.container_count);
           std::vector<std::string> row{p.name, (p.readiness.ready ? total : "0") + "/" + total,
                                        p.ips.empty() ? "<none>" : p.ips.front().toString(),

@@ -50,12 +50,12 @@ std::map<std::string, const Item*> index(const std::vector<Item>& items, Key key
 std::vector<std::string> describeChanges(const store::Snapshot* previous,
                                          const store::Snapshot& current) {
   std::vector<std::string> lines;
-  static const store::Snapshot kEmpty(0, std::nullopt, {}, {}, {});
+  static const store::Snapshot kEmpty(0, std::nullopt, {}, std::vector<store::PodPtr>{}, {});
   const store::Snapshot& before = previous ? *previous : kEmpty;
   auto service_key = [](const store::ServiceEntry& e) {
     return key(e.service.namespace_name, e.service.name);
   };
-  auto pod_key = [](const store::Pod& p) { return key(p.namespace_name, p.name); };
+  auto pod_key = [](const store::PodPtr& p) { return key(p->namespace_name, p->name); };
   auto old_services = index(before.services(), service_key);
   auto new_services = index(current.services(), service_key);
   for (const auto& [name, entry] : new_services) {
@@ -82,16 +82,17 @@ std::vector<std::string> describeChanges(const store::Snapshot* previous,
   }
   auto old_pods = index(before.pods(), pod_key);
   auto new_pods = index(current.pods(), pod_key);
-  for (const auto& [name, pod] : new_pods) {
+  for (const auto& [name, shared] : new_pods) {
+    const store::PodPtr& pod = *shared;
     auto it = old_pods.find(name);
     std::string state =
         std::string(pod->readiness.ready ? "ready" : "not ready") + ": " + pod->readiness.reason;
     std::string ip = pod->ips.empty() ? "no IP" : pod->ips.front().toString();
     if (it == old_pods.end()) {
       lines.push_back("pod " + name + " added (" + ip + ", " + state + ")");
-    } else if (it->second->readiness.ready != pod->readiness.ready) {
+    } else if ((*it->second)->readiness.ready != pod->readiness.ready) {
       lines.push_back("pod " + name + " became " + state);
-    } else if (!(*it->second == *pod)) {
+    } else if (!(**it->second == *pod)) {
       lines.push_back("pod " + name + " changed (" + ip + ", " + state + ")");
     }
   }

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 
 #include "store/allocator.h"
 #include "store/rows.h"
@@ -150,7 +151,8 @@ Result<Change> applyService(ApplyContext& context, Service service) {
     rows::writeService(context.db, 0, service);
     return Change{ref, Change::Action::kCreated, serviceDetail(service)};
   }
-  auto& [id, old] = existing.front();
+  int64_t id = existing.ids.front();
+  auto& old = existing.objects.front();
   service.created_ms = old.created_ms;
   bool both_cluster_ip =
       service.type == ServiceType::kClusterIP && old.type == ServiceType::kClusterIP;
@@ -186,7 +188,8 @@ Result<Change> applyPod(ApplyContext& context, Pod pod) {
     rows::writePod(context.db, 0, pod);
     return Change{ref, Change::Action::kCreated, {}};
   }
-  auto& [id, old] = existing.front();
+  int64_t id = existing.ids.front();
+  auto& old = existing.objects.front();
   pod.created_ms = old.created_ms;
   pod.readiness =
       probedShape(pod) == probedShape(old) ? old.readiness : initialReadiness(pod, context.now);
@@ -206,7 +209,8 @@ Result<Change> applyEndpointSet(ApplyContext& context, EndpointSet set) {
     rows::writeEndpointSet(context.db, 0, set);
     return Change{ref, Change::Action::kCreated, {}};
   }
-  auto& [id, old] = existing.front();
+  int64_t id = existing.ids.front();
+  auto& old = existing.objects.front();
   set.created_ms = old.created_ms;
   if (set == old) return Change{ref, Change::Action::kUnchanged, {}};
   rows::writeEndpointSet(context.db, id, set);
@@ -286,7 +290,76 @@ const char* actionName(Change::Action action) {
   return "?";
 }
 
-Registry::Registry(std::unique_ptr<Connection> connection) : connection_(std::move(connection)) {}
+template <typename T>
+struct CachedRow {
+  int64_t revision = -1;
+  std::shared_ptr<const T> object;
+};
+
+struct Registry::SnapshotCache {
+  std::unordered_map<int64_t, CachedRow<Service>> services;
+  std::unordered_map<int64_t, CachedRow<Pod>> pods;
+};
+
+namespace {
+
+// Past this many changed rows, one scan of the table beats a lookup per row.
+constexpr size_t kFullReloadThreshold = 512;
+
+// Brings `cache` to the table's committed state: rows whose revision is unchanged are kept,
+// the others are read again.
+template <typename T, typename Load>
+std::vector<std::shared_ptr<const T>> refreshRows(Connection& db, const char* table,
+                                                  std::unordered_map<int64_t, CachedRow<T>>& cache,
+                                                  Load load) {
+  auto& scan =
+      db.prepare(std::string("SELECT id, revision FROM ") + table + " ORDER BY namespace, name");
+  std::vector<std::pair<int64_t, int64_t>> revisions;
+  size_t stale = 0;
+  while (scan.step()) {
+    revisions.emplace_back(scan.integer(0), scan.integer(1));
+    auto it = cache.find(revisions.back().first);
+    if (it == cache.end() || it->second.revision != revisions.back().second) ++stale;
+  }
+  std::unordered_map<int64_t, CachedRow<T>> next;
+  next.reserve(revisions.size());
+  if (stale > kFullReloadThreshold) {
+    std::unordered_map<int64_t, int64_t> revision_of(revisions.begin(), revisions.end());
+    auto loaded = load(std::nullopt);
+    for (size_t i = 0; i < loaded.ids.size(); ++i) {
+      next.emplace(loaded.ids[i],
+                   CachedRow<T>{revision_of[loaded.ids[i]],
+                                std::make_shared<const T>(std::move(loaded.objects[i]))});
+    }
+  } else if (stale > 0 || revisions.size() != cache.size()) {
+    for (auto [id, revision] : revisions) {
+      auto it = cache.find(id);
+      if (it != cache.end() && it->second.revision == revision) {
+        next.emplace(id, std::move(it->second));
+        continue;
+      }
+      auto loaded = load(rows::NameFilter{{}, {}, id});
+      if (loaded.empty()) continue;
+      next.emplace(
+          id, CachedRow<T>{revision, std::make_shared<const T>(std::move(loaded.objects.front()))});
+    }
+  } else {
+    next.swap(cache);
+  }
+  cache.swap(next);
+  // In name order, as the snapshot keeps them.
+  std::vector<std::shared_ptr<const T>> objects;
+  objects.reserve(cache.size());
+  for (auto [id, revision] : revisions) {
+    if (auto it = cache.find(id); it != cache.end()) objects.push_back(it->second.object);
+  }
+  return objects;
+}
+
+}  // namespace
+
+Registry::Registry(std::unique_ptr<Connection> connection)
+    : connection_(std::move(connection)), cache_(std::make_unique<SnapshotCache>()) {}
 Registry::~Registry() = default;
 
 const std::string& Registry::path() const { return connection_->path(); }
@@ -449,7 +522,8 @@ Result<bool> Registry::setPodReadiness(const std::string& namespace_name, const 
     Connection& db = *connection_;
     Transaction transaction(db, Transaction::Mode::kWrite);
     auto& update = db.prepare(
-        "UPDATE pods SET ready = ?3, ready_reason = ?4, ready_changed_ms = ?5 "
+        "UPDATE pods SET ready = ?3, ready_reason = ?4, ready_changed_ms = ?5, "
+        "revision = (SELECT value + 1 FROM meta WHERE key = 'generation') "
         "WHERE namespace = ?1 AND name = ?2 AND (ready != ?3 OR ready_reason != ?4)");
     update.bind(1, namespace_name)
         .bind(2, name)
@@ -473,17 +547,21 @@ Result<SnapshotPtr> Registry::loadSnapshot() {
     uint64_t version = std::stoull(metaValue(db, "generation").value_or("0"));
     std::optional<Cidr> cidr;
     if (auto text = metaValue(db, "service_cidr")) cidr = Cidr::parse(*text);
-    std::vector<Service> services;
-    for (auto& [id, service] : rows::loadServices(db, std::nullopt))
-      services.push_back(std::move(service));
-    std::vector<Pod> pods;
-    for (auto& [id, pod] : rows::loadPods(db, std::nullopt)) pods.push_back(std::move(pod));
-    std::vector<EndpointSet> sets;
-    for (auto kind : {EndpointSet::Kind::kEndpoints, EndpointSet::Kind::kEndpointSlice}) {
-      for (auto& [id, set] : rows::loadEndpointSets(db, std::nullopt, kind))
-        sets.push_back(std::move(set));
+    auto service_rows = refreshRows(db, "services", cache_->services, [&](const auto& filter) {
+      return rows::loadServices(db, filter);
+    });
+    auto pods = refreshRows(db, "pods", cache_->pods,
+                            [&](const auto& filter) { return rows::loadPods(db, filter); });
+    auto sets =
+        std::move(rows::loadEndpointSets(db, std::nullopt, EndpointSet::Kind::kEndpoints).objects);
+    for (auto& set :
+         rows::loadEndpointSets(db, std::nullopt, EndpointSet::Kind::kEndpointSlice).objects) {
+      sets.push_back(std::move(set));
     }
     transaction.commit();
+    std::vector<Service> services;
+    services.reserve(service_rows.size());
+    for (const auto& service : service_rows) services.push_back(*service);
     auto entries = resolveEndpoints(std::move(services), pods, sets);
     return SnapshotPtr(std::make_shared<const Snapshot>(version, cidr, std::move(entries),
                                                         std::move(pods), std::move(sets)));

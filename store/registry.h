@@ -76,6 +76,8 @@ class Registry {
   Result<bool> setPodReadiness(const std::string& namespace_name, const std::string& name,
                                const Readiness& readiness);
 
+  // The whole registry in one read transaction. Rows unchanged since this handle's previous
+  // snapshot are shared with it, not read again.
   Result<SnapshotPtr> loadSnapshot();
   // Changes whenever another connection commits (SQLite's PRAGMA data_version).
   Result<int64_t> dataVersion();
@@ -86,8 +88,12 @@ class Registry {
   void setPauseAfterObjects(std::optional<size_t> count) { pause_after_objects_ = count; }
 
  private:
+  struct SnapshotCache;
   explicit Registry(std::unique_ptr<sqlite::Connection> connection);
   std::unique_ptr<sqlite::Connection> connection_;
+  // Decoded rows of the last snapshot, by row id and revision, so the next one decodes only
+  // what changed.
+  std::unique_ptr<SnapshotCache> cache_;
   std::optional<size_t> pause_after_objects_;
 };
 

@@ -13,12 +13,17 @@ Protocol parseProtocol(std::string_view text) {
 
 std::string where(const std::optional<NameFilter>& filter, std::string_view table) {
   if (!filter) return "";
+  if (filter->id != 0) return " WHERE " + std::string(table) + ".id = ?1";
   return " WHERE " + std::string(table) + ".namespace = ?1 AND " + std::string(table) +
          ".name = ?2";
 }
 
 void bindFilter(Statement& statement, const std::optional<NameFilter>& filter) {
-  if (filter) statement.bind(1, filter->namespace_name).bind(2, filter->name);
+  if (filter && filter->id != 0) {
+    statement.bind(1, filter->id);
+  } else if (filter) {
+    statement.bind(1, filter->namespace_name).bind(2, filter->name);
+  }
 }
 
 std::vector<IpAddress> decodeIps(std::string_view text) {
@@ -45,9 +50,20 @@ std::string encodeIps(const std::vector<IpAddress>& ips) {
 template <typename T>
 std::unordered_map<int64_t, T*> indexById(Loaded<T>& loaded) {
   std::unordered_map<int64_t, T*> index;
-  index.reserve(loaded.size());
-  for (auto& [id, object] : loaded) index.emplace(id, &object);
+  index.reserve(loaded.ids.size());
+  for (size_t i = 0; i < loaded.ids.size(); ++i) index.emplace(loaded.ids[i], &loaded.objects[i]);
   return index;
+}
+
+template <typename T>
+void add(Loaded<T>& loaded, int64_t id, T object) {
+  loaded.ids.push_back(id);
+  loaded.objects.push_back(std::move(object));
+}
+
+int64_t rowCount(sqlite::Connection& db, const char* table,
+                 const std::optional<NameFilter>& filter) {
+  return filter ? 1 : db.queryInteger(std::string("SELECT max(id) FROM ") + table);
 }
 
 std::string childQuery(std::string_view columns, std::string_view child, std::string_view parent,
@@ -93,10 +109,12 @@ Labels decodeLabels(std::string_view text) {
 
 Loaded<Service> loadServices(sqlite::Connection& db, const std::optional<NameFilter>& filter) {
   Loaded<Service> services;
+  services.ids.reserve(rowCount(db, "services", filter));
+  services.objects.reserve(services.ids.capacity());
   Statement& rows = db.prepare(
       "SELECT id, namespace, name, type, external_name, headless, cluster_ip, selector, "
       "session_affinity, affinity_timeout, created_ms FROM services" +
-      where(filter, "services") + " ORDER BY id");
+      where(filter, "services") + " ORDER BY namespace, name");
   bindFilter(rows, filter);
   while (rows.step()) {
     Service service;
@@ -112,7 +130,7 @@ Loaded<Service> loadServices(sqlite::Connection& db, const std::optional<NameFil
         rows.text(8) == "ClientIP" ? SessionAffinity::kClientIP : SessionAffinity::kNone;
     service.affinity_timeout_seconds = static_cast<uint32_t>(rows.integer(9));
     service.created_ms = rows.integer(10);
-    services.emplace_back(rows.integer(0), std::move(service));
+    add(services, rows.integer(0), std::move(service));
   }
   auto index = indexById(services);
   Statement& ports =
@@ -135,12 +153,14 @@ Loaded<Service> loadServices(sqlite::Connection& db, const std::optional<NameFil
 
 Loaded<Pod> loadPods(sqlite::Connection& db, const std::optional<NameFilter>& filter) {
   Loaded<Pod> pods;
+  pods.ids.reserve(rowCount(db, "pods", filter));
+  pods.objects.reserve(pods.ids.capacity());
   Statement& rows = db.prepare(
       "SELECT id, namespace, name, labels, ips, container_count, probe_kind, probe_port, "
       "probe_port_name, probe_path, probe_scheme, probe_initial_delay, probe_period, "
       "probe_timeout, probe_success, probe_failure, ready, ready_reason, "
       "ready_changed_ms, created_ms, hostname, subdomain FROM pods" +
-      where(filter, "pods") + " ORDER BY id");
+      where(filter, "pods") + " ORDER BY namespace, name");
   bindFilter(rows, filter);
   while (rows.step()) {
     Pod pod;
@@ -169,7 +189,7 @@ Loaded<Pod> loadPods(sqlite::Connection& db, const std::optional<NameFilter>& fi
     pod.created_ms = rows.integer(19);
     pod.hostname = rows.text(20);
     pod.subdomain = rows.text(21);
-    pods.emplace_back(rows.integer(0), std::move(pod));
+    add(pods, rows.integer(0), std::move(pod));
   }
   auto index = indexById(pods);
   Statement& ports = db.prepare(childQuery("container, pod_ports.name, container_port, protocol",
@@ -206,7 +226,7 @@ Loaded<EndpointSet> loadEndpointSets(sqlite::Connection& db,
     set.name = rows.text(2);
     set.service_name = rows.text(3);
     set.created_ms = rows.integer(4);
-    sets.emplace_back(rows.integer(0), std::move(set));
+    add(sets, rows.integer(0), std::move(set));
   }
   auto index = indexById(sets);
   auto group = [](EndpointSet& set, int64_t number) -> EndpointGroup& {
@@ -244,11 +264,13 @@ Loaded<EndpointSet> loadEndpointSets(sqlite::Connection& db,
 void writeService(sqlite::Connection& db, int64_t id, const Service& service) {
   Statement& upsert = db.prepare(
       "INSERT INTO services (id, namespace, name, type, external_name, headless, "
-      "cluster_ip, selector, session_affinity, affinity_timeout, created_ms) VALUES "
-      "(NULLIF(?1, 0), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+      "cluster_ip, selector, session_affinity, affinity_timeout, created_ms, revision) VALUES "
+      // Each written row records the generation its transaction will commit.
+      "(NULLIF(?1, 0), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+      "(SELECT value + 1 FROM meta WHERE key = 'generation')) "
       "ON CONFLICT (id) DO UPDATE SET type = ?4, external_name = ?5, headless = ?6, "
-      "cluster_ip = ?7, selector = ?8, session_affinity = ?9, affinity_timeout = ?10 "
-      "RETURNING id");
+      "cluster_ip = ?7, selector = ?8, session_affinity = ?9, affinity_timeout = ?10, "
+      "revision = excluded.revision RETURNING id");
   upsert.bind(1, id)
       .bind(2, service.namespace_name)
       .bind(3, service.name)
@@ -288,15 +310,15 @@ void writePod(sqlite::Connection& db, int64_t id, const Pod& pod) {
       "INSERT INTO pods (id, namespace, name, labels, ips, container_count, probe_kind, "
       "probe_port, probe_port_name, probe_path, probe_scheme, probe_initial_delay, "
       "probe_period, probe_timeout, probe_success, probe_failure, ready, ready_reason, "
-      "ready_changed_ms, created_ms, hostname, subdomain) VALUES (NULLIF(?1, 0), ?2, ?3, "
-      "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-      "?21, ?22) "
+      "ready_changed_ms, created_ms, hostname, subdomain, revision) VALUES (NULLIF(?1, 0), "
+      "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
+      "?20, ?21, ?22, (SELECT value + 1 FROM meta WHERE key = 'generation')) "
       "ON CONFLICT (id) DO UPDATE SET labels = ?4, ips = ?5, container_count = ?6, "
       "probe_kind = ?7, probe_port = ?8, probe_port_name = ?9, probe_path = ?10, "
       "probe_scheme = ?11, probe_initial_delay = ?12, probe_period = ?13, "
       "probe_timeout = ?14, probe_success = ?15, probe_failure = ?16, ready = ?17, "
-      "ready_reason = ?18, ready_changed_ms = ?19, hostname = ?21, subdomain = ?22 "
-      "RETURNING id");
+      "ready_reason = ?18, ready_changed_ms = ?19, hostname = ?21, subdomain = ?22, "
+      "revision = excluded.revision RETURNING id");
   Probe probe = pod.readiness_probe.value_or(Probe{});
   upsert.bind(1, id)
       .bind(2, pod.namespace_name)

@@ -17,10 +17,16 @@ namespace svcbox::store::rows {
 struct NameFilter {
   std::string namespace_name;
   std::string name;
+  int64_t id = 0;  // when set, the row with this id (the names are ignored)
 };
 
+// Objects in row-id order, with their row ids alongside.
 template <typename T>
-using Loaded = std::vector<std::pair<int64_t, T>>;  // (row id, object)
+struct Loaded {
+  std::vector<int64_t> ids;
+  std::vector<T> objects;
+  bool empty() const { return objects.empty(); }
+};
 
 Loaded<Service> loadServices(sqlite::Connection& db, const std::optional<NameFilter>& filter);
 Loaded<Pod> loadPods(sqlite::Connection& db, const std::optional<NameFilter>& filter);

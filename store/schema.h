@@ -24,6 +24,7 @@ CREATE TABLE services (
   session_affinity TEXT NOT NULL CHECK (session_affinity IN ('None', 'ClientIP')),
   affinity_timeout INTEGER NOT NULL,
   created_ms       INTEGER NOT NULL,
+  revision         INTEGER NOT NULL,
   UNIQUE (namespace, name)
 );
 
@@ -61,8 +62,13 @@ CREATE TABLE pods (
   ready_reason        TEXT NOT NULL,
   ready_changed_ms    INTEGER NOT NULL,
   created_ms          INTEGER NOT NULL,
+  revision            INTEGER NOT NULL,
   UNIQUE (namespace, name)
 );
+
+-- Covering indexes for the snapshot's scan of (id, revision) in name order.
+CREATE INDEX services_by_name ON services (namespace, name, revision);
+CREATE INDEX pods_by_name ON pods (namespace, name, revision);
 
 CREATE TABLE pod_ports (
   pod_id         INTEGER NOT NULL REFERENCES pods (id) ON DELETE CASCADE,

@@ -28,6 +28,33 @@ auto findByName(const Vector& items, std::string_view namespace_name, std::strin
   return &*it;
 }
 
+// Sorts by moving each element once: comparing keys is cheap, moving a Pod is not.
+template <typename T, typename Key>
+void sortBy(std::vector<T>& items, Key key) {
+  auto less = [&](const T& a, const T& b) { return key(a) < key(b); };
+  if (std::is_sorted(items.begin(), items.end(), less)) return;
+  std::vector<const T*> order;
+  order.reserve(items.size());
+  for (const auto& item : items) order.push_back(&item);
+  std::sort(order.begin(), order.end(), [&](const T* a, const T* b) { return less(*a, *b); });
+  std::vector<T> sorted;
+  sorted.reserve(items.size());
+  for (const T* item : order) sorted.push_back(std::move(*const_cast<T*>(item)));
+  items.swap(sorted);
+}
+
+// (namespace, label key, label value), hashed without building a string.
+struct LabelKey {
+  std::string_view namespace_name, key, value;
+  bool operator==(const LabelKey&) const = default;
+};
+struct LabelKeyHash {
+  size_t operator()(const LabelKey& k) const noexcept {
+    std::hash<std::string_view> hash;
+    return hash(k.namespace_name) ^ (hash(k.key) * 31) ^ (hash(k.value) * 1000003);
+  }
+};
+
 const IpAddress* podAddressFor(const Pod& pod, const Service& service) {
   if (pod.ips.empty()) return nullptr;
   if (!service.cluster_ip) return &pod.ips.front();
@@ -91,16 +118,33 @@ bool selectorMatches(const Labels& selector, const Labels& labels) {
   return true;
 }
 
+std::vector<PodPtr> sharePods(std::vector<Pod> pods) {
+  std::vector<PodPtr> shared;
+  shared.reserve(pods.size());
+  for (auto& pod : pods) shared.push_back(std::make_shared<const Pod>(std::move(pod)));
+  return shared;
+}
+
 std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
                                            const std::vector<Pod>& pods,
                                            const std::vector<EndpointSet>& endpoint_sets) {
+  std::vector<PodPtr> shared;
+  shared.reserve(pods.size());
+  // Non-owning pointers: the pods outlive this call.
+  for (const auto& pod : pods) shared.push_back(PodPtr(PodPtr(), &pod));
+  return resolveEndpoints(std::move(services), shared, endpoint_sets);
+}
+
+std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
+                                           const std::vector<PodPtr>& pods,
+                                           const std::vector<EndpointSet>& endpoint_sets) {
   // Index pods by (namespace, label) so a selector looks at its smallest candidate list
   // instead of every pod.
-  std::map<std::tuple<std::string_view, std::string_view, std::string_view>,
-           std::vector<const Pod*>>
-      by_label;
-  std::map<std::string_view, std::vector<const Pod*>> by_namespace;
-  for (const auto& pod : pods) {
+  std::unordered_map<LabelKey, std::vector<const Pod*>, LabelKeyHash> by_label;
+  by_label.reserve(pods.size());
+  std::unordered_map<std::string_view, std::vector<const Pod*>> by_namespace;
+  for (const auto& shared : pods) {
+    const Pod& pod = *shared;
     by_namespace[pod.namespace_name].push_back(&pod);
     for (const auto& [key, value] : pod.labels) {
       by_label[{pod.namespace_name, key, value}].push_back(&pod);
@@ -149,20 +193,17 @@ std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
 }
 
 Snapshot::Snapshot(uint64_t version, std::optional<Cidr> service_cidr,
-                   std::vector<ServiceEntry> services, std::vector<Pod> pods,
+                   std::vector<ServiceEntry> services, std::vector<PodPtr> pods,
                    std::vector<EndpointSet> endpoint_sets)
     : version_(version),
       service_cidr_(std::move(service_cidr)),
       services_(std::move(services)),
       pods_(std::move(pods)),
       endpoint_sets_(std::move(endpoint_sets)) {
-  std::sort(services_.begin(), services_.end(),
-            [](const auto& a, const auto& b) { return byName(a.service) < byName(b.service); });
-  std::sort(pods_.begin(), pods_.end(),
-            [](const auto& a, const auto& b) { return byName(a) < byName(b); });
-  std::sort(endpoint_sets_.begin(), endpoint_sets_.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.namespace_name, a.name, a.kind) < std::tie(b.namespace_name, b.name, b.kind);
-  });
+  sortBy(services_, [](const ServiceEntry& e) { return byName(e.service); });
+  sortBy(pods_, [](const PodPtr& p) { return byName(*p); });
+  sortBy(endpoint_sets_,
+         [](const EndpointSet& e) { return std::tie(e.namespace_name, e.name, e.kind); });
   service_by_ip_.reserve(services_.size());
   for (size_t i = 0; i < services_.size(); ++i) {
     if (services_[i].service.cluster_ip)
@@ -170,7 +211,7 @@ Snapshot::Snapshot(uint64_t version, std::optional<Cidr> service_cidr,
   }
   pod_by_ip_.reserve(pods_.size());
   for (size_t i = 0; i < pods_.size(); ++i) {
-    for (const auto& ip : pods_[i].ips) pod_by_ip_.emplace(ip, i);
+    for (const auto& ip : pods_[i]->ips) pod_by_ip_.emplace(ip, i);
   }
 }
 
@@ -181,7 +222,9 @@ const ServiceEntry* Snapshot::findService(std::string_view namespace_name,
 }
 
 const Pod* Snapshot::findPod(std::string_view namespace_name, std::string_view name) const {
-  return findByName(pods_, namespace_name, name, [](const Pod& pod) -> const Pod& { return pod; });
+  auto found =
+      findByName(pods_, namespace_name, name, [](const PodPtr& pod) -> const Pod& { return *pod; });
+  return found ? found->get() : nullptr;
 }
 
 const ServiceEntry* Snapshot::findServiceByIp(const IpAddress& cluster_ip) const {
@@ -192,7 +235,7 @@ const ServiceEntry* Snapshot::findServiceByIp(const IpAddress& cluster_ip) const
 std::vector<const Pod*> Snapshot::findPodsByIp(const IpAddress& ip) const {
   std::vector<const Pod*> found;
   auto [first, last] = pod_by_ip_.equal_range(ip);
-  for (auto it = first; it != last; ++it) found.push_back(&pods_[it->second]);
+  for (auto it = first; it != last; ++it) found.push_back(pods_[it->second].get());
   return found;
 }
 

@@ -27,18 +27,26 @@ struct ServiceEntry {
   bool operator==(const ServiceEntry&) const = default;
 };
 
+// Pods are shared between snapshots: a rebuild decodes only the rows that changed.
+using PodPtr = std::shared_ptr<const Pod>;
+std::vector<PodPtr> sharePods(std::vector<Pod> pods);
+
 // The whole registry at one committed version. Immutable once published: consumers share it as
 // std::shared_ptr<const Snapshot> and never reach into SQLite on their hot paths.
 class Snapshot {
  public:
   Snapshot(uint64_t version, std::optional<Cidr> service_cidr, std::vector<ServiceEntry> services,
-           std::vector<Pod> pods, std::vector<EndpointSet> endpoint_sets);
+           std::vector<PodPtr> pods, std::vector<EndpointSet> endpoint_sets);
+  Snapshot(uint64_t version, std::optional<Cidr> service_cidr, std::vector<ServiceEntry> services,
+           std::vector<Pod> pods, std::vector<EndpointSet> endpoint_sets)
+      : Snapshot(version, std::move(service_cidr), std::move(services), sharePods(std::move(pods)),
+                 std::move(endpoint_sets)) {}
 
   uint64_t version() const { return version_; }
   const std::optional<Cidr>& serviceCidr() const { return service_cidr_; }
   // Sorted by (namespace, name).
   const std::vector<ServiceEntry>& services() const { return services_; }
-  const std::vector<Pod>& pods() const { return pods_; }
+  const std::vector<PodPtr>& pods() const { return pods_; }
   const std::vector<EndpointSet>& endpointSets() const { return endpoint_sets_; }
 
   const ServiceEntry* findService(std::string_view namespace_name, std::string_view name) const;
@@ -51,7 +59,7 @@ class Snapshot {
   uint64_t version_;
   std::optional<Cidr> service_cidr_;
   std::vector<ServiceEntry> services_;
-  std::vector<Pod> pods_;
+  std::vector<PodPtr> pods_;
   std::vector<EndpointSet> endpoint_sets_;
   std::unordered_map<IpAddress, size_t> service_by_ip_;
   std::unordered_multimap<IpAddress, size_t> pod_by_ip_;
@@ -61,6 +69,9 @@ using SnapshotPtr = std::shared_ptr<const Snapshot>;
 
 // The endpoints of every Service: pods chosen by the selector, or explicit endpoint sets for
 // Services without one. A pure function, so it is tested without SQLite.
+std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
+                                           const std::vector<PodPtr>& pods,
+                                           const std::vector<EndpointSet>& endpoint_sets);
 std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
                                            const std::vector<Pod>& pods,
                                            const std::vector<EndpointSet>& endpoint_sets);

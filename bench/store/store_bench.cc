@@ -259,7 +259,7 @@ int main(int argc, char** argv) {
   if (auto started = watcher->start(); !started) fail("watcher: " + started.error().message);
   auto writer = open();
 
-  const auto& pod = held->pods()[held->pods().size() / 2];
+  const auto& pod = *held->pods()[held->pods().size() / 2];
   const auto original_readiness = pod.readiness;
   auto flip_reason = [](int i) { return "store_bench flip " + std::to_string(i); };
   CommitTiming readiness = timeCommits(

@@ -202,6 +202,36 @@ TEST_F(RegistryTest, EndpointSetsRoundTrip) {
   EXPECT_EQ(endpoints[0].ports[0], 5432);
 }
 
+TEST_F(RegistryTest, ARebuildRereadsOnlyChangedRowsAndSharesTheRest) {
+  apply({web(), pod("a", "10.0.0.1"), pod("b", "10.0.0.2"), pod("c", "10.0.0.3")});
+  auto reader = std::move(*Registry::open(path()));
+  auto first = *reader->loadSnapshot();
+  ASSERT_TRUE(*registry_->setPodReadiness("default", "b", Readiness{false, "probe failed", 5}));
+  auto moved = pod("c", "10.0.0.9");
+  apply({moved});
+  ASSERT_TRUE(registry_->remove({ObjectRef{ObjectKind::kPod, "default", "a"}}));
+  apply({pod("d", "10.0.0.4")});
+  auto second = *reader->loadSnapshot();
+  ASSERT_EQ(second->pods().size(), 3u);
+  EXPECT_EQ(second->findPod("default", "a"), nullptr);
+  EXPECT_FALSE(second->findPod("default", "b")->readiness.ready);
+  EXPECT_EQ(second->findPod("default", "c")->ips[0], ip("10.0.0.9"));
+  EXPECT_NE(second->findPod("default", "d"), nullptr);
+  const auto& endpoints = second->findService("default", "web")->endpoints;
+  ASSERT_EQ(endpoints.size(), 3u);
+  EXPECT_EQ(endpoints[2].ip, ip("10.0.0.9"));
+  // What did not change is the very object the previous snapshot held.
+  auto third = *reader->loadSnapshot();
+  EXPECT_EQ(third->findPod("default", "d"), second->findPod("default", "d"));
+  // And a fresh handle builds the same registry from scratch.
+  auto fresh = *registry_->loadSnapshot();
+  ASSERT_EQ(fresh->pods().size(), third->pods().size());
+  for (size_t i = 0; i < fresh->pods().size(); ++i) {
+    EXPECT_EQ(*fresh->pods()[i], *third->pods()[i]);
+  }
+  EXPECT_EQ(fresh->services(), third->services());
+}
+
 TEST_F(RegistryTest, DeletingMissingObjectsReportsNotFound) {
   auto result = registry_->remove({ObjectRef{ObjectKind::kPod, "default", "ghost"}});
   ASSERT_TRUE(result);
