@@ -1,7 +1,5 @@
 #include "app/manifest.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
@@ -10,6 +8,8 @@
 #include <iterator>
 #include <set>
 #include <sstream>
+
+#include "app/yaml_tree.h"
 
 namespace svcbox::app {
 namespace {
@@ -165,7 +165,7 @@ const std::set<std::string> kSliceEndpointFields = {"addresses", "conditions",  
 
 constexpr const char* kServiceNameLabel = "kubernetes.io/service-name";
 
-SourcePosition positionOf(const YAML::Node& node) {
+SourcePosition positionOf(const yaml::Node& node) {
   auto mark = node.Mark();
   return SourcePosition{mark.line + 1, mark.column + 1};
 }
@@ -181,7 +181,7 @@ class DocumentReader {
                  std::vector<std::string>& warnings)
       : source_(source), options_(options), warnings_(warnings) {}
 
-  ManifestObject read(const YAML::Node& document) {
+  ManifestObject read(const yaml::Node& document) {
     current_ = ManifestObject{};
     kind_.clear();
     name_.clear();
@@ -221,7 +221,7 @@ class DocumentReader {
   }
 
  private:
-  [[noreturn]] void fail(const YAML::Node& node, const std::string& field,
+  [[noreturn]] void fail(const yaml::Node& node, const std::string& field,
                          const std::string& message) {
     auto position = node.IsDefined() ? positionOf(node) : current_.position;
     std::string subject =
@@ -231,7 +231,7 @@ class DocumentReader {
                         (field.empty() ? "" : field + ": ") + message);
   }
 
-  void note(const std::string& field, const YAML::Node& node) {
+  void note(const std::string& field, const yaml::Node& node) {
     if (node.IsDefined()) current_.fields[field] = positionOf(node);
   }
 
@@ -239,11 +239,15 @@ class DocumentReader {
     return path.empty() ? key : path + "." + key;
   }
 
-  void checkFields(const YAML::Node& map, const std::string& path,
+  void checkFields(const yaml::Node& map, const std::string& path,
                    const std::set<std::string>& known) {
     if (!map.IsMap()) fail(map, path, "expected a mapping");
-    for (const auto& item : map) {
-      std::string key = item.first.as<std::string>();
+    std::set<std::string_view> seen;
+    for (const auto& item : map.items()) {
+      const std::string& key = item.first.Scalar();
+      if (!seen.insert(key).second) {
+        fail(item.first, join(path, key), "the key appears twice in this mapping; keep one");
+      }
       note(join(path, key), item.first);
       if (known.contains(key) || options_.validation == Validation::kIgnore) continue;
       std::string message = "unknown field \"" + join(path, key) + "\"";
@@ -258,20 +262,20 @@ class DocumentReader {
     }
   }
 
-  std::string scalar(const YAML::Node& node, const std::string& field) {
+  std::string scalar(const yaml::Node& node, const std::string& field) {
     if (!node.IsScalar()) fail(node, field, "expected a single value, not a list or mapping");
     note(field, node);
     return node.Scalar();
   }
 
-  std::string optionalString(const YAML::Node& map, const std::string& key, const std::string& path,
+  std::string optionalString(const yaml::Node& map, const std::string& key, const std::string& path,
                              const std::string& fallback = "") {
     auto node = map[key];
     if (!node.IsDefined() || node.IsNull()) return fallback;
     return scalar(node, join(path, key));
   }
 
-  std::string requiredString(const YAML::Node& map, const std::string& key,
+  std::string requiredString(const yaml::Node& map, const std::string& key,
                              const std::string& path) {
     auto node = map[key];
     if (!node.IsDefined() || node.IsNull()) fail(map, join(path, key), "this field is required");
@@ -280,7 +284,7 @@ class DocumentReader {
     return value;
   }
 
-  int64_t integer(const YAML::Node& node, const std::string& field, int64_t min, int64_t max) {
+  int64_t integer(const yaml::Node& node, const std::string& field, int64_t min, int64_t max) {
     auto text = scalar(node, field);
     int64_t value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -295,21 +299,21 @@ class DocumentReader {
     return value;
   }
 
-  std::optional<int64_t> optionalInteger(const YAML::Node& map, const std::string& key,
+  std::optional<int64_t> optionalInteger(const yaml::Node& map, const std::string& key,
                                          const std::string& path, int64_t min, int64_t max) {
     auto node = map[key];
     if (!node.IsDefined() || node.IsNull()) return std::nullopt;
     return integer(node, join(path, key), min, max);
   }
 
-  bool boolean(const YAML::Node& node, const std::string& field) {
+  bool boolean(const yaml::Node& node, const std::string& field) {
     auto text = scalar(node, field);
     if (text == "true" || text == "True") return true;
     if (text == "false" || text == "False") return false;
     fail(node, field, "\"" + text + "\" is not true or false");
   }
 
-  Protocol protocol(const YAML::Node& map, const std::string& path) {
+  Protocol protocol(const yaml::Node& map, const std::string& path) {
     auto text = optionalString(map, "protocol", path, "TCP");
     if (text == "TCP") return Protocol::kTcp;
     if (text == "UDP") return Protocol::kUdp;
@@ -317,14 +321,14 @@ class DocumentReader {
          "protocol \"" + text + "\" is not supported; use TCP or UDP");
   }
 
-  IpAddress address(const YAML::Node& node, const std::string& field) {
+  IpAddress address(const yaml::Node& node, const std::string& field) {
     auto text = scalar(node, field);
     auto ip = IpAddress::parse(text);
     if (!ip) fail(node, field, "\"" + text + "\" is not an IPv4 or IPv6 address");
     return *ip;
   }
 
-  PortRef portRef(const YAML::Node& node, const std::string& field) {
+  PortRef portRef(const yaml::Node& node, const std::string& field) {
     auto text = scalar(node, field);
     bool numeric =
         !text.empty() && node.Tag() != "!" &&
@@ -333,19 +337,19 @@ class DocumentReader {
     return PortRef{0, text};
   }
 
-  store::Labels stringMap(const YAML::Node& node, const std::string& field) {
+  store::Labels stringMap(const yaml::Node& node, const std::string& field) {
     store::Labels labels;
     if (!node.IsDefined() || node.IsNull()) return labels;
     if (!node.IsMap()) fail(node, field, "expected a mapping of key: value");
-    for (const auto& item : node) {
-      auto key = item.first.as<std::string>();
+    for (const auto& item : node.items()) {
+      const auto& key = item.first.Scalar();
       labels[key] = item.second.IsNull() ? "" : scalar(item.second, field + "." + key);
       note(field + "." + key, item.first);
     }
     return labels;
   }
 
-  const YAML::Node list(const YAML::Node& map, const std::string& key, const std::string& path) {
+  yaml::Node list(const yaml::Node& map, const std::string& key, const std::string& path) {
     auto node = map[key];
     if (node.IsDefined() && !node.IsNull() && !node.IsSequence()) {
       fail(node, join(path, key), "expected a list");
@@ -354,17 +358,17 @@ class DocumentReader {
     return node;
   }
 
-  const YAML::Node mapping(const YAML::Node& map, const std::string& key, const std::string& path,
-                           const std::set<std::string>& known) {
+  yaml::Node mapping(const yaml::Node& map, const std::string& key, const std::string& path,
+                     const std::set<std::string>& known) {
     auto node = map[key];
-    if (!node.IsDefined() || node.IsNull()) return YAML::Node(YAML::NodeType::Map);
+    if (!node.IsDefined() || node.IsNull()) return yaml::Node::emptyMap();
     checkFields(node, join(path, key), known);
     return node;
   }
 
   // metadata.name and metadata.namespace, with -n applied.
   template <typename T>
-  void readMetadata(const YAML::Node& document, T& object, store::Labels* labels) {
+  void readMetadata(const yaml::Node& document, T& object, store::Labels* labels) {
     auto metadata = document["metadata"];
     if (!metadata.IsDefined() || metadata.IsNull())
       fail(document, "metadata", "this field is required");
@@ -388,7 +392,7 @@ class DocumentReader {
     if (labels) *labels = stringMap(metadata["labels"], "metadata.labels");
   }
 
-  Service readService(const YAML::Node& document) {
+  Service readService(const yaml::Node& document) {
     Service service;
     readMetadata(document, service, nullptr);
     auto spec = mapping(document, "spec", "", kServiceSpecFields);
@@ -463,7 +467,7 @@ class DocumentReader {
     return service;
   }
 
-  Probe readProbe(const YAML::Node& node, const std::string& path) {
+  Probe readProbe(const yaml::Node& node, const std::string& path) {
     checkFields(node, path, kProbeFields);
     Probe probe;
     if (node["exec"].IsDefined() || node["grpc"].IsDefined()) {
@@ -500,7 +504,7 @@ class DocumentReader {
     return probe;
   }
 
-  Pod readPod(const YAML::Node& document) {
+  Pod readPod(const yaml::Node& document) {
     Pod pod;
     readMetadata(document, pod, &pod.labels);
     auto spec = mapping(document, "spec", "", kPodSpecFields);
@@ -568,7 +572,7 @@ class DocumentReader {
     return pod;
   }
 
-  std::vector<EndpointPort> endpointPorts(const YAML::Node& ports, const std::string& path) {
+  std::vector<EndpointPort> endpointPorts(const yaml::Node& ports, const std::string& path) {
     std::vector<EndpointPort> result;
     for (size_t i = 0; ports.IsDefined() && i < ports.size(); ++i) {
       auto port_path = index(path, i);
@@ -583,7 +587,7 @@ class DocumentReader {
     return result;
   }
 
-  std::string targetPod(const YAML::Node& item, const std::string& path) {
+  std::string targetPod(const yaml::Node& item, const std::string& path) {
     auto ref =
         mapping(item, "targetRef", path,
                 {"kind", "name", "namespace", "uid", "apiVersion", "resourceVersion", "fieldPath"});
@@ -592,7 +596,7 @@ class DocumentReader {
                : "";
   }
 
-  EndpointSet readEndpoints(const YAML::Node& document) {
+  EndpointSet readEndpoints(const yaml::Node& document) {
     EndpointSet set;
     set.kind = EndpointSet::Kind::kEndpoints;
     readMetadata(document, set, nullptr);
@@ -619,7 +623,7 @@ class DocumentReader {
     return set;
   }
 
-  EndpointSet readEndpointSlice(const YAML::Node& document) {
+  EndpointSet readEndpointSlice(const yaml::Node& document) {
     EndpointSet set;
     set.kind = EndpointSet::Kind::kEndpointSlice;
     store::Labels labels;
@@ -674,7 +678,7 @@ class DocumentReader {
   std::string name_;
 };
 
-void collect(const YAML::Node& node, DocumentReader& reader, std::vector<ManifestObject>& out) {
+void collect(const yaml::Node& node, DocumentReader& reader, std::vector<ManifestObject>& out) {
   if (!node.IsDefined() || node.IsNull()) return;
   // kubectl's `kind: List` wraps objects in items.
   if (node.IsMap() && node["kind"].IsDefined() && node["kind"].IsScalar() &&
@@ -716,20 +720,14 @@ std::string ManifestObject::locate(const std::string& field) const {
 std::vector<ManifestObject> parseManifest(const std::string& text, const std::string& source,
                                           const ManifestOptions& options,
                                           std::vector<std::string>& warnings) {
-  std::vector<YAML::Node> documents;
-  try {
-    documents = YAML::LoadAll(text);
-  } catch (const YAML::Exception& error) {
-    throw ManifestError(source + ":" + std::to_string(error.mark.line + 1) + ":" +
-                        std::to_string(error.mark.column + 1) + ": not valid YAML: " + error.msg);
-  }
   std::vector<ManifestObject> objects;
   DocumentReader reader(source, options, warnings);
   try {
-    for (const auto& document : documents) collect(document, reader, objects);
-  } catch (const YAML::Exception& error) {
-    throw ManifestError(source + ":" + std::to_string(error.mark.line + 1) + ":" +
-                        std::to_string(error.mark.column + 1) + ": " + error.msg);
+    yaml::forEachDocument(text, [&](const yaml::Node& root) { collect(root, reader, objects); });
+  } catch (const yaml::Error& error) {
+    throw ManifestError(source + ":" + std::to_string(error.mark().line + 1) + ":" +
+                        std::to_string(error.mark().column + 1) +
+                        ": not valid YAML: " + error.what());
   }
   return objects;
 }

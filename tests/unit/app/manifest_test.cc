@@ -113,6 +113,14 @@ TEST(ManifestTest, ReportsBadValuesWithFileLineAndField) {
             std::string::npos);
 }
 
+TEST(ManifestTest, DuplicateKeysAreErrors) {
+  EXPECT_NE(
+      errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 80}]\n"
+              "  ports: [{port: 81}]\n")
+          .find("m.yaml:6:3: Service \"web\": spec.ports: the key appears twice"),
+      std::string::npos);
+}
+
 TEST(ManifestTest, TargetPortIsANumberOrAName) {
   auto objects = parse(
       "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports:\n"
