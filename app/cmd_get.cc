@@ -1,4 +1,5 @@
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 
 #include "app/commands.h"
@@ -185,7 +186,14 @@ class Lister {
 void runGet(const GetFlags& flags) {
   Settings settings(flags.registry.config);
   settings.requireKnown({"db", "service-cidr"});
-  auto registry = openRegistry(registryPath(settings, flags.registry).value);
+  auto path = registryPath(settings, flags.registry).value;
+  // Listing never creates a registry: a missing file lists as empty.
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    Lister(flags, store::Snapshot(0, std::nullopt, {}, std::vector<store::PodPtr>{}, {})).run();
+    return;
+  }
+  auto registry = openRegistry(path);
   auto snapshot = registry->loadSnapshot();
   if (!snapshot) failWith(snapshot.error());
   Lister(flags, **snapshot).run();

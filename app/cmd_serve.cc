@@ -63,9 +63,12 @@ class OwnerLock {
 
 void logChanges(const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
   if (!previous) {
+    auto count = [](size_t n, const char* noun) {
+      return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+    };
     logInfo("registry loaded: version " + std::to_string(current->version()) + ", " +
-            std::to_string(current->services().size()) + " services, " +
-            std::to_string(current->pods().size()) + " pods");
+            count(current->services().size(), "service") + ", " +
+            count(current->pods().size(), "pod"));
   }
   auto lines = describeChanges(previous.get(), *current);
   if (!previous && lines.size() > kMaxChangeLinesPerSnapshot) return;

@@ -321,37 +321,43 @@ std::vector<std::shared_ptr<const T>> refreshRows(Connection& db, const char* ta
     auto it = cache.find(revisions.back().first);
     if (it == cache.end() || it->second.revision != revisions.back().second) ++stale;
   }
-  std::unordered_map<int64_t, CachedRow<T>> next;
-  next.reserve(revisions.size());
   if (stale > kFullReloadThreshold) {
     std::unordered_map<int64_t, int64_t> revision_of(revisions.begin(), revisions.end());
     auto loaded = load(std::nullopt);
+    cache.clear();
+    cache.reserve(loaded.ids.size());
     for (size_t i = 0; i < loaded.ids.size(); ++i) {
-      next.emplace(loaded.ids[i],
-                   CachedRow<T>{revision_of[loaded.ids[i]],
-                                std::make_shared<const T>(std::move(loaded.objects[i]))});
+      cache.emplace(loaded.ids[i],
+                    CachedRow<T>{revision_of[loaded.ids[i]],
+                                 std::make_shared<const T>(std::move(loaded.objects[i]))});
     }
-  } else if (stale > 0 || revisions.size() != cache.size()) {
+  } else if (stale > 0) {
     for (auto [id, revision] : revisions) {
-      auto it = cache.find(id);
-      if (it != cache.end() && it->second.revision == revision) {
-        next.emplace(id, std::move(it->second));
-        continue;
-      }
+      auto& row = cache[id];
+      if (row.object && row.revision == revision) continue;
       auto loaded = load(rows::NameFilter{{}, {}, id});
       if (loaded.empty()) continue;
-      next.emplace(
-          id, CachedRow<T>{revision, std::make_shared<const T>(std::move(loaded.objects.front()))});
+      row = CachedRow<T>{revision, std::make_shared<const T>(std::move(loaded.objects.front()))};
     }
-  } else {
-    next.swap(cache);
   }
-  cache.swap(next);
+  if (cache.size() != revisions.size()) {
+    // Rows were deleted: keep only what the scan saw.
+    std::unordered_map<int64_t, CachedRow<T>> kept;
+    kept.reserve(revisions.size());
+    for (auto [id, revision] : revisions) {
+      if (auto it = cache.find(id); it != cache.end() && it->second.object) {
+        kept.emplace(id, std::move(it->second));
+      }
+    }
+    cache.swap(kept);
+  }
   // In name order, as the snapshot keeps them.
   std::vector<std::shared_ptr<const T>> objects;
   objects.reserve(cache.size());
   for (auto [id, revision] : revisions) {
-    if (auto it = cache.find(id); it != cache.end()) objects.push_back(it->second.object);
+    if (auto it = cache.find(id); it != cache.end() && it->second.object) {
+      objects.push_back(it->second.object);
+    }
   }
   return objects;
 }

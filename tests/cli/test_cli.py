@@ -176,6 +176,11 @@ class ApplyGetDeleteTest(CliTestCase):
         # The released address is handed out again.
         self.assertIn("clusterIP 10.96.0.1", self.ok("apply", "-f", SEED))
 
+    def test_get_on_a_missing_registry_lists_nothing_and_creates_nothing(self):
+        self.assertIn("No resources found", self.run_svcbox("get", "svc").stderr)
+        self.assertEqual(json.loads(self.ok("get", "pods", "-o", "json"))["items"], [])
+        self.assertFalse(os.path.exists(self.db))
+
     def test_get_unknown_name_and_resource(self):
         self.ok("apply", "-f", SEED)
         self.assertIn('services "ghost" not found', self.fails("get", "svc", "ghost"))
@@ -424,7 +429,7 @@ class ServeTest(CliTestCase):
     def test_serve_publishes_and_logs_every_change_from_the_cli(self):
         self.ok("apply", "-f", SEED)
         process, log = self.start_serve()
-        self.wait_for_log(log, "registry loaded: version 1, 1 services, 2 pods")
+        self.wait_for_log(log, "registry loaded: version 1, 1 service, 2 pods")
         web = self.write("web.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n"
                                      "spec: {selector: {app: server_pod1}, ports: [{port: 81, targetPort: 8080}]}\n")
         self.ok("apply", "-f", web)
