@@ -78,6 +78,19 @@ std::string childQuery(std::string_view columns, std::string_view child, std::st
   return sql + " ORDER BY " + std::string(order);
 }
 
+// Runs an upsert ending in RETURNING id, then drops the row's children so they can be rewritten.
+int64_t upsertClearingChildren(
+    sqlite::Connection& db, Statement& upsert,
+    std::initializer_list<std::pair<const char*, const char*>> children) {
+  upsert.step();
+  int64_t row = upsert.integer(0);
+  upsert.reset();
+  for (const auto& [table, key] : children) {
+    db.prepare(std::string("DELETE FROM ") + table + " WHERE " + key + " = ?1").bind(1, row).run();
+  }
+  return row;
+}
+
 }  // namespace
 
 std::string encodeLabels(const Labels& labels) {
@@ -284,11 +297,7 @@ void writeService(sqlite::Connection& db, int64_t id, const Service& service) {
       .bind(9, service.session_affinity == SessionAffinity::kClientIP ? "ClientIP" : "None")
       .bind(10, int64_t{service.affinity_timeout_seconds})
       .bind(11, service.created_ms);
-  upsert.step();
-  int64_t row = upsert.integer(0);
-  upsert.reset();
-  Statement& clear = db.prepare("DELETE FROM service_ports WHERE service_id = ?1");
-  clear.bind(1, row).run();
+  int64_t row = upsertClearingChildren(db, upsert, {{"service_ports", "service_id"}});
   Statement& insert = db.prepare(
       "INSERT INTO service_ports (service_id, idx, name, protocol, port, target_port, "
       "target_port_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
@@ -345,11 +354,7 @@ void writePod(sqlite::Connection& db, int64_t id, const Pod& pod) {
       .bind(20, pod.created_ms)
       .bind(21, pod.hostname)
       .bind(22, pod.subdomain);
-  upsert.step();
-  int64_t row = upsert.integer(0);
-  upsert.reset();
-  Statement& clear = db.prepare("DELETE FROM pod_ports WHERE pod_id = ?1");
-  clear.bind(1, row).run();
+  int64_t row = upsertClearingChildren(db, upsert, {{"pod_ports", "pod_id"}});
   Statement& insert = db.prepare(
       "INSERT INTO pod_ports (pod_id, idx, container, name, container_port, protocol) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
@@ -376,13 +381,8 @@ void writeEndpointSet(sqlite::Connection& db, int64_t id, const EndpointSet& set
       .bind(4, set.name)
       .bind(5, set.service_name)
       .bind(6, set.created_ms);
-  upsert.step();
-  int64_t row = upsert.integer(0);
-  upsert.reset();
-  Statement& clear_addresses = db.prepare("DELETE FROM endpoint_addresses WHERE set_id = ?1");
-  clear_addresses.bind(1, row).run();
-  Statement& clear_ports = db.prepare("DELETE FROM endpoint_ports WHERE set_id = ?1");
-  clear_ports.bind(1, row).run();
+  int64_t row = upsertClearingChildren(
+      db, upsert, {{"endpoint_addresses", "set_id"}, {"endpoint_ports", "set_id"}});
   Statement& address_insert = db.prepare(
       "INSERT INTO endpoint_addresses (set_id, grp, idx, ip, ready, hostname, "
       "target_pod) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");

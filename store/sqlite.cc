@@ -78,10 +78,8 @@ Connection::Connection(const std::string& path, bool create, int busy_timeout_ms
     exec("PRAGMA foreign_keys = ON");
     // WAL lets the daemon read snapshots while the CLI writes; FULL makes a commit durable
     // before apply reports success.
-    if (queryInteger("PRAGMA query_only") == 0) {
-      Statement wal(db_, "PRAGMA journal_mode = WAL");
-      wal.step();
-    }
+    Statement wal(db_, "PRAGMA journal_mode = WAL");
+    wal.step();
     exec("PRAGMA synchronous = FULL");
   } catch (...) {
     sqlite3_close(db_);

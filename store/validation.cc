@@ -51,6 +51,16 @@ Status checkLabels(const Labels& labels, const std::string& field) {
   return Ok{};
 }
 
+// metadata.namespace (DNS-1123 label) and metadata.name (by the kind's rule).
+Status checkMetadata(const std::string& namespace_name, const std::string& name,
+                     std::string (*check_name)(std::string_view)) {
+  if (auto problem = checkDns1123Label(namespace_name); !problem.empty()) {
+    return fail("metadata.namespace", problem);
+  }
+  if (auto problem = check_name(name); !problem.empty()) return fail("metadata.name", problem);
+  return Ok{};
+}
+
 Status checkPortRef(const PortRef& ref, const std::string& field) {
   if (ref.isNamed()) {
     if (auto problem = checkPortName(ref.name); !problem.empty()) return fail(field, problem);
@@ -137,11 +147,9 @@ std::string checkLabelValue(std::string_view value) {
 }
 
 Status validateService(const Service& service) {
-  if (auto problem = checkDns1123Label(service.namespace_name); !problem.empty()) {
-    return fail("metadata.namespace", problem);
-  }
-  if (auto problem = checkDns1035Label(service.name); !problem.empty()) {
-    return fail("metadata.name", problem);
+  if (auto status = checkMetadata(service.namespace_name, service.name, checkDns1035Label);
+      !status) {
+    return status;
   }
   if (service.type == ServiceType::kExternalName) {
     if (service.external_name.empty()) {
@@ -198,11 +206,8 @@ Status validateService(const Service& service) {
 }
 
 Status validatePod(const Pod& pod) {
-  if (auto problem = checkDns1123Label(pod.namespace_name); !problem.empty()) {
-    return fail("metadata.namespace", problem);
-  }
-  if (auto problem = checkDns1123Subdomain(pod.name); !problem.empty()) {
-    return fail("metadata.name", problem);
+  if (auto status = checkMetadata(pod.namespace_name, pod.name, checkDns1123Subdomain); !status) {
+    return status;
   }
   if (auto status = checkLabels(pod.labels, "metadata.labels"); !status) return status;
   if (!pod.hostname.empty()) {
@@ -263,11 +268,8 @@ Status validatePod(const Pod& pod) {
 }
 
 Status validateEndpointSet(const EndpointSet& set) {
-  if (auto problem = checkDns1123Label(set.namespace_name); !problem.empty()) {
-    return fail("metadata.namespace", problem);
-  }
-  if (auto problem = checkDns1123Subdomain(set.name); !problem.empty()) {
-    return fail("metadata.name", problem);
+  if (auto status = checkMetadata(set.namespace_name, set.name, checkDns1123Subdomain); !status) {
+    return status;
   }
   if (auto problem = checkDns1035Label(set.service_name); !problem.empty()) {
     return fail(set.kind == EndpointSet::Kind::kEndpointSlice
