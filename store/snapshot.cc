@@ -76,8 +76,11 @@ uint16_t resolveTargetPort(const ServicePort& port, const Pod& pod) {
 
 void addSelectedPods(ServiceEntry& entry, const std::vector<const Pod*>& candidates) {
   const auto& service = entry.service;
+  // The candidates already share one selector pair; only longer selectors need a check.
+  bool check = service.selector->size() > 1;
+  entry.endpoints.reserve(candidates.size());
   for (const Pod* pod : candidates) {
-    if (!selectorMatches(*service.selector, pod->labels)) continue;
+    if (check && !selectorMatches(*service.selector, pod->labels)) continue;
     const IpAddress* ip = podAddressFor(*pod, service);
     if (!ip) continue;
     std::string hostname = pod->subdomain == service.name ? pod->hostname : std::string();
@@ -142,10 +145,8 @@ std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
   // instead of every pod.
   std::unordered_map<LabelKey, std::vector<const Pod*>, LabelKeyHash> by_label;
   by_label.reserve(pods.size());
-  std::unordered_map<std::string_view, std::vector<const Pod*>> by_namespace;
   for (const auto& shared : pods) {
     const Pod& pod = *shared;
-    by_namespace[pod.namespace_name].push_back(&pod);
     for (const auto& [key, value] : pod.labels) {
       by_label[{pod.namespace_name, key, value}].push_back(&pod);
     }
@@ -164,9 +165,13 @@ std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
       // ExternalName Services have no endpoints.
     } else if (svc.selector) {
       const std::vector<const Pod*>* candidates = &kNone;
+      std::vector<const Pod*> in_namespace;
       if (svc.selector->empty()) {
-        auto it = by_namespace.find(svc.namespace_name);
-        if (it != by_namespace.end()) candidates = &it->second;
+        // Rare (manifests turn an empty selector into none): every pod of the namespace.
+        for (const auto& pod : pods) {
+          if (pod->namespace_name == svc.namespace_name) in_namespace.push_back(pod.get());
+        }
+        candidates = &in_namespace;
       } else {
         bool first = true;
         for (const auto& [key, value] : *svc.selector) {

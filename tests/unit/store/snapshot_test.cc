@@ -50,6 +50,16 @@ TEST(ResolveEndpointsTest, SelectsPodsInTheSameNamespaceWithReadiness) {
   EXPECT_FALSE(endpoints[1].ready);
 }
 
+TEST(ResolveEndpointsTest, LongerSelectorsNeedEveryPairAndEmptyOnesTakeTheNamespace) {
+  std::vector<Pod> pods = {pod("front", "10.0.0.1", {{"app", "web"}, {"tier", "front"}}),
+                           pod("back", "10.0.0.2", {{"app", "web"}, {"tier", "back"}})};
+  auto entries = resolveEndpoints(
+      {service("front", {{"app", "web"}, {"tier", "front"}}), service("all", Labels{})}, pods, {});
+  ASSERT_EQ(entries[0].endpoints.size(), 1u);
+  EXPECT_EQ(entries[0].endpoints[0].pod_name, "front");
+  EXPECT_EQ(entries[1].endpoints.size(), 2u);
+}
+
 TEST(ResolveEndpointsTest, ResolvesNamedTargetPortsPerPod) {
   auto first = pod("a", "10.0.1.2", {{"app", "web"}});
   auto second = pod("b", "10.0.2.2", {{"app", "web"}});
