@@ -8,12 +8,6 @@
 namespace svcbox::app {
 namespace {
 
-std::string lowerKind(store::ObjectKind kind) {
-  std::string name = store::objectKindName(kind);
-  for (auto& c : name) c = static_cast<char>(std::tolower(c));
-  return name;
-}
-
 struct ApplyFlags {
   RegistryOptions registry;
   std::vector<std::string> files;
@@ -61,7 +55,7 @@ void runApply(const ApplyFlags& flags) {
                        "error: " + where + changes.error().message + "\nnothing was applied");
   }
   for (const auto& change : *changes) {
-    std::cout << lowerKind(change.ref.kind) << "/" << change.ref.name << " "
+    std::cout << resourceSingular(change.ref.kind) << "/" << change.ref.name << " "
               << store::actionName(change.action);
     if (change.action == store::Change::Action::kCreated && !change.detail.empty()) {
       std::cout << " (" << change.detail << ")";

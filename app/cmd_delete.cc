@@ -57,8 +57,7 @@ void runDelete(const DeleteFlags& flags) {
   if (!changes) failWith(changes.error());
   bool missing = false;
   for (const auto& change : *changes) {
-    std::string singular = resourcePlural(change.ref.kind);
-    if (singular != "endpoints") singular.pop_back();
+    std::string singular = resourceSingular(change.ref.kind);
     if (change.action == store::Change::Action::kDeleted) {
       std::cout << singular << " \"" << change.ref.name << "\" deleted";
       if (!change.detail.empty()) std::cout << " (" << change.detail << ")";

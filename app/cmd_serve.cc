@@ -46,13 +46,12 @@ class OwnerLock {
                                              "; stop it first or use another --db");
     }
     std::string pid = std::to_string(getpid()) + "\n";
-    if (ftruncate(fd_, 0) != 0 || pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
-      // The lock holds without the PID; only the message for a second serve is poorer.
-    }
+    // Without the PID the lock still holds; only a second serve's message is poorer.
+    (void)!ftruncate(fd_, 0);
+    (void)!pwrite(fd_, pid.data(), pid.size(), 0);
   }
   ~OwnerLock() {
-    if (ftruncate(fd_, 0) != 0) {
-    }
+    (void)!ftruncate(fd_, 0);
     ::close(fd_);
   }
 

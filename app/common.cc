@@ -1,5 +1,6 @@
 #include "app/common.h"
 
+#include <cctype>
 #include <filesystem>
 
 namespace svcbox::app {
@@ -59,6 +60,12 @@ store::ObjectKind parseResource(const std::string& text) {
   if (text == "endpointslice" || text == "endpointslices") return ObjectKind::kEndpointSlice;
   throw CommandError(kExitUserError, "error: the server doesn't have a resource type \"" + text +
                                          "\"; use svc, pods, endpoints or endpointslices");
+}
+
+std::string resourceSingular(store::ObjectKind kind) {
+  std::string name = store::objectKindName(kind);
+  for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
 }
 
 std::string resourcePlural(store::ObjectKind kind) {

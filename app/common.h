@@ -45,5 +45,7 @@ store::CidrChoice cidrChoice(Settings& settings, const RegistryOptions& options)
 store::ObjectKind parseResource(const std::string& text);
 // "services", "pods", ... as kubectl names them in messages.
 std::string resourcePlural(store::ObjectKind kind);
+// "service", "pod", "endpoints", "endpointslice", as in kubectl's "service/web created".
+std::string resourceSingular(store::ObjectKind kind);
 
 }  // namespace svcbox::app

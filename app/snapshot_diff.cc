@@ -13,15 +13,7 @@ std::string key(const std::string& namespace_name, const std::string& name) {
 }
 
 std::string describe(const store::Service& service) {
-  std::string text;
-  if (service.type == store::ServiceType::kExternalName) {
-    text = "ExternalName " + service.external_name;
-  } else if (service.headless) {
-    text = "headless";
-  } else {
-    text = "clusterIP " + (service.cluster_ip ? service.cluster_ip->toString() : std::string("-"));
-  }
-  return text + ", ports " + servicePorts(service);
+  return store::serviceAddressText(service) + ", ports " + servicePorts(service);
 }
 
 std::set<std::string> endpointTexts(const store::ServiceEntry& entry) {

@@ -122,12 +122,6 @@ Readiness initialReadiness(const Pod& pod, int64_t now) {
 // What a probe sees; if any of it changes, earlier verdicts no longer apply.
 auto probedShape(const Pod& pod) { return std::tie(pod.ips, pod.ports, pod.readiness_probe); }
 
-std::string serviceDetail(const Service& service) {
-  if (service.type == ServiceType::kExternalName) return "externalName " + service.external_name;
-  if (service.headless) return "headless";
-  return "clusterIP " + (service.cluster_ip ? service.cluster_ip->toString() : std::string("-"));
-}
-
 rows::NameFilter filterFor(const std::string& namespace_name, const std::string& name) {
   return rows::NameFilter{namespace_name, name};
 }
@@ -149,7 +143,7 @@ Result<Change> applyService(ApplyContext& context, Service service) {
     }
     service.created_ms = context.now;
     rows::writeService(context.db, 0, service);
-    return Change{ref, Change::Action::kCreated, serviceDetail(service)};
+    return Change{ref, Change::Action::kCreated, serviceAddressText(service)};
   }
   int64_t id = existing.ids.front();
   auto& old = existing.objects.front();
@@ -158,7 +152,8 @@ Result<Change> applyService(ApplyContext& context, Service service) {
       service.type == ServiceType::kClusterIP && old.type == ServiceType::kClusterIP;
   if (both_cluster_ip && service.headless != old.headless) {
     return invalid("spec.clusterIP", "the field is immutable: the Service is " +
-                                         serviceDetail(old) + "; delete it first to change that");
+                                         serviceAddressText(old) +
+                                         "; delete it first to change that");
   }
   if (both_cluster_ip && !service.headless) {
     if (service.cluster_ip && service.cluster_ip != old.cluster_ip) {
@@ -174,9 +169,9 @@ Result<Change> applyService(ApplyContext& context, Service service) {
   }
   if (old.cluster_ip && old.cluster_ip != service.cluster_ip)
     context.allocator.release(*old.cluster_ip);
-  if (service == old) return Change{ref, Change::Action::kUnchanged, serviceDetail(service)};
+  if (service == old) return Change{ref, Change::Action::kUnchanged, serviceAddressText(service)};
   rows::writeService(context.db, id, service);
-  return Change{ref, Change::Action::kConfigured, serviceDetail(service)};
+  return Change{ref, Change::Action::kConfigured, serviceAddressText(service)};
 }
 
 Result<Change> applyPod(ApplyContext& context, Pod pod) {
@@ -250,8 +245,6 @@ const char* objectKindName(ObjectKind kind) {
   }
   return "?";
 }
-
-ObjectKind kindOf(const Object& object) { return refOf(object).kind; }
 
 ObjectRef refOf(const Object& object) {
   return std::visit(

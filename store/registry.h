@@ -25,7 +25,6 @@ using Object = std::variant<Service, Pod, EndpointSet>;
 
 enum class ObjectKind : uint8_t { kService, kPod, kEndpoints, kEndpointSlice };
 const char* objectKindName(ObjectKind kind);
-ObjectKind kindOf(const Object& object);
 
 struct ObjectRef {
   ObjectKind kind = ObjectKind::kService;

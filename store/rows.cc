@@ -91,8 +91,6 @@ int64_t upsertClearingChildren(
   return row;
 }
 
-}  // namespace
-
 std::string encodeLabels(const Labels& labels) {
   // Label keys and values cannot hold '=' or '\n', so this needs no escaping.
   std::string text;
@@ -119,6 +117,8 @@ Labels decodeLabels(std::string_view text) {
   }
   return labels;
 }
+
+}  // namespace
 
 Loaded<Service> loadServices(sqlite::Connection& db, const std::optional<NameFilter>& filter) {
   Loaded<Service> services;

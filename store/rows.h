@@ -39,7 +39,4 @@ void writeService(sqlite::Connection& db, int64_t id, const Service& service);
 void writePod(sqlite::Connection& db, int64_t id, const Pod& pod);
 void writeEndpointSet(sqlite::Connection& db, int64_t id, const EndpointSet& set);
 
-std::string encodeLabels(const Labels& labels);
-Labels decodeLabels(std::string_view text);
-
 }  // namespace svcbox::store::rows

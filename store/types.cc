@@ -8,4 +8,10 @@ const char* endpointSetKindName(EndpointSet::Kind kind) {
   return kind == EndpointSet::Kind::kEndpointSlice ? "EndpointSlice" : "Endpoints";
 }
 
+std::string serviceAddressText(const Service& service) {
+  if (service.type == ServiceType::kExternalName) return "externalName " + service.external_name;
+  if (service.headless) return "headless";
+  return "clusterIP " + (service.cluster_ip ? service.cluster_ip->toString() : std::string("-"));
+}
+
 }  // namespace svcbox::store

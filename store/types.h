@@ -135,5 +135,7 @@ struct EndpointSet {
 };
 
 const char* endpointSetKindName(EndpointSet::Kind kind);
+// "clusterIP 10.96.0.1", "headless" or "externalName example.com", for messages and logs.
+std::string serviceAddressText(const Service& service);
 
 }  // namespace svcbox::store
