@@ -10,6 +10,7 @@
 #include "app/commands.h"
 #include "app/common.h"
 #include "app/log.h"
+#include "app/serve_dns.h"
 #include "app/snapshot_diff.h"
 #include "store/watcher.h"
 
@@ -21,6 +22,7 @@ constexpr auto kWatchInterval = std::chrono::milliseconds(5);
 
 struct ServeFlags {
   RegistryOptions registry;
+  DnsFlags dns;
   std::optional<std::string> log_format;
   std::optional<std::string> log_level;
   bool print_config = false;
@@ -82,7 +84,9 @@ void logChanges(const store::SnapshotPtr& previous, const store::SnapshotPtr& cu
 
 int runServe(const ServeFlags& flags) {
   Settings settings(flags.registry.config);
-  settings.requireKnown({"db", "service-cidr", "log-format", "log-level"});
+  std::vector<std::string> known = {"db", "service-cidr", "log-format", "log-level"};
+  for (const auto& name : dnsSettingNames()) known.push_back(name);
+  settings.requireKnown(known);
   auto path = registryPath(settings, flags.registry);
   auto cidr = cidrChoice(settings, flags.registry);
   auto log_format = settings.resolve("log-format", flags.log_format, "text");
@@ -90,6 +94,7 @@ int runServe(const ServeFlags& flags) {
   if (!cidr.requested)
     settings.resolve("service-cidr", std::nullopt,
                      "registry's, else " + std::string(store::kDefaultServiceCidr));
+  dns::DnsOptions dns_options = resolveDnsOptions(settings, flags.dns);
   if (flags.print_config) {
     for (const auto& [name, setting] : settings.resolved()) {
       std::cout << name << ": " << setting.value << "    # " << setting.source << "\n";
@@ -115,8 +120,15 @@ int runServe(const ServeFlags& flags) {
   if (!service_cidr) failWith(service_cidr.error());
   logInfo("svcbox " SVCBOX_VERSION " serving registry " + path.value + " (" + path.source +
           "), service CIDR " + service_cidr->toString());
+  auto dns_server = startDnsServer(std::move(dns_options));
+  // DNS first: a change should reach answers before anything slower (logging, rules) runs.
+  auto on_snapshot = [&dns_server](const store::SnapshotPtr& previous,
+                                   const store::SnapshotPtr& current) {
+    dns_server->publish(*current);
+    logChanges(previous, current);
+  };
   store::Watcher watcher(
-      std::move(registry), kWatchInterval, logChanges, [](const store::Error& error) {
+      std::move(registry), kWatchInterval, on_snapshot, [](const store::Error& error) {
         logWarn("registry read failed, keeping the last snapshot: " + error.message);
       });
   if (auto started = watcher.start(); !started) failWith(started.error());
@@ -126,6 +138,7 @@ int runServe(const ServeFlags& flags) {
   logInfo(std::string("received ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") +
           ", stopping");
   watcher.stop();
+  dns_server->stop();
   return kExitOk;
 }
 
@@ -140,6 +153,7 @@ void addServeCommand(CLI::App& app) {
                       "YAML config file; keys are flag names without dashes (env SVCBOX_CONFIG)");
   command->add_option("--service-cidr", flags->registry.service_cidr,
                       "CIDR ClusterIPs come from; must match the registry's");
+  addDnsFlags(*command, flags->dns);
   command->add_option("--log-format", flags->log_format, "text (default) or json");
   command->add_option("--log-level", flags->log_level, "trace, debug, info (default), warn, error");
   command->add_flag("--print-config", flags->print_config,

@@ -1,0 +1,160 @@
+#include "app/serve_dns.h"
+
+#include <charconv>
+
+#include "app/common.h"
+#include "app/log.h"
+#include "dns/wire.h"
+
+namespace svcbox::app {
+namespace {
+
+constexpr const char* kResolvConf = "/etc/resolv.conf";
+constexpr uint32_t kMaxTtl = 0x7FFFFFFF;
+
+std::optional<std::string> joined(const std::vector<std::string>& values) {
+  if (values.empty()) return std::nullopt;
+  std::string text;
+  for (const auto& value : values) text += (text.empty() ? "" : ",") + value;
+  return text;
+}
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    std::string part = text.substr(start, comma - start);
+    while (!part.empty() && part.front() == ' ') part.erase(part.begin());
+    while (!part.empty() && part.back() == ' ') part.pop_back();
+    if (!part.empty()) parts.push_back(part);
+    start = comma + 1;
+  }
+  return parts;
+}
+
+[[noreturn]] void badSetting(const Setting& setting, const std::string& name,
+                             const std::string& what) {
+  throw CommandError(kExitUserError,
+                     "--" + name + " (" + setting.source + "): \"" + setting.value + "\": " + what);
+}
+
+uint64_t number(const Setting& setting, const std::string& name, uint64_t max) {
+  uint64_t value = 0;
+  const char* end = setting.value.data() + setting.value.size();
+  auto [ptr, error] = std::from_chars(setting.value.data(), end, value);
+  if (error != std::errc() || ptr != end || value > max) {
+    badSetting(setting, name, "must be a whole number from 0 to " + std::to_string(max));
+  }
+  return value;
+}
+
+}  // namespace
+
+void addDnsFlags(CLI::App& command, DnsFlags& flags) {
+  command.add_option("--dns-listen", flags.listen,
+                     "ADDR:PORT for DNS over UDP and TCP; repeatable (default 127.0.0.1:53)");
+  command.add_option("--cluster-domain", flags.cluster_domain,
+                     "Cluster domain (default cluster.local)");
+  command.add_option("--ttl", flags.ttl, "TTL of cluster answers in seconds (default 5)");
+  command.add_option("--upstream", flags.upstream,
+                     "IP[:PORT] of a resolver for other names; repeatable (default: the "
+                     "nameservers of /etc/resolv.conf)");
+  command.add_option("--allow-recursion", flags.allow_recursion,
+                     "CIDR of clients whose other names are forwarded; repeatable (default "
+                     "loopback and private ranges)");
+  command.add_option("--max-concurrent-forwards", flags.max_concurrent_forwards,
+                     "Forwarded queries in flight before REFUSED (default 1000)");
+}
+
+std::vector<std::string> dnsSettingNames() {
+  return {"dns-listen", "cluster-domain",  "ttl",
+          "upstream",   "allow-recursion", "max-concurrent-forwards"};
+}
+
+dns::DnsOptions resolveDnsOptions(Settings& settings, const DnsFlags& flags) {
+  dns::DnsOptions options;
+  auto listen = settings.resolve("dns-listen", joined(flags.listen), "127.0.0.1:53");
+  for (const auto& text : split(listen.value)) {
+    auto address = dns::parseListenAddress(text);
+    if (!address) badSetting(listen, "dns-listen", address.error().message);
+    options.listen.push_back(*address);
+  }
+  if (options.listen.empty()) badSetting(listen, "dns-listen", "give at least one ADDR:PORT");
+
+  auto domain = settings.resolve("cluster-domain", flags.cluster_domain, "cluster.local");
+  std::string wire = dns::nameToWire(domain.value);
+  if (wire.size() <= 1) badSetting(domain, "cluster-domain", "not a valid domain name");
+  options.zone.domain = dns::wireToName(wire);
+  options.zone.domain.pop_back();  // no trailing dot
+  options.zone.ttl =
+      static_cast<uint32_t>(number(settings.resolve("ttl", flags.ttl, "5"), "ttl", kMaxTtl));
+  for (const auto& address : options.listen) {
+    bool wildcard = address.ip == store::IpAddress{} ||
+                    address.ip == store::IpAddress{store::IpAddress::Family::kV6, {}};
+    if (!wildcard) {
+      options.zone.ns_address = address.ip;
+      break;
+    }
+  }
+
+  auto upstream = settings.find("upstream", joined(flags.upstream));
+  if (upstream) {
+    for (const auto& text : split(upstream->value)) {
+      auto parsed = dns::parseUpstream(text);
+      if (!parsed) badSetting(*upstream, "upstream", parsed.error().message);
+      options.forwarder.upstreams.push_back(*parsed);
+    }
+  } else {
+    std::vector<std::string> own;
+    for (const auto& address : options.listen) own.push_back(address.ip.toString());
+    options.forwarder.upstreams = dns::upstreamsFromResolvConf(kResolvConf, own);
+    std::string list;
+    for (const auto& item : options.forwarder.upstreams)
+      list += (list.empty() ? "" : ",") + item.toString();
+    settings.resolve("upstream", std::nullopt,
+                     list.empty() ? "none (no usable nameserver in /etc/resolv.conf)"
+                                  : list + "    # from /etc/resolv.conf");
+  }
+
+  auto recursion = settings.find("allow-recursion", joined(flags.allow_recursion));
+  if (recursion) {
+    for (const auto& text : split(recursion->value)) {
+      auto cidr = store::Cidr::parse(text);
+      if (!cidr) badSetting(*recursion, "allow-recursion", "\"" + text + "\" is not a CIDR");
+      options.allow_recursion.push_back(*cidr);
+    }
+  } else {
+    options.allow_recursion = dns::defaultRecursionCidrs();
+    std::string list;
+    for (const auto& cidr : options.allow_recursion)
+      list += (list.empty() ? "" : ",") + cidr.toString();
+    settings.resolve("allow-recursion", std::nullopt, list);
+  }
+  options.forwarder.max_concurrent =
+      number(settings.resolve("max-concurrent-forwards", flags.max_concurrent_forwards, "1000"),
+             "max-concurrent-forwards", 1000000);
+  return options;
+}
+
+std::unique_ptr<dns::DnsServer> startDnsServer(dns::DnsOptions options) {
+  auto server = std::make_unique<dns::DnsServer>(std::move(options));
+  if (auto bound = server->bind(); !bound)
+    throw CommandError(kExitUserError, bound.error().message);
+  server->start();
+  std::string addresses;
+  for (const auto& address : server->boundAddresses()) {
+    addresses += (addresses.empty() ? "" : ", ") + address;
+  }
+  std::string upstreams;
+  for (const auto& upstream : server->options().forwarder.upstreams) {
+    upstreams += (upstreams.empty() ? "" : ", ") + upstream.toString();
+  }
+  logInfo("DNS listening on " + addresses + " (UDP and TCP), zone " +
+          server->options().zone.domain + ", forwarding to " +
+          (upstreams.empty() ? "nobody (other names get SERVFAIL)" : upstreams));
+  return server;
+}
+
+}  // namespace svcbox::app

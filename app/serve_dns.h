@@ -1,0 +1,34 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "app/config.h"
+#include "dns/server.h"
+
+// serve's DNS flags, their settings and the server they make.
+namespace svcbox::app {
+
+struct DnsFlags {
+  std::vector<std::string> listen;
+  std::vector<std::string> upstream;
+  std::vector<std::string> allow_recursion;
+  std::optional<std::string> cluster_domain;
+  std::optional<std::string> ttl;
+  std::optional<std::string> max_concurrent_forwards;
+};
+
+void addDnsFlags(CLI::App& command, DnsFlags& flags);
+// The setting names addDnsFlags adds, for the config file's check.
+std::vector<std::string> dnsSettingNames();
+// Resolves every DNS setting (flag > environment > config > default); throws CommandError with
+// the offending setting named when one is malformed.
+dns::DnsOptions resolveDnsOptions(Settings& settings, const DnsFlags& flags);
+// Binds and starts the server, or throws CommandError naming --dns-listen.
+std::unique_ptr<dns::DnsServer> startDnsServer(dns::DnsOptions options);
+
+}  // namespace svcbox::app

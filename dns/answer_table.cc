@@ -1,0 +1,477 @@
+#include "dns/answer_table.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <unordered_map>
+
+#include "dns/record_writer.h"
+#include "dns/wire.h"
+
+namespace svcbox::dns {
+namespace {
+
+// Kubernetes DNS specification, "schema version" record.
+constexpr std::string_view kDnsSchemaVersion = "1.1.0";
+constexpr uint32_t kSoaRefresh = 7200;
+constexpr uint32_t kSoaRetry = 1800;
+constexpr uint32_t kSoaExpire = 86400;
+// Reverse zones are cut at octet (IPv4) or nibble (IPv6) boundaries; a wide service CIDR is
+// covered by several, but never by more than this many.
+constexpr int kMaxSplitBits = 8;
+constexpr int kHeadlessReversePrefixV4 = 24;
+constexpr int kHeadlessReversePrefixV6 = 64;
+
+struct Record {
+  uint16_t type = 0;
+  store::IpAddress ip;    // A, AAAA
+  std::string target;     // CNAME, PTR, NS, SRV: wire name
+  uint16_t priority = 0;  // SRV
+  uint16_t weight = 0;    // SRV
+  uint16_t port = 0;      // SRV
+  std::string text;       // TXT
+};
+
+Record addressRecord(const store::IpAddress& ip) {
+  Record record;
+  record.type = ip.isV4() ? kTypeA : kTypeAaaa;
+  record.ip = ip;
+  return record;
+}
+
+Record nameRecord(uint16_t type, std::string target) {
+  Record record;
+  record.type = type;
+  record.target = std::move(target);
+  return record;
+}
+
+Record srvRecord(std::string target, uint16_t weight, uint16_t port) {
+  Record record = nameRecord(kTypeSrv, std::move(target));
+  record.weight = weight;
+  record.port = port;
+  return record;
+}
+
+Record textRecord(std::string text) {
+  Record record;
+  record.type = kTypeTxt;
+  record.text = std::move(text);
+  return record;
+}
+
+struct Draft {
+  int zone = -1;
+  std::vector<Record> records;
+  bool is_alias = false;
+};
+
+std::string joinWire(std::string_view label, std::string_view parent_wire) {
+  std::string wire;
+  wire.push_back(static_cast<char>(label.size()));
+  for (char c : label) wire.push_back((c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c);
+  wire.append(parent_wire);
+  return wire;
+}
+
+std::string dashed(const store::IpAddress& address) {
+  std::string text = address.toString();
+  std::replace(text.begin(), text.end(), address.isV4() ? '.' : ':', '-');
+  return text;
+}
+
+// The reverse zones that cover `cidr`, cut at the next octet or nibble boundary.
+std::vector<std::string> reverseZones(const store::Cidr& cidr) {
+  int step = cidr.base.isV4() ? 8 : 4;
+  int boundary = (cidr.prefix_length + step - 1) / step * step;
+  int split_bits = std::min(boundary - cidr.prefix_length, kMaxSplitBits);
+  boundary = cidr.prefix_length + split_bits;
+  std::vector<std::string> zones;
+  for (uint64_t i = 0; i < (uint64_t{1} << split_bits); ++i) {
+    store::IpAddress address = cidr.base;
+    // Set the split bits just below the prefix.
+    for (int bit = 0; bit < split_bits; ++bit) {
+      if (!((i >> (split_bits - 1 - bit)) & 1)) continue;
+      int position = cidr.prefix_length + bit;
+      address.bytes[position / 8] |= static_cast<uint8_t>(0x80 >> (position % 8));
+    }
+    std::string full = reverseName(address);
+    // Drop the labels below the boundary: one per octet or nibble.
+    size_t labels_to_drop =
+        static_cast<size_t>((static_cast<int>(address.size()) * 8 - boundary) / step);
+    size_t offset = 0;
+    for (size_t label = 0; label < labels_to_drop; ++label) {
+      offset += 1 + static_cast<uint8_t>(full[offset]);
+    }
+    zones.push_back(full.substr(offset));
+  }
+  return zones;
+}
+
+std::string reverseZoneOf(const store::IpAddress& address) {
+  store::Cidr cidr{address, address.isV4() ? kHeadlessReversePrefixV4 : kHeadlessReversePrefixV6};
+  for (size_t bit = static_cast<size_t>(cidr.prefix_length); bit < address.size() * 8; ++bit) {
+    cidr.base.bytes[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+  }
+  return reverseZones(cidr).front();
+}
+
+}  // namespace
+
+uint64_t hashName(std::string_view name) {
+  uint64_t hash = 0x9E3779B97F4A7C15ull ^ name.size();
+  size_t i = 0;
+  for (; i + 8 <= name.size(); i += 8) {
+    uint64_t chunk;
+    std::memcpy(&chunk, name.data() + i, 8);
+    hash = (hash ^ chunk) * 0xFF51AFD7ED558CCDull;
+    hash ^= hash >> 32;
+  }
+  uint64_t rest = 0;
+  std::memcpy(&rest, name.data() + i, name.size() - i);
+  hash = (hash ^ rest) * 0xC4CEB9FE1A85EC53ull;
+  return hash ^ (hash >> 29);
+}
+
+std::string reverseName(const store::IpAddress& address) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string wire;
+  if (address.isV4()) {
+    for (int i = 3; i >= 0; --i) {
+      std::string octet = std::to_string(address.bytes[static_cast<size_t>(i)]);
+      wire.push_back(static_cast<char>(octet.size()));
+      wire.append(octet);
+    }
+    wire.append("\7in-addr\4arpa", 13);
+  } else {
+    for (int i = 15; i >= 0; --i) {
+      uint8_t byte = address.bytes[static_cast<size_t>(i)];
+      wire.push_back(1);
+      wire.push_back(kHex[byte & 0xF]);
+      wire.push_back(1);
+      wire.push_back(kHex[byte >> 4]);
+    }
+    wire.append("\3ip6\4arpa", 9);
+  }
+  wire.push_back('\0');
+  return wire;
+}
+
+// Gathers every name and record from a snapshot, then encodes them into an AnswerTable.
+class TableBuilder {
+ public:
+  TableBuilder(const store::Snapshot& snapshot, const ZoneOptions& options)
+      : snapshot_(snapshot), options_(options) {
+    domain_ = nameToWire(options.domain);
+    ns_name_ = joinWire("ns", joinWire("dns", domain_));
+    hostmaster_ = joinWire("hostmaster", domain_);
+  }
+
+  std::shared_ptr<const AnswerTable> build() {
+    auto table = std::make_shared<AnswerTable>();
+    table->version_ = snapshot_.version();
+    addZone(domain_);
+    addZone(nameToWire("svc"));
+    if (snapshot_.serviceCidr()) {
+      for (const auto& zone : reverseZones(*snapshot_.serviceCidr())) addZone(zone);
+    }
+    addRecord(joinWire("dns-version", domain_), zoneIndex(domain_),
+              textRecord(std::string(kDnsSchemaVersion)));
+    Draft& ns_draft = draft(ns_name_, zoneIndex(domain_));
+    if (options_.ns_address) {
+      ns_draft.records.push_back(addressRecord(*options_.ns_address));
+    }
+    for (const auto& entry : snapshot_.services()) addService(entry);
+    encode(*table);
+    return table;
+  }
+
+ private:
+  int zoneIndex(const std::string& apex) const { return zone_index_.at(apex); }
+
+  void addZone(const std::string& apex) {
+    if (zone_index_.count(apex)) return;
+    int index = static_cast<int>(zone_apexes_.size());
+    zone_apexes_.push_back(apex);
+    zone_index_[apex] = index;
+    Draft& apex_draft = draft(apex, index);
+    apex_draft.records.push_back(nameRecord(kTypeSoa, ""));
+    apex_draft.records.push_back(nameRecord(kTypeNs, ns_name_));
+  }
+
+  // The draft for a name, creating it and its empty non-terminal ancestors up to the apex.
+  Draft& draft(const std::string& name, int zone) {
+    auto [it, inserted] = drafts_.try_emplace(name);
+    if (inserted) {
+      it->second.zone = zone;
+      const std::string& apex = zone_apexes_[static_cast<size_t>(zone)];
+      size_t offset = 0;
+      while (name.size() - offset > apex.size()) {
+        offset += 1 + static_cast<uint8_t>(name[offset]);
+        auto [ancestor, added] = drafts_.try_emplace(name.substr(offset));
+        if (!added) break;
+        ancestor->second.zone = zone;
+      }
+    }
+    return it->second;
+  }
+
+  void addRecord(const std::string& name, int zone, Record record) {
+    draft(name, zone).records.push_back(std::move(record));
+  }
+
+  void addPtr(const store::IpAddress& address, const std::string& target) {
+    std::string name = reverseName(address);
+    // The longest reverse zone that holds the address; headless pods get a /24 (/64) of their own.
+    int zone = -1;
+    for (size_t offset = 0; offset < name.size() && name[offset] != 0;
+         offset += 1 + static_cast<uint8_t>(name[offset])) {
+      auto found = zone_index_.find(name.substr(offset));
+      if (found != zone_index_.end()) {
+        zone = found->second;
+        break;
+      }
+    }
+    if (zone < 0) {
+      std::string apex = reverseZoneOf(address);
+      addZone(apex);
+      zone = zoneIndex(apex);
+    }
+    addRecord(name, zone, nameRecord(kTypePtr, target));
+  }
+
+  void addService(const store::ServiceEntry& entry) {
+    const store::Service& service = entry.service;
+    std::string full =
+        joinWire(service.name, joinWire(service.namespace_name, joinWire("svc", domain_)));
+    std::string short_form =
+        joinWire(service.name, joinWire(service.namespace_name, nameToWire("svc")));
+    addServiceAt(entry, full, zoneIndex(domain_));
+    addServiceAt(entry, short_form, zoneIndex(nameToWire("svc")));
+    if (service.type == store::ServiceType::kClusterIP && !service.headless && service.cluster_ip) {
+      addPtr(*service.cluster_ip, full);
+    }
+    if (service.headless) {
+      for (const auto& endpoint : entry.endpoints) {
+        if (endpoint.ready) addPtr(endpoint.ip, joinWire(hostnameOf(endpoint), full));
+      }
+    }
+  }
+
+  static std::string hostnameOf(const store::Endpoint& endpoint) {
+    return endpoint.hostname.empty() ? dashed(endpoint.ip) : endpoint.hostname;
+  }
+
+  // The Service's names under one of its two forms (full or short).
+  void addServiceAt(const store::ServiceEntry& entry, const std::string& name, int zone) {
+    const store::Service& service = entry.service;
+    if (service.type == store::ServiceType::kExternalName) {
+      Draft& alias = draft(name, zone);
+      alias.is_alias = true;
+      alias.records.push_back(nameRecord(kTypeCname, nameToWire(service.external_name)));
+      return;
+    }
+    if (!service.headless) {
+      if (!service.cluster_ip) return;
+      addRecord(name, zone, addressRecord(*service.cluster_ip));
+      for (const auto& port : service.ports) {
+        if (port.name.empty()) continue;
+        addRecord(srvName(port, name), zone, srvRecord(name, 100, port.port));
+      }
+      return;
+    }
+    // Headless: the ready endpoints themselves. No ready endpoint: the name does not exist.
+    size_t ready = 0;
+    for (const auto& endpoint : entry.endpoints) ready += endpoint.ready;
+    if (ready == 0) return;
+    auto weight = static_cast<uint16_t>(std::max<size_t>(1, 100 / ready));
+    for (const auto& endpoint : entry.endpoints) {
+      if (!endpoint.ready) continue;
+      std::string host = joinWire(hostnameOf(endpoint), name);
+      addRecord(name, zone, addressRecord(endpoint.ip));
+      addRecord(host, zone, addressRecord(endpoint.ip));
+      for (size_t i = 0; i < service.ports.size(); ++i) {
+        const auto& port = service.ports[i];
+        if (port.name.empty() || i >= endpoint.ports.size() || endpoint.ports[i] == 0) continue;
+        addRecord(srvName(port, name), zone, srvRecord(host, weight, endpoint.ports[i]));
+      }
+    }
+  }
+
+  static std::string srvName(const store::ServicePort& port, const std::string& service_name) {
+    return joinWire(
+        "_" + port.name,
+        joinWire(port.protocol == store::Protocol::kTcp ? "_tcp" : "_udp", service_name));
+  }
+
+  std::vector<uint8_t> soaWithoutOwner(uint32_t serial) const {
+    std::vector<uint8_t> soa;
+    auto u16 = [&soa](uint16_t value) {
+      soa.push_back(static_cast<uint8_t>(value >> 8));
+      soa.push_back(static_cast<uint8_t>(value));
+    };
+    auto u32 = [&u16](uint32_t value) {
+      u16(static_cast<uint16_t>(value >> 16));
+      u16(static_cast<uint16_t>(value));
+    };
+    u16(kTypeSoa);
+    u16(kClassIn);
+    u32(options_.ttl);
+    u16(static_cast<uint16_t>(ns_name_.size() + hostmaster_.size() + 20));
+    for (char c : ns_name_) soa.push_back(static_cast<uint8_t>(c));
+    for (char c : hostmaster_) soa.push_back(static_cast<uint8_t>(c));
+    for (uint32_t value : {serial, kSoaRefresh, kSoaRetry, kSoaExpire, options_.ttl}) u32(value);
+    return soa;
+  }
+
+  void writeRdata(RecordWriter& writer, const Record& record) const {
+    switch (record.type) {
+      case kTypeA:
+      case kTypeAaaa:
+        writer.bytes(record.ip.bytes.data(), record.ip.size());
+        break;
+      case kTypeCname:
+      case kTypePtr:
+      case kTypeNs:
+        writer.name(record.target);
+        break;
+      case kTypeSrv:
+        writer.u16(record.priority);
+        writer.u16(record.weight);
+        writer.u16(record.port);
+        writer.name(record.target, false);  // RFC 2782: no compression in the target
+        break;
+      case kTypeTxt:
+        writer.characterString(record.text);
+        break;
+      case kTypeSoa:
+        writer.name(ns_name_);
+        writer.name(hostmaster_);
+        writer.u32(static_cast<uint32_t>(snapshot_.version()));
+        writer.u32(kSoaRefresh);
+        writer.u32(kSoaRetry);
+        writer.u32(kSoaExpire);
+        writer.u32(options_.ttl);
+        break;
+    }
+  }
+
+  // Address records of `name` for the additional section, if it has any.
+  uint16_t writeGlue(RecordWriter& writer, const std::string& name) const {
+    auto found = drafts_.find(name);
+    if (found == drafts_.end()) return 0;
+    uint16_t count = 0;
+    for (const auto& record : found->second.records) {
+      if (record.type != kTypeA && record.type != kTypeAaaa) continue;
+      writer.begin(name, record.type, options_.ttl);
+      writeRdata(writer, record);
+      writer.end();
+      ++count;
+    }
+    return count;
+  }
+
+  void encode(AnswerTable& table) {
+    for (const auto& apex : zone_apexes_) {
+      table.zones_.push_back(
+          AnswerTable::Zone{apex, soaWithoutOwner(static_cast<uint32_t>(snapshot_.version()))});
+    }
+    table.nodes_.reserve(drafts_.size());
+    table.names_.reserve(drafts_.size());
+    for (auto& [name, item] : drafts_) {
+      AnswerTable::Node node;
+      node.zone = static_cast<uint16_t>(item.zone);
+      node.apex_offset =
+          static_cast<uint8_t>(name.size() - zone_apexes_[static_cast<size_t>(item.zone)].size());
+      node.is_alias = item.is_alias;
+      if (item.is_alias) node.alias_target = wireToName(item.records.front().target);
+      node.first_answer = static_cast<uint32_t>(table.answers_.size());
+      std::stable_sort(item.records.begin(), item.records.end(),
+                       [](const Record& a, const Record& b) { return a.type < b.type; });
+      for (size_t begin = 0; begin < item.records.size();) {
+        size_t end = begin;
+        while (end < item.records.size() && item.records[end].type == item.records[begin].type) {
+          ++end;
+        }
+        encodeAnswer(table, name, std::span(item.records).subspan(begin, end - begin));
+        begin = end;
+      }
+      node.answer_count = static_cast<uint16_t>(table.answers_.size() - node.first_answer);
+      table.nodes_.push_back(std::move(node));
+      table.names_.push_back(name);
+    }
+    index(table);
+  }
+
+  void encodeAnswer(AnswerTable& table, const std::string& name, std::span<const Record> records) {
+    RecordWriter writer(name);
+    AnswerTable::Answer answer;
+    answer.type = records.front().type;
+    for (const auto& record : records) {
+      writer.begin(name, record.type, options_.ttl);
+      writeRdata(writer, record);
+      writer.end();
+      ++answer.answer_count;
+    }
+    if (answer.type == kTypeSrv || answer.type == kTypeNs) {
+      std::vector<std::string> seen;
+      for (const auto& record : records) {
+        if (std::find(seen.begin(), seen.end(), record.target) != seen.end()) continue;
+        seen.push_back(record.target);
+        answer.additional_count += writeGlue(writer, record.target);
+      }
+    }
+    answer.offset = static_cast<uint32_t>(table.data_.size());
+    answer.length = static_cast<uint32_t>(writer.tail().size());
+    table.data_.insert(table.data_.end(), writer.tail().begin(), writer.tail().end());
+    table.answers_.push_back(answer);
+  }
+
+  static void index(AnswerTable& table) {
+    size_t capacity = 16;
+    while (capacity < table.nodes_.size() * 2) capacity *= 2;
+    table.slots_.assign(capacity, {});
+    table.mask_ = capacity - 1;
+    for (size_t i = 0; i < table.nodes_.size(); ++i) {
+      uint64_t hash = hashName(table.names_[i]);
+      size_t slot = hash & table.mask_;
+      while (table.slots_[slot].node != 0) slot = (slot + 1) & table.mask_;
+      table.slots_[slot] = {static_cast<uint32_t>(hash >> 32), static_cast<uint32_t>(i + 1)};
+    }
+  }
+
+  const store::Snapshot& snapshot_;
+  const ZoneOptions& options_;
+  std::string domain_;
+  std::string ns_name_;
+  std::string hostmaster_;
+  std::vector<std::string> zone_apexes_;
+  std::unordered_map<std::string, int> zone_index_;
+  std::unordered_map<std::string, Draft> drafts_;
+};
+
+std::shared_ptr<const AnswerTable> AnswerTable::build(const store::Snapshot& snapshot,
+                                                      const ZoneOptions& options) {
+  return TableBuilder(snapshot, options).build();
+}
+
+const AnswerTable::Node* AnswerTable::find(std::string_view lower_name) const {
+  uint64_t hash = hashName(lower_name);
+  auto tag = static_cast<uint32_t>(hash >> 32);
+  for (size_t slot = hash & mask_;; slot = (slot + 1) & mask_) {
+    const Slot& candidate = slots_[slot];
+    if (candidate.node == 0) return nullptr;
+    if (candidate.hash == tag && names_[candidate.node - 1] == lower_name) {
+      return &nodes_[candidate.node - 1];
+    }
+  }
+}
+
+const AnswerTable::Answer* AnswerTable::answerFor(const Node& node, uint16_t type) const {
+  for (uint32_t i = node.first_answer; i < node.first_answer + node.answer_count; ++i) {
+    if (answers_[i].type == type) return &answers_[i];
+  }
+  return nullptr;
+}
+
+}  // namespace svcbox::dns

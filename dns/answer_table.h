@@ -1,0 +1,93 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/ip.h"
+#include "store/snapshot.h"
+
+// The cluster zone compiled from one registry snapshot: every name svcbox is authoritative for,
+// with each answer already encoded as wire bytes. Immutable; the server swaps in a new table when
+// the registry changes, and a query only hashes its name and copies bytes.
+namespace svcbox::dns {
+
+struct ZoneOptions {
+  std::string domain = "cluster.local";
+  uint32_t ttl = 5;
+  // Address given for ns.dns.<domain> (the NS record's glue); none when svcbox listens on a
+  // wildcard address only.
+  std::optional<store::IpAddress> ns_address;
+};
+
+class AnswerTable {
+ public:
+  // An encoded answer: the sections after the question, names compressed against it.
+  struct Answer {
+    uint16_t type = 0;
+    uint16_t answer_count = 0;
+    uint16_t authority_count = 0;
+    uint16_t additional_count = 0;
+    uint32_t offset = 0;
+    uint32_t length = 0;
+  };
+  struct Zone {
+    std::string apex;  // lower-cased wire name
+    // The zone's SOA record without its owner name (type to the end of rdata), uncompressed, so
+    // it can follow a pointer to wherever the apex sits inside any question.
+    std::vector<uint8_t> soa_without_owner;
+  };
+  struct Node {
+    uint32_t first_answer = 0;
+    uint16_t answer_count = 0;
+    uint16_t zone = 0;
+    uint8_t apex_offset = 0;   // where the zone's apex starts inside this name
+    bool is_alias = false;     // an ExternalName: every type is answered with its CNAME
+    std::string alias_target;  // presentation form, for chasing the CNAME upstream
+  };
+
+  static std::shared_ptr<const AnswerTable> build(const store::Snapshot& snapshot,
+                                                  const ZoneOptions& options);
+
+  // The node for an exact lower-cased wire name, or null.
+  const Node* find(std::string_view lower_name) const;
+  const Answer* answerFor(const Node& node, uint16_t type) const;
+  const Answer& answerAt(uint32_t index) const { return answers_[index]; }
+  std::span<const uint8_t> bytes(const Answer& answer) const {
+    return {data_.data() + answer.offset, answer.length};
+  }
+  const Zone& zone(uint16_t index) const { return zones_[index]; }
+  const std::vector<Zone>& zones() const { return zones_; }
+  size_t nodeCount() const { return nodes_.size(); }
+  uint64_t version() const { return version_; }
+
+ private:
+  struct Slot {
+    uint32_t hash = 0;
+    uint32_t node = 0;  // index + 1; 0 = empty
+  };
+  friend class TableBuilder;
+
+  uint64_t version_ = 0;
+  std::vector<Zone> zones_;
+  std::vector<Node> nodes_;
+  std::vector<std::string> names_;  // parallel to nodes_
+  std::vector<Answer> answers_;
+  std::vector<uint8_t> data_;
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+};
+
+using AnswerTablePtr = std::shared_ptr<const AnswerTable>;
+
+// Fast, allocation-free hash of a wire name.
+uint64_t hashName(std::string_view name);
+
+// "4.3.2.1.in-addr.arpa" style reverse name, lower-cased wire form.
+std::string reverseName(const store::IpAddress& address);
+
+}  // namespace svcbox::dns

@@ -1,0 +1,561 @@
+#include "dns/server.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <boost/asio.hpp>
+#include <cstring>
+#include <deque>
+#include <thread>
+
+#include "dns/responder.h"
+#include "dns/wire.h"
+
+namespace svcbox::dns {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using asio::ip::udp;
+
+namespace {
+
+constexpr size_t kBatch = 64;
+constexpr size_t kMaxUdpQuery = 4096;
+constexpr size_t kMaxDrainRounds = 16;  // then let the loop run other work
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+// Per-worker counters: written by one thread, read by the metrics reader.
+struct Counters {
+  std::atomic<uint64_t> udp_queries{0};
+  std::atomic<uint64_t> tcp_queries{0};
+  std::atomic<uint64_t> dropped{0};
+  std::atomic<uint64_t> malformed{0};
+  std::atomic<uint64_t> truncated{0};
+  std::atomic<uint64_t> nxdomain{0};
+  std::atomic<uint64_t> refused{0};
+  std::atomic<uint64_t> cache_hits{0};
+  std::atomic<uint64_t> cache_misses{0};
+  void add(std::atomic<uint64_t>& counter) { counter.fetch_add(1, std::memory_order_relaxed); }
+};
+
+store::IpAddress addressOf(const sockaddr_storage& storage) {
+  store::IpAddress address;
+  if (storage.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&storage);
+    std::memcpy(address.bytes.data(), &v4->sin_addr, 4);
+    return address;
+  }
+  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&storage);
+  static constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+  if (std::memcmp(&v6->sin6_addr, kMappedPrefix, 12) == 0) {
+    std::memcpy(address.bytes.data(), reinterpret_cast<const uint8_t*>(&v6->sin6_addr) + 12, 4);
+    return address;
+  }
+  address.family = store::IpAddress::Family::kV6;
+  std::memcpy(address.bytes.data(), &v6->sin6_addr, 16);
+  return address;
+}
+
+}  // namespace
+
+std::string ListenAddress::toString() const {
+  return (ip.isV4() ? ip.toString() : "[" + ip.toString() + "]") + ":" + std::to_string(port);
+}
+
+store::Result<ListenAddress> parseListenAddress(std::string_view text) {
+  auto upstream = parseUpstream(text);
+  if (!upstream) return upstream.error();
+  bool has_port = text.find("]:") != std::string_view::npos ||
+                  (text.front() != '[' && std::count(text.begin(), text.end(), ':') == 1);
+  if (!has_port) return store::invalid("", "expected ADDR:PORT, for example 127.0.0.1:53");
+  return ListenAddress{*store::IpAddress::parse(upstream->address), upstream->port};
+}
+
+std::vector<store::Cidr> defaultRecursionCidrs() {
+  std::vector<store::Cidr> cidrs;
+  for (const char* text : {"127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                           "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10"}) {
+    cidrs.push_back(*store::Cidr::parse(text));
+  }
+  return cidrs;
+}
+
+class DnsServer::Impl {
+ public:
+  struct Worker;
+
+  // The table every worker answers from; workers re-read it only when the generation moved.
+  struct TableSlot {
+    std::mutex mutex;
+    AnswerTablePtr table;
+    std::atomic<uint64_t> generation{0};
+  };
+
+  explicit Impl(const DnsOptions& options)
+      : options_(options),
+        cache_(options.cache),
+        forwarder_(forwarder_context_, options.forwarder, cache_) {
+    size_t threads = options.threads ? options.threads : std::thread::hardware_concurrency();
+    for (size_t i = 0; i < std::max<size_t>(1, threads); ++i) {
+      workers_.push_back(std::make_unique<Worker>(*this));
+    }
+    store::Snapshot empty(0, std::nullopt, {}, std::vector<store::PodPtr>{}, {});
+    table_.table = AnswerTable::build(empty, options_.zone);
+  }
+
+  bool recursionAllowed(const sockaddr_storage& client) const {
+    store::IpAddress address = addressOf(client);
+    for (const auto& cidr : options_.allow_recursion) {
+      if (cidr.contains(address)) return true;
+    }
+    return false;
+  }
+
+  store::Status bind();
+  void start();
+  void stop();
+
+  const DnsOptions& options_;
+  TableSlot table_;
+  AnswerCache cache_;
+  asio::io_context forwarder_context_;
+  Forwarder forwarder_;
+  std::thread forwarder_thread_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::string> bound_;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
+  std::atomic<size_t> tcp_connections_{0};
+  bool started_ = false;
+};
+
+struct DnsServer::Impl::Worker {
+  explicit Worker(Impl& owner) : server(owner) {}
+
+  const AnswerTable& table() {
+    uint64_t generation = server.table_.generation.load(std::memory_order_acquire);
+    if (!current || generation != seen_generation) {
+      std::lock_guard lock(server.table_.mutex);
+      current = server.table_.table;
+      seen_generation = generation;
+    }
+    return *current;
+  }
+
+  Impl& server;
+  asio::io_context context;
+  std::thread thread;
+  std::vector<std::unique_ptr<class UdpListener>> listeners;
+  AnswerTablePtr current;
+  uint64_t seen_generation = 0;
+  Counters counters;
+};
+
+// One UDP socket of one worker: drains the queue with recvmmsg and answers with sendmmsg.
+class UdpListener {
+ public:
+  UdpListener(DnsServer::Impl::Worker& worker, udp::socket socket)
+      : worker_(worker), socket_(std::move(socket)) {
+    for (size_t i = 0; i < kBatch; ++i) {
+      in_iov_[i] = {in_[i].data(), in_[i].size()};
+      in_headers_[i].msg_hdr = {};
+      in_headers_[i].msg_hdr.msg_name = &peers_[i];
+      in_headers_[i].msg_hdr.msg_iov = &in_iov_[i];
+      in_headers_[i].msg_hdr.msg_iovlen = 1;
+    }
+  }
+
+  void wait() {
+    socket_.async_wait(udp::socket::wait_read, [this](boost::system::error_code error) {
+      if (error) return;
+      drain();
+      wait();
+    });
+  }
+
+  void close() {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  }
+
+ private:
+  void drain() {
+    int fd = socket_.native_handle();
+    for (size_t round = 0; round < kMaxDrainRounds; ++round) {
+      for (size_t i = 0; i < kBatch; ++i) {
+        in_headers_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+        in_headers_[i].msg_hdr.msg_flags = 0;
+      }
+      int received = recvmmsg(fd, in_headers_.data(), kBatch, MSG_DONTWAIT, nullptr);
+      if (received <= 0) return;
+      const AnswerTable& table = worker_.table();
+      size_t replies = 0;
+      for (size_t i = 0; i < static_cast<size_t>(received); ++i) {
+        size_t length = answer(i, table);
+        if (length == 0) continue;
+        out_iov_[replies] = {out_[i].data(), length};
+        out_headers_[replies].msg_hdr = {};
+        out_headers_[replies].msg_hdr.msg_name = &peers_[i];
+        out_headers_[replies].msg_hdr.msg_namelen = in_headers_[i].msg_hdr.msg_namelen;
+        out_headers_[replies].msg_hdr.msg_iov = &out_iov_[replies];
+        out_headers_[replies].msg_hdr.msg_iovlen = 1;
+        ++replies;
+      }
+      size_t sent = 0;
+      while (sent < replies) {
+        int count = sendmmsg(fd, out_headers_.data() + sent, static_cast<unsigned>(replies - sent),
+                             MSG_DONTWAIT);
+        if (count <= 0) break;  // a full send buffer drops answers, as a busy UDP server must
+        sent += static_cast<size_t>(count);
+      }
+      if (static_cast<size_t>(received) < kBatch) return;
+    }
+  }
+
+  // Answers datagram i into out_[i]; 0 when nothing is to be sent now.
+  size_t answer(size_t i, const AnswerTable& table) {
+    Counters& counters = worker_.counters;
+    counters.add(counters.udp_queries);
+    if (in_headers_[i].msg_hdr.msg_flags & MSG_TRUNC) {
+      counters.add(counters.dropped);
+      return 0;
+    }
+    std::span<const uint8_t> packet(in_[i].data(), in_headers_[i].msg_len);
+    Query query = parseQuery(packet);
+    ClientContext client{worker_.server.recursionAllowed(peers_[i]), query.udpLimit()};
+    Response response = respond(query, table, client, out_[i]);
+    switch (response.disposition) {
+      case Disposition::kDrop:
+        counters.add(counters.dropped);
+        return 0;
+      case Disposition::kSend:
+        count(response);
+        return response.length;
+      case Disposition::kForward: {
+        bool truncated = false;
+        size_t length = worker_.server.cache_.lookup(query, out_[i], client.size_limit, &truncated);
+        if (length) {
+          counters.add(counters.cache_hits);
+          if (truncated) counters.add(counters.truncated);
+          return length;
+        }
+        counters.add(counters.cache_misses);
+        forward(i, packet, client, {}, "");
+        return 0;
+      }
+      case Disposition::kChaseAlias:
+        forward(i, packet, client, std::span(out_[i].data(), response.length),
+                response.alias->alias_target);
+        return 0;
+    }
+    return 0;
+  }
+
+  void count(const Response& response) {
+    Counters& counters = worker_.counters;
+    if (response.truncated) counters.add(counters.truncated);
+    if (response.rcode == kNxDomain) counters.add(counters.nxdomain);
+    if (response.rcode == kRefused) counters.add(counters.refused);
+    if (response.rcode == kFormErr) counters.add(counters.malformed);
+  }
+
+  void forward(size_t i, std::span<const uint8_t> packet, const ClientContext& client,
+               std::span<const uint8_t> alias_answer, const std::string& alias_target) {
+    auto job = std::make_unique<ForwardJob>();
+    job->packet.assign(packet.begin(), packet.end());
+    job->query = parseQuery(job->packet);
+    job->size_limit = client.size_limit;
+    job->alias_answer.assign(alias_answer.begin(), alias_answer.end());
+    job->alias_target = alias_target;
+    int fd = socket_.native_handle();
+    sockaddr_storage peer = peers_[i];
+    socklen_t peer_length = in_headers_[i].msg_hdr.msg_namelen;
+    // Sent from the forwarder's thread: a datagram socket takes sendto from any thread.
+    job->reply = [fd, peer, peer_length](std::span<const uint8_t> bytes) {
+      (void)!::sendto(fd, bytes.data(), bytes.size(), MSG_DONTWAIT,
+                      reinterpret_cast<const sockaddr*>(&peer), peer_length);
+    };
+    worker_.server.forwarder_.submit(std::move(job));
+  }
+
+  DnsServer::Impl::Worker& worker_;
+  udp::socket socket_;
+  std::array<std::array<uint8_t, kMaxUdpQuery>, kBatch> in_;
+  std::array<std::array<uint8_t, kServerUdpSize>, kBatch> out_;
+  std::array<sockaddr_storage, kBatch> peers_;
+  std::array<iovec, kBatch> in_iov_;
+  std::array<iovec, kBatch> out_iov_;
+  std::array<mmsghdr, kBatch> in_headers_;
+  std::array<mmsghdr, kBatch> out_headers_;
+};
+
+// One TCP connection (RFC 7766): length-prefixed queries, answered in any order, until the
+// client closes or stays idle past the timeout.
+class TcpSession : public std::enable_shared_from_this<TcpSession> {
+ public:
+  TcpSession(DnsServer::Impl::Worker& worker, tcp::socket socket)
+      : worker_(worker), socket_(std::move(socket)), idle_(socket_.get_executor()) {}
+  ~TcpSession() { worker_.server.tcp_connections_.fetch_sub(1); }
+
+  void start() {
+    recursion_allowed_ = false;
+    boost::system::error_code error;
+    auto peer = socket_.remote_endpoint(error);
+    if (!error) {
+      sockaddr_storage storage{};
+      std::memcpy(&storage, peer.data(), peer.size());
+      recursion_allowed_ = worker_.server.recursionAllowed(storage);
+    }
+    readLength();
+  }
+
+  void deliver(std::span<const uint8_t> bytes) {
+    std::vector<uint8_t> framed(2 + bytes.size());
+    writeU16(framed.data(), static_cast<uint16_t>(bytes.size()));
+    std::memcpy(framed.data() + 2, bytes.data(), bytes.size());
+    pending_.push_back(std::move(framed));
+    if (pending_.size() == 1) writeNext();
+  }
+
+ private:
+  void armIdle() {
+    idle_.expires_after(worker_.server.options_.tcp_idle_timeout);
+    idle_.async_wait([self = shared_from_this()](boost::system::error_code error) {
+      if (error) return;
+      boost::system::error_code ignored;
+      self->socket_.close(ignored);
+    });
+  }
+
+  void readLength() {
+    armIdle();
+    asio::async_read(socket_, asio::buffer(length_),
+                     [self = shared_from_this()](boost::system::error_code error, size_t) {
+                       size_t size = error ? 0 : readU16(self->length_.data());
+                       if (size < kHeaderSize) {  // closed, or nothing to answer
+                         self->idle_.cancel();
+                         return;
+                       }
+                       self->query_.resize(size);
+                       self->readBody();
+                     });
+  }
+
+  void readBody() {
+    asio::async_read(socket_, asio::buffer(query_),
+                     [self = shared_from_this()](boost::system::error_code error, size_t) {
+                       if (error) {
+                         self->idle_.cancel();
+                         return;
+                       }
+                       self->answer();
+                       self->readLength();
+                     });
+  }
+
+  void answer() {
+    Counters& counters = worker_.counters;
+    counters.add(counters.tcp_queries);
+    Query query = parseQuery(query_);
+    ClientContext client{recursion_allowed_, kMaxResponse};
+    std::vector<uint8_t> out(kMaxResponse);
+    Response response = respond(query, worker_.table(), client, out);
+    if (response.rcode == kNxDomain) counters.add(counters.nxdomain);
+    switch (response.disposition) {
+      case Disposition::kDrop:
+        counters.add(counters.dropped);
+        return;
+      case Disposition::kSend:
+        return deliver(std::span(out.data(), response.length));
+      case Disposition::kForward: {
+        bool truncated = false;
+        size_t length = worker_.server.cache_.lookup(query, out, kMaxResponse, &truncated);
+        if (length) {
+          counters.add(counters.cache_hits);
+          return deliver(std::span(out.data(), length));
+        }
+        counters.add(counters.cache_misses);
+        return forward({}, "");
+      }
+      case Disposition::kChaseAlias:
+        return forward(std::span(out.data(), response.length), response.alias->alias_target);
+    }
+  }
+
+  void forward(std::span<const uint8_t> alias_answer, const std::string& alias_target) {
+    auto job = std::make_unique<ForwardJob>();
+    job->packet = query_;
+    job->query = parseQuery(job->packet);
+    job->size_limit = kMaxResponse;
+    job->alias_answer.assign(alias_answer.begin(), alias_answer.end());
+    job->alias_target = alias_target;
+    std::weak_ptr<TcpSession> weak = shared_from_this();
+    auto executor = socket_.get_executor();
+    job->reply = [weak, executor](std::span<const uint8_t> bytes) {
+      asio::post(executor, [weak, copy = std::vector<uint8_t>(bytes.begin(), bytes.end())] {
+        if (auto self = weak.lock()) self->deliver(copy);
+      });
+    };
+    worker_.server.forwarder_.submit(std::move(job));
+  }
+
+  void writeNext() {
+    asio::async_write(socket_, asio::buffer(pending_.front()),
+                      [self = shared_from_this()](boost::system::error_code error, size_t) {
+                        if (error) return;
+                        self->pending_.pop_front();
+                        if (!self->pending_.empty()) self->writeNext();
+                      });
+  }
+
+  DnsServer::Impl::Worker& worker_;
+  tcp::socket socket_;
+  asio::steady_timer idle_;
+  std::array<uint8_t, 2> length_{};
+  std::vector<uint8_t> query_;
+  std::deque<std::vector<uint8_t>> pending_;
+  bool recursion_allowed_ = false;
+};
+
+namespace {
+
+void acceptLoop(DnsServer::Impl::Worker& worker, tcp::acceptor& acceptor) {
+  acceptor.async_accept([&worker, &acceptor](boost::system::error_code error, tcp::socket socket) {
+    if (error == asio::error::operation_aborted) return;
+    if (!error) {
+      auto& server = worker.server;
+      if (server.tcp_connections_.fetch_add(1) >= server.options_.max_tcp_connections) {
+        server.tcp_connections_.fetch_sub(1);
+        boost::system::error_code ignored;
+        socket.close(ignored);
+      } else {
+        std::make_shared<TcpSession>(worker, std::move(socket))->start();
+      }
+    }
+    acceptLoop(worker, acceptor);
+  });
+}
+
+std::string bindError(const ListenAddress& address, const char* what,
+                      const boost::system::error_code& error) {
+  std::string message =
+      "--dns-listen " + address.toString() + ": cannot bind " + what + ": " + error.message();
+  if (error == asio::error::access_denied && address.port < 1024) {
+    message += " (ports below 1024 need root or CAP_NET_BIND_SERVICE; or pick a port >= 1024)";
+  }
+  if (error == asio::error::address_in_use) message += " (another DNS server runs there?)";
+  return message;
+}
+
+}  // namespace
+
+store::Status DnsServer::Impl::bind() {
+  for (const auto& requested : options_.listen) {
+    ListenAddress address = requested;
+    asio::ip::address ip =
+        address.ip.isV4() ? asio::ip::address(asio::ip::make_address_v4(address.ip.toString()))
+                          : asio::ip::address(asio::ip::make_address_v6(address.ip.toString()));
+    for (auto& worker : workers_) {
+      udp::socket socket(worker->context);
+      boost::system::error_code error;
+      socket.open(ip.is_v4() ? udp::v4() : udp::v6(), error);
+      if (!error && ip.is_v6()) socket.set_option(asio::ip::v6_only(true), error);
+      if (!error) socket.set_option(ReusePort(true), error);
+      if (!error) socket.non_blocking(true, error);
+      if (!error) socket.bind(udp::endpoint(ip, address.port), error);
+      if (error) return store::invalid("dns-listen", bindError(address, "UDP", error));
+      // Port 0 picks a free port once; every other socket joins it.
+      address.port = socket.local_endpoint().port();
+      worker->listeners.push_back(std::make_unique<UdpListener>(*worker, std::move(socket)));
+    }
+    auto acceptor = std::make_unique<tcp::acceptor>(workers_.front()->context);
+    boost::system::error_code error;
+    acceptor->open(ip.is_v4() ? tcp::v4() : tcp::v6(), error);
+    if (!error && ip.is_v6()) acceptor->set_option(asio::ip::v6_only(true), error);
+    if (!error) acceptor->set_option(tcp::acceptor::reuse_address(true), error);
+    if (!error) acceptor->bind(tcp::endpoint(ip, address.port), error);
+    if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
+    if (error) return store::invalid("dns-listen", bindError(address, "TCP", error));
+    acceptors_.push_back(std::move(acceptor));
+    bound_.push_back(address.toString());
+  }
+  return store::Ok{};
+}
+
+void DnsServer::Impl::start() {
+  for (auto& acceptor : acceptors_) acceptLoop(*workers_.front(), *acceptor);
+  for (auto& worker : workers_) {
+    for (auto& listener : worker->listeners) listener->wait();
+    worker->thread = std::thread([&context = worker->context] {
+      auto guard = asio::make_work_guard(context);
+      context.run();
+    });
+  }
+  forwarder_thread_ = std::thread([this] {
+    auto guard = asio::make_work_guard(forwarder_context_);
+    forwarder_context_.run();
+  });
+  started_ = true;
+}
+
+void DnsServer::Impl::stop() {
+  if (!started_) return;
+  started_ = false;
+  forwarder_context_.stop();
+  forwarder_thread_.join();
+  for (auto& worker : workers_) {
+    worker->context.stop();
+    worker->thread.join();
+  }
+  forwarder_.shutdown();
+  for (auto& worker : workers_) {
+    for (auto& listener : worker->listeners) listener->close();
+  }
+  for (auto& acceptor : acceptors_) {
+    boost::system::error_code ignored;
+    acceptor->close(ignored);
+  }
+}
+
+DnsServer::DnsServer(DnsOptions options)
+    : options_(std::move(options)), impl_(std::make_unique<Impl>(options_)) {}
+
+DnsServer::~DnsServer() { stop(); }
+
+store::Status DnsServer::bind() { return impl_->bind(); }
+void DnsServer::start() { impl_->start(); }
+void DnsServer::stop() { impl_->stop(); }
+
+void DnsServer::publish(const store::Snapshot& snapshot) {
+  auto table = AnswerTable::build(snapshot, options_.zone);
+  std::lock_guard lock(impl_->table_.mutex);
+  impl_->table_.table = std::move(table);
+  impl_->table_.generation.fetch_add(1, std::memory_order_release);
+}
+
+std::vector<std::string> DnsServer::boundAddresses() const { return impl_->bound_; }
+
+DnsCounters DnsServer::counters() const {
+  DnsCounters total;
+  auto read = [](const std::atomic<uint64_t>& counter) {
+    return counter.load(std::memory_order_relaxed);
+  };
+  for (const auto& worker : impl_->workers_) {
+    const Counters& c = worker->counters;
+    total.udp_queries += read(c.udp_queries);
+    total.tcp_queries += read(c.tcp_queries);
+    total.dropped += read(c.dropped);
+    total.malformed += read(c.malformed);
+    total.truncated += read(c.truncated);
+    total.nxdomain += read(c.nxdomain);
+    total.refused += read(c.refused);
+    total.cache_hits += read(c.cache_hits);
+    total.cache_misses += read(c.cache_misses);
+  }
+  const auto& forwarder = impl_->forwarder_.counters();
+  total.forwarded = read(forwarder.forwarded);
+  total.upstream_failures = read(forwarder.upstream_failures);
+  total.refused_over_limit = read(forwarder.refused_over_limit);
+  return total;
+}
+
+}  // namespace svcbox::dns
