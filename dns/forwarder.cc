@@ -10,6 +10,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "dns/address.h"
 #include "dns/alias_chase.h"
 #include "dns/responder.h"
 
@@ -249,34 +250,10 @@ std::vector<Upstream> upstreamsFromResolvConf(const std::string& path,
 }
 
 store::Result<Upstream> parseUpstream(std::string_view text) {
-  Upstream upstream;
-  std::string_view host = text;
-  std::string_view port;
-  if (!text.empty() && text.front() == '[') {
-    size_t close = text.find(']');
-    if (close == std::string_view::npos) return store::invalid("", "missing ']'");
-    host = text.substr(1, close - 1);
-    if (close + 1 < text.size()) {
-      if (text[close + 1] != ':') return store::invalid("", "expected ':PORT' after ']'");
-      port = text.substr(close + 2);
-    }
-  } else if (std::count(text.begin(), text.end(), ':') == 1) {
-    host = text.substr(0, text.find(':'));
-    port = text.substr(text.find(':') + 1);
-  }
-  auto address = store::IpAddress::parse(host);
-  if (!address) return store::invalid("", "\"" + std::string(host) + "\" is not an IP address");
-  upstream.address = address->toString();
-  if (!port.empty()) {
-    int number = 0;
-    for (char c : port) {
-      if (c < '0' || c > '9' || number > 65535) return store::invalid("", "bad port");
-      number = number * 10 + (c - '0');
-    }
-    if (number < 1 || number > 65535) return store::invalid("", "port must be 1-65535");
-    upstream.port = static_cast<uint16_t>(number);
-  }
-  return upstream;
+  auto parsed = parseHostPort(text);
+  if (!parsed) return parsed.error();
+  if (parsed->port == 0) return store::invalid("", "an upstream's port must be 1-65535");
+  return Upstream{parsed->ip.toString(), parsed->port.value_or(53)};
 }
 
 }  // namespace svcbox::dns

@@ -9,6 +9,7 @@
 #include <deque>
 #include <thread>
 
+#include "dns/address.h"
 #include "dns/responder.h"
 #include "dns/wire.h"
 
@@ -63,12 +64,10 @@ std::string ListenAddress::toString() const {
 }
 
 store::Result<ListenAddress> parseListenAddress(std::string_view text) {
-  auto upstream = parseUpstream(text);
-  if (!upstream) return upstream.error();
-  bool has_port = text.find("]:") != std::string_view::npos ||
-                  (text.front() != '[' && std::count(text.begin(), text.end(), ':') == 1);
-  if (!has_port) return store::invalid("", "expected ADDR:PORT, for example 127.0.0.1:53");
-  return ListenAddress{*store::IpAddress::parse(upstream->address), upstream->port};
+  auto parsed = parseHostPort(text);
+  if (!parsed) return parsed.error();
+  if (!parsed->port) return store::invalid("", "expected ADDR:PORT, for example 127.0.0.1:53");
+  return ListenAddress{parsed->ip, *parsed->port};
 }
 
 std::vector<store::Cidr> defaultRecursionCidrs() {

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -410,7 +411,10 @@ class ServeTest(CliTestCase):
     def start_serve(self, *args):
         log_path = os.path.join(self.dir, f"serve-{len(self.processes)}.log")
         log = open(log_path, "w")
-        process = subprocess.Popen([BIN, "serve", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        # A free loopback port for DNS, and an upstream nothing asks: no packet leaves loopback.
+        dns = ["--dns-listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9"]
+        process = subprocess.Popen([BIN, "serve", *dns, *args], env=self.env, stdout=log,
+                                   stderr=subprocess.STDOUT)
         log.close()
         self.processes.append(process)
         return process, log_path
@@ -459,6 +463,31 @@ class ServeTest(CliTestCase):
         process.send_signal(signal.SIGINT)
         self.assertEqual(process.wait(timeout=10), 0)
         self.assertIn("must be text or json", self.fails("serve", "--log-format", "xml"))
+
+    def test_bad_dns_settings_name_the_flag(self):
+        cases = [
+            (["--dns-listen", "localhost:53"], '--dns-listen (flag --dns-listen): "localhost:53": '
+                                               '"localhost" is not an IP address'),
+            (["--dns-listen", "127.0.0.1"], "expected ADDR:PORT"),
+            (["--ttl", "-1"], '--ttl (flag --ttl): "-1": must be a whole number'),
+            (["--cluster-domain", "a..b"], "--cluster-domain (flag --cluster-domain): \"a..b\": "
+                                           "not a valid domain name"),
+            (["--upstream", "dns.google"], "--upstream (flag --upstream)"),
+            (["--allow-recursion", "10.0.0.0/33"], '"10.0.0.0/33" is not a CIDR'),
+        ]
+        for args, message in cases:
+            with self.subTest(args=args):
+                self.assertIn(message, self.fails("serve", *args))
+
+    def test_a_taken_dns_port_is_a_clear_error(self):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind(("127.0.0.1", 0))
+            port = taken.getsockname()[1]
+            result = subprocess.run([BIN, "serve", "--dns-listen", f"127.0.0.1:{port}"],
+                                    env=self.env, capture_output=True, text=True, timeout=10)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(f"--dns-listen 127.0.0.1:{port}: cannot bind UDP: Address already in use",
+                      result.stderr)
 
 
 if __name__ == "__main__":
