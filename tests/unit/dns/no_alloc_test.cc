@@ -57,11 +57,11 @@ TEST(NoAllocationTest, AuthoritativeAndCachedAnswersAllocateNothing) {
       makeQuery("10.0.96.10.in-addr.arpa", kTypePtr)};
   std::array<uint8_t, kServerUdpSize> out;
   size_t answered = 0;
-  // The probe itself works: one allocation is seen.
+  // The probe itself works: the string's allocations are seen.
   counting = true;
   delete new std::string(100, 'x');
   counting = false;
-  ASSERT_EQ(allocations.exchange(0), 1u);
+  ASSERT_GE(allocations.exchange(0), 1u);
   counting = true;
   for (int round = 0; round < 1000; ++round) {
     for (const auto& packet : queries) {
