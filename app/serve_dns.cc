@@ -66,6 +66,8 @@ void addDnsFlags(CLI::App& command, DnsFlags& flags) {
                      "loopback and private ranges)");
   command.add_option("--max-concurrent-forwards", flags.max_concurrent_forwards,
                      "Forwarded queries in flight before REFUSED (default 1000)");
+  command.add_option("--dns-threads", flags.threads,
+                     "UDP worker threads (default 1; more only helps with several free cores)");
 }
 
 std::vector<std::string> dnsSettingNames() {
@@ -135,6 +137,8 @@ dns::DnsOptions resolveDnsOptions(Settings& settings, const DnsFlags& flags) {
   options.forwarder.max_concurrent =
       number(settings.resolve("max-concurrent-forwards", flags.max_concurrent_forwards, "1000"),
              "max-concurrent-forwards", 1000000);
+  options.threads = number(settings.resolve("dns-threads", flags.threads, "1"), "dns-threads", 64);
+  if (options.threads == 0) options.threads = 1;
   return options;
 }
 

@@ -20,6 +20,7 @@ struct DnsFlags {
   std::optional<std::string> cluster_domain;
   std::optional<std::string> ttl;
   std::optional<std::string> max_concurrent_forwards;
+  std::optional<std::string> threads;
 };
 
 void addDnsFlags(CLI::App& command, DnsFlags& flags);

@@ -1,5 +1,7 @@
 #include "dns/alias_chase.h"
 
+#include "dns/wire.h"
+
 #include <ldns/ldns.h>
 
 #include <memory>
@@ -25,8 +27,11 @@ PacketPtr parse(std::span<const uint8_t> wire) {
 std::vector<uint8_t> combineAliasAnswer(std::span<const uint8_t> alias_answer,
                                         std::span<const uint8_t> upstream_answer,
                                         size_t size_limit) {
+  // ldns meets the upstream's bytes only after svcbox's own bounds check, without OPT records.
+  std::vector<uint8_t> checked = validatedWithoutOpt(upstream_answer);
+  if (checked.empty()) return {};
   PacketPtr ours = parse(alias_answer);
-  PacketPtr theirs = parse(upstream_answer);
+  PacketPtr theirs = parse(checked);
   if (!ours || !theirs) return {};
   ldns_rr_list* records = ldns_pkt_answer(theirs.get());
   for (size_t i = 0; i < ldns_rr_list_rr_count(records); ++i) {

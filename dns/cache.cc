@@ -23,6 +23,19 @@ std::string_view makeKey(const Query& query, std::array<char, kKeyCapacity>& buf
   return {buffer.data(), length};
 }
 
+// The answer must be to the question asked: same name (any case), type and class.
+bool sameQuestion(const Query& query, std::span<const uint8_t> answer) {
+  std::span<const uint8_t> asked = query.question;
+  for (size_t i = 0; i < asked.size(); ++i) {
+    uint8_t a = answer[kHeaderSize + i];
+    uint8_t b = asked[i];
+    if (a >= 'A' && a <= 'Z') a = static_cast<uint8_t>(a + 32);
+    if (b >= 'A' && b <= 'Z') b = static_cast<uint8_t>(b + 32);
+    if (a != b) return false;
+  }
+  return true;
+}
+
 struct ParsedAnswer {
   std::vector<uint8_t> message;  // without OPT
   std::vector<uint16_t> ttl_offsets;
@@ -36,7 +49,7 @@ std::optional<ParsedAnswer> parseUpstream(const Query& query, std::span<const ui
                                           const CacheOptions& options) {
   if (answer.size() < kHeaderSize || readU16(answer.data() + 4) != 1) return std::nullopt;
   size_t question_end = kHeaderSize + query.question.size();
-  if (skipName(answer, kHeaderSize) + 4 != question_end) return std::nullopt;
+  if (question_end > answer.size() || !sameQuestion(query, answer)) return std::nullopt;
   uint16_t counts[3] = {readU16(answer.data() + 6), readU16(answer.data() + 8),
                         readU16(answer.data() + 10)};
   ParsedAnswer parsed;

@@ -1,5 +1,6 @@
 #include "dns/server.h"
 
+#include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -526,9 +527,13 @@ void DnsServer::stop() { impl_->stop(); }
 
 void DnsServer::publish(const store::Snapshot& snapshot) {
   auto table = AnswerTable::build(snapshot, options_.zone);
-  std::lock_guard lock(impl_->table_.mutex);
-  impl_->table_.table = std::move(table);
-  impl_->table_.generation.fetch_add(1, std::memory_order_release);
+  {
+    std::lock_guard lock(impl_->table_.mutex);
+    impl_->table_.table = std::move(table);
+    impl_->table_.generation.fetch_add(1, std::memory_order_release);
+  }
+  // Compiling a zone churns through short-lived drafts; hand their pages back to the system.
+  malloc_trim(0);
 }
 
 std::vector<std::string> DnsServer::boundAddresses() const { return impl_->bound_; }

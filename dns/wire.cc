@@ -102,6 +102,35 @@ Query parseQuery(std::span<const uint8_t> packet) {
   return query;
 }
 
+std::vector<uint8_t> validatedWithoutOpt(std::span<const uint8_t> message) {
+  if (message.size() < kHeaderSize) return {};
+  size_t offset = kHeaderSize;
+  for (uint16_t i = 0; i < readU16(message.data() + 4); ++i) {
+    offset = skipName(message, offset);
+    if (offset == 0 || offset + 4 > message.size()) return {};
+    offset += 4;
+  }
+  std::vector<uint8_t> kept(message.begin(), message.begin() + static_cast<ptrdiff_t>(offset));
+  uint16_t counts[3] = {readU16(message.data() + 6), readU16(message.data() + 8),
+                        readU16(message.data() + 10)};
+  uint16_t dropped = 0;
+  for (int section = 0; section < 3; ++section) {
+    for (uint16_t i = 0; i < counts[section]; ++i) {
+      size_t start = offset;
+      offset = skipRecord(message, offset);
+      if (offset == 0) return {};
+      if (readU16(message.data() + skipName(message, start)) == kTypeOpt) {
+        if (section != 2) return {};
+        ++dropped;
+        continue;
+      }
+      for (size_t at = start; at < offset; ++at) kept.push_back(message[at]);
+    }
+  }
+  writeU16(kept.data() + 10, static_cast<uint16_t>(counts[2] - dropped));
+  return kept;
+}
+
 size_t writeOptRecord(uint8_t* out, uint8_t rcode, bool dnssec_ok) {
   out[0] = 0;  // owned by the root
   writeU16(out + 1, kTypeOpt);

@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 // The DNS wire format as svcbox's query path needs it: a bounded parser for one incoming query
 // that never allocates, and the constants both directions share.
@@ -113,6 +114,11 @@ Query parseQuery(std::span<const uint8_t> packet);
 // Skips one possibly-compressed name starting at `offset`; returns the offset after it, or 0 when
 // the name is malformed or runs past the end. Pointers end a name, so there is nothing to loop on.
 size_t skipName(std::span<const uint8_t> message, size_t offset);
+
+// Checks that a whole message (header, question, every record) lies within its bounds, and returns
+// a copy without its OPT records (ARCOUNT adjusted); empty when it is malformed. For upstream
+// answers before anything else reads them.
+std::vector<uint8_t> validatedWithoutOpt(std::span<const uint8_t> message);
 
 // Writes svcbox's OPT record (11 bytes): its UDP size, the extended RCODE bits, DO echoed.
 constexpr size_t kOptRecordSize = 11;
