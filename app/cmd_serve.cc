@@ -124,7 +124,10 @@ int runServe(const ServeFlags& flags) {
   // DNS first: a change should reach answers before anything slower (logging, rules) runs.
   auto on_snapshot = [&dns_server](const store::SnapshotPtr& previous,
                                    const store::SnapshotPtr& current) {
-    dns_server->publish(*current);
+    auto zone = dns_server->publish(*current);
+    logDebug("DNS zone of snapshot " + std::to_string(current->version()) + ": " +
+             std::to_string(zone.names) + " names, " + std::to_string(zone.bytes / 1024) +
+             " KiB, compiled in " + std::to_string(zone.took.count() / 1000) + " ms");
     logChanges(previous, current);
   };
   store::Watcher watcher(

@@ -36,6 +36,7 @@ bool configureLogging(const std::string& format, const std::string& level) {
   return true;
 }
 
+void logDebug(const std::string& message) { log(spdlog::level::debug, message); }
 void logInfo(const std::string& message) { log(spdlog::level::info, message); }
 void logWarn(const std::string& message) { log(spdlog::level::warn, message); }
 void logError(const std::string& message) { log(spdlog::level::err, message); }

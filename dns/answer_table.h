@@ -41,13 +41,16 @@ class AnswerTable {
     // it can follow a pointer to wherever the apex sits inside any question.
     std::vector<uint8_t> soa_without_owner;
   };
+  // 16 bytes: a table holds one per name, tens of thousands of them.
   struct Node {
+    uint32_t name_offset = 0;  // into the names arena
+    uint8_t name_length = 0;
+    uint8_t apex_offset = 0;  // where the zone's apex starts inside this name
+    uint16_t zone = 0;
     uint32_t first_answer = 0;
     uint16_t answer_count = 0;
-    uint16_t zone = 0;
-    uint8_t apex_offset = 0;   // where the zone's apex starts inside this name
-    bool is_alias = false;     // an ExternalName: every type is answered with its CNAME
-    std::string alias_target;  // presentation form, for chasing the CNAME upstream
+    uint16_t alias = 0;  // an ExternalName: index + 1 of its target; every type gets the CNAME
+    bool isAlias() const { return alias != 0; }
   };
 
   static std::shared_ptr<const AnswerTable> build(const store::Snapshot& snapshot,
@@ -61,8 +64,12 @@ class AnswerTable {
     return {data_.data() + answer.offset, answer.length};
   }
   const Zone& zone(uint16_t index) const { return zones_[index]; }
+  // The presentation-form target of an alias node, for chasing it upstream.
+  const std::string& aliasTarget(const Node& node) const { return aliases_[node.alias - 1]; }
   const std::vector<Zone>& zones() const { return zones_; }
   size_t nodeCount() const { return nodes_.size(); }
+  // Bytes held, for logs and the benchmark.
+  size_t memoryUsage() const;
   uint64_t version() const { return version_; }
 
  private:
@@ -71,11 +78,15 @@ class AnswerTable {
     uint32_t node = 0;  // index + 1; 0 = empty
   };
   friend class TableBuilder;
+  std::string_view nameOf(const Node& node) const {
+    return std::string_view(names_).substr(node.name_offset, node.name_length);
+  }
 
   uint64_t version_ = 0;
   std::vector<Zone> zones_;
   std::vector<Node> nodes_;
-  std::vector<std::string> names_;  // parallel to nodes_
+  std::string names_;  // every node's lower-cased wire name, back to back
+  std::vector<std::string> aliases_;
   std::vector<Answer> answers_;
   std::vector<uint8_t> data_;
   std::vector<Slot> slots_;

@@ -7,8 +7,10 @@ namespace {
 constexpr size_t kMaxPointerOffset = 0x3FFF;
 }
 
-RecordWriter::RecordWriter(std::string_view question_name)
-    : base_(kHeaderSize + question_name.size() + 4) {
+void RecordWriter::reset(std::string_view question_name) {
+  base_ = kHeaderSize + question_name.size() + 4;
+  tail_.clear();
+  known_.clear();
   for (size_t offset = 0; offset < question_name.size() && question_name[offset] != 0;
        offset += 1 + static_cast<uint8_t>(question_name[offset])) {
     remember(question_name.substr(offset), kHeaderSize + offset);
@@ -20,7 +22,7 @@ void RecordWriter::remember(std::string_view suffix, size_t offset) {
   for (const auto& [known, at] : known_) {
     if (known == suffix) return;
   }
-  known_.emplace_back(std::string(suffix), static_cast<uint16_t>(offset));
+  known_.emplace_back(suffix, static_cast<uint16_t>(offset));
 }
 
 void RecordWriter::name(std::string_view wire, bool compress) {

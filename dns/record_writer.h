@@ -13,9 +13,9 @@ namespace svcbox::dns {
 
 class RecordWriter {
  public:
-  // `question_name` is the lower-cased wire name the answers are for; `base` is where the answer
-  // sections start in the final message (12 + question length).
-  explicit RecordWriter(std::string_view question_name);
+  // Starts over for answers to `question_name` (a lower-cased wire name). Every name given to the
+  // writer must stay alive until the next reset: the compression dictionary keeps views of them.
+  void reset(std::string_view question_name);
 
   // Starts a record; the owner name is compressed. Finish it with the rdata calls and end().
   void begin(std::string_view owner_wire, uint16_t type, uint32_t ttl);
@@ -33,10 +33,10 @@ class RecordWriter {
   size_t absolute() const { return base_ + tail_.size(); }
   void remember(std::string_view suffix, size_t offset);
 
-  size_t base_;
+  size_t base_ = 0;
   std::vector<uint8_t> tail_;
   size_t rdlength_at_ = 0;
-  std::vector<std::pair<std::string, uint16_t>> known_;  // suffix -> offset in the message
+  std::vector<std::pair<std::string_view, uint16_t>> known_;  // suffix -> offset in the message
 };
 
 }  // namespace svcbox::dns

@@ -106,7 +106,7 @@ Response respond(const Query& query, const AnswerTable& table, const ClientConte
   const AnswerTable::Node* node = table.find(query.lowerName());
   if (node) {
     uint16_t type = query.qtype;
-    if (node->is_alias) type = kTypeCname;
+    if (node->isAlias()) type = kTypeCname;
     const AnswerTable::Answer* answer = table.answerFor(*node, type);
     if (!answer && query.qtype == kTypeAny && node->answer_count > 0) {
       // RFC 8482: one set is a complete answer to ANY.
@@ -116,7 +116,7 @@ Response respond(const Query& query, const AnswerTable& table, const ClientConte
     response.length =
         assembler.write(flags, kNoError, table.bytes(*answer), {}, answer->answer_count,
                         answer->authority_count, answer->additional_count, &response.truncated);
-    if (node->is_alias && query.qtype != kTypeCname && client.recursion_allowed &&
+    if (node->isAlias() && query.qtype != kTypeCname && client.recursion_allowed &&
         !response.truncated) {
       response.disposition = Disposition::kChaseAlias;
       response.alias = node;

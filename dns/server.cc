@@ -244,7 +244,7 @@ class UdpListener {
       }
       case Disposition::kChaseAlias:
         forward(i, packet, client, std::span(out_[i].data(), response.length),
-                response.alias->alias_target);
+                table.aliasTarget(*response.alias));
         return 0;
     }
     return 0;
@@ -358,7 +358,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     Query query = parseQuery(query_);
     ClientContext client{recursion_allowed_, kMaxResponse};
     std::vector<uint8_t> out(kMaxResponse);
-    Response response = respond(query, worker_.table(), client, out);
+    const AnswerTable& table = worker_.table();  // once: a second call may swap it
+    Response response = respond(query, table, client, out);
     if (response.rcode == kNxDomain) counters.add(counters.nxdomain);
     switch (response.disposition) {
       case Disposition::kDrop:
@@ -377,7 +378,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
         return forward({}, "");
       }
       case Disposition::kChaseAlias:
-        return forward(std::span(out.data(), response.length), response.alias->alias_target);
+        return forward(std::span(out.data(), response.length), table.aliasTarget(*response.alias));
     }
   }
 
@@ -525,8 +526,12 @@ store::Status DnsServer::bind() { return impl_->bind(); }
 void DnsServer::start() { impl_->start(); }
 void DnsServer::stop() { impl_->stop(); }
 
-void DnsServer::publish(const store::Snapshot& snapshot) {
+DnsServer::Published DnsServer::publish(const store::Snapshot& snapshot) {
+  auto started = std::chrono::steady_clock::now();
   auto table = AnswerTable::build(snapshot, options_.zone);
+  Published published{table->nodeCount(), table->memoryUsage(),
+                      std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now() - started)};
   {
     std::lock_guard lock(impl_->table_.mutex);
     impl_->table_.table = std::move(table);
@@ -534,6 +539,7 @@ void DnsServer::publish(const store::Snapshot& snapshot) {
   }
   // Compiling a zone churns through short-lived drafts; hand their pages back to the system.
   malloc_trim(0);
+  return published;
 }
 
 std::vector<std::string> DnsServer::boundAddresses() const { return impl_->bound_; }

@@ -67,8 +67,13 @@ class DnsServer {
   store::Status bind();
   // Starts the worker threads; answers come from the last published snapshot.
   void start();
+  struct Published {
+    size_t names = 0;
+    size_t bytes = 0;
+    std::chrono::microseconds took{0};
+  };
   // Compiles the snapshot's zone and swaps it in; in-flight queries finish on the old table.
-  void publish(const store::Snapshot& snapshot);
+  Published publish(const store::Snapshot& snapshot);
   void stop();
 
   // The addresses actually bound (port 0 resolved), for logs and tests.
