@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <unordered_map>
 
 #include "dns/record_writer.h"
@@ -27,22 +28,92 @@ constexpr int kHeadlessReversePrefixV6 = 64;
 struct Record {
   uint32_t owner = 0;  // draft id
   uint16_t type = 0;
-  uint16_t weight = 0;                  // SRV
-  uint16_t port = 0;                    // SRV
-  store::IpAddress ip;                  // A, AAAA
-  const std::string* target = nullptr;  // CNAME, PTR, NS, SRV: wire name; TXT: the text
+  uint16_t weight = 0;      // SRV
+  uint16_t port = 0;        // SRV
+  store::IpAddress ip;      // A, AAAA
+  std::string_view target;  // CNAME, PTR, NS, SRV: wire name; TXT: the text
 };
 
 struct Draft {
   uint32_t id = 0;
   int zone = -1;
   bool is_alias = false;
-  const std::string* name = nullptr;  // its key in the drafts map
+  std::string_view name;  // in the builder's arena
 };
 
 struct NameHash {
   using is_transparent = void;
   size_t operator()(std::string_view name) const;
+};
+
+// Names copied into large blocks: views of them stay valid, and tens of thousands of names cost a
+// handful of allocations.
+class NameArena {
+ public:
+  std::string_view add(std::string_view name) {
+    if (blocks_.empty() || used_ + name.size() > kBlockSize) {
+      blocks_.push_back(std::make_unique<char[]>(kBlockSize));
+      used_ = 0;
+    }
+    char* at = blocks_.back().get() + used_;
+    std::memcpy(at, name.data(), name.size());
+    used_ += name.size();
+    return {at, name.size()};
+  }
+
+ private:
+  static constexpr size_t kBlockSize = 256 * 1024;
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  size_t used_ = 0;
+};
+
+// Open addressing from a name to its draft, without a node allocation per entry.
+class DraftIndex {
+ public:
+  Draft* find(std::string_view name) const {
+    if (slots_.empty()) return nullptr;
+    uint64_t hash = hashName(name);
+    for (size_t slot = hash & mask_;; slot = (slot + 1) & mask_) {
+      const Slot& candidate = slots_[slot];
+      if (!candidate.draft) return nullptr;
+      if (candidate.hash == hash && candidate.draft->name == name) return candidate.draft;
+    }
+  }
+
+  void reserve(size_t count) {
+    while (slots_.size() < count * 2) grow();
+  }
+
+  void insert(Draft* draft) {
+    if ((count_ + 1) * 2 > slots_.size()) grow();
+    place(Slot{hashName(draft->name), draft});
+    ++count_;
+  }
+
+ private:
+  struct Slot {
+    uint64_t hash = 0;
+    Draft* draft = nullptr;
+  };
+
+  void place(const Slot& entry) {
+    size_t slot = entry.hash & mask_;
+    while (slots_[slot].draft) slot = (slot + 1) & mask_;
+    slots_[slot] = entry;
+  }
+
+  void grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(std::max<size_t>(64, old.size() * 2), Slot{});
+    mask_ = slots_.size() - 1;
+    for (const auto& entry : old) {
+      if (entry.draft) place(entry);
+    }
+  }
+
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t count_ = 0;
 };
 
 std::string joinWire(std::string_view label, std::string_view parent_wire) {
@@ -148,7 +219,8 @@ class TableBuilder {
     ns_name_ = joinWire("ns", joinWire("dns", domain_));
     hostmaster_ = joinWire("hostmaster", domain_);
     schema_version_ = std::string(kDnsSchemaVersion);
-    drafts_.reserve(snapshot.services().size() * 8 + 64);
+    // About seven names per Service (two forms, SRV names, a PTR); growing costs rehashes.
+    index_.reserve(snapshot.services().size() * 8 + 64);
     records_.reserve(snapshot.services().size() * 6 + 64);
   }
 
@@ -161,7 +233,7 @@ class TableBuilder {
       for (const auto& zone : reverseZones(*snapshot_.serviceCidr())) addZone(zone);
     }
     Draft& version = draft(joinWire("dns-version", domain_), zoneIndex(domain_));
-    addRecord(version, kTypeTxt, &schema_version_);
+    addRecord(version, kTypeTxt, schema_version_);
     Draft& ns = draft(ns_name_, zoneIndex(domain_));
     if (options_.ns_address) addAddress(ns, *options_.ns_address);
     for (const auto& entry : snapshot_.services()) addService(entry);
@@ -178,36 +250,35 @@ class TableBuilder {
     zone_apexes_.push_back(apex);
     zone_index_[apex] = index;
     Draft& apex_draft = draft(apex, index);
-    addRecord(apex_draft, kTypeSoa, nullptr);
-    addRecord(apex_draft, kTypeNs, &ns_name_);
+    addRecord(apex_draft, kTypeSoa, {});
+    addRecord(apex_draft, kTypeNs, ns_name_);
   }
 
   // The draft for a name, creating it and its empty non-terminal ancestors up to the apex.
   Draft& draft(std::string_view name, int zone) {
-    if (auto found = drafts_.find(name); found != drafts_.end()) return found->second;
+    if (Draft* found = index_.find(name)) return *found;
     Draft& created = insert(name, zone);
     size_t apex_size = zone_apexes_[static_cast<size_t>(zone)].size();
     size_t offset = 0;
     while (name.size() - offset > apex_size) {
       offset += 1 + static_cast<uint8_t>(name[offset]);
       std::string_view ancestor = name.substr(offset);
-      if (drafts_.find(ancestor) != drafts_.end()) break;
+      if (index_.find(ancestor)) break;
       insert(ancestor, zone);
     }
     return created;
   }
 
   Draft& insert(std::string_view name, int zone) {
-    auto [it, added] = drafts_.emplace(std::string(name), Draft{});
-    Draft& created = it->second;
-    created.id = static_cast<uint32_t>(order_.size());
+    Draft& created = drafts_.emplace_back();
+    created.id = static_cast<uint32_t>(drafts_.size() - 1);
     created.zone = zone;
-    created.name = &it->first;
-    order_.push_back(&created);
+    created.name = arena_.add(name);
+    index_.insert(&created);
     return created;
   }
 
-  void addRecord(const Draft& owner, uint16_t type, const std::string* target, uint16_t weight = 0,
+  void addRecord(const Draft& owner, uint16_t type, std::string_view target, uint16_t weight = 0,
                  uint16_t port = 0) {
     Record record;
     record.owner = owner.id;
@@ -227,12 +298,12 @@ class TableBuilder {
   }
 
   // A stable copy of a name that may not be a draft (a CNAME target outside the zone).
-  const std::string* keep(std::string name) {
-    if (auto found = drafts_.find(name); found != drafts_.end()) return found->second.name;
-    return &kept_.emplace_back(std::move(name));
+  std::string_view keep(std::string_view name) {
+    if (Draft* found = index_.find(name)) return found->name;
+    return arena_.add(name);
   }
 
-  void addPtr(const store::IpAddress& address, const std::string* target) {
+  void addPtr(const store::IpAddress& address, std::string_view target) {
     std::string name = reverseName(address);
     // The longest reverse zone that holds the address; headless pods get a /24 (/64) of their own.
     int zone = -1;
@@ -260,12 +331,12 @@ class TableBuilder {
     addServiceAt(entry, full, zoneIndex(domain_));
     addServiceAt(entry, short_form, zoneIndex(svc_));
     if (service.type == store::ServiceType::kClusterIP && !service.headless && service.cluster_ip) {
-      addPtr(*service.cluster_ip, drafts_.find(full)->second.name);
+      addPtr(*service.cluster_ip, index_.find(full)->name);
     }
     if (service.headless) {
       for (const auto& endpoint : entry.endpoints) {
         if (!endpoint.ready) continue;
-        addPtr(endpoint.ip, drafts_.find(joinWire(hostnameOf(endpoint), full))->second.name);
+        addPtr(endpoint.ip, index_.find(joinWire(hostnameOf(endpoint), full))->name);
       }
     }
   }
@@ -346,16 +417,16 @@ class TableBuilder {
       case kTypeCname:
       case kTypePtr:
       case kTypeNs:
-        writer_.name(*record.target);
+        writer_.name(record.target);
         break;
       case kTypeSrv:
         writer_.u16(0);  // priority
         writer_.u16(record.weight);
         writer_.u16(record.port);
-        writer_.name(*record.target, false);  // RFC 2782: no compression in the target
+        writer_.name(record.target, false);  // RFC 2782: no compression in the target
         break;
       case kTypeTxt:
-        writer_.characterString(*record.target);
+        writer_.characterString(record.target);
         break;
       case kTypeSoa:
         writer_.name(ns_name_);
@@ -375,13 +446,13 @@ class TableBuilder {
   }
 
   // Address records of `name` for the additional section, if it has any.
-  uint16_t writeGlue(const std::string& name) {
-    auto found = drafts_.find(name);
-    if (found == drafts_.end()) return 0;
+  uint16_t writeGlue(std::string_view name) {
+    Draft* found = index_.find(name);
+    if (!found) return 0;
     uint16_t count = 0;
-    for (const auto& record : recordsOf(found->second.id)) {
+    for (const auto& record : recordsOf(found->id)) {
       if (record.type != kTypeA && record.type != kTypeAaaa) continue;
-      writer_.begin(*found->second.name, record.type, options_.ttl);
+      writer_.begin(found->name, record.type, options_.ttl);
       writeRdata(record);
       writer_.end();
       ++count;
@@ -398,16 +469,17 @@ class TableBuilder {
     std::stable_sort(records_.begin(), records_.end(), [](const Record& a, const Record& b) {
       return a.owner != b.owner ? a.owner < b.owner : a.type < b.type;
     });
-    first_record_.assign(order_.size() + 1, 0);
+    first_record_.assign(drafts_.size() + 1, 0);
     for (const auto& record : records_) ++first_record_[record.owner + 1];
     for (size_t i = 1; i < first_record_.size(); ++i) first_record_[i] += first_record_[i - 1];
 
-    table.nodes_.reserve(order_.size());
+    table.nodes_.reserve(drafts_.size());
     size_t name_bytes = 0;
-    for (const Draft* item : order_) name_bytes += item->name->size();
+    for (const Draft& item : drafts_) name_bytes += item.name.size();
     table.names_.reserve(name_bytes);
-    for (const Draft* item : order_) {
-      const std::string& name = *item->name;
+    for (const Draft& draft_item : drafts_) {
+      const Draft* item = &draft_item;
+      std::string_view name = item->name;
       AnswerTable::Node node;
       node.name_offset = static_cast<uint32_t>(table.names_.size());
       node.name_length = static_cast<uint8_t>(name.size());
@@ -417,7 +489,7 @@ class TableBuilder {
           static_cast<uint8_t>(name.size() - zone_apexes_[static_cast<size_t>(item->zone)].size());
       auto records = recordsOf(item->id);
       if (item->is_alias && !records.empty()) {
-        table.aliases_.push_back(wireToName(*records.front().target));
+        table.aliases_.push_back(wireToName(records.front().target));
         node.alias = static_cast<uint16_t>(table.aliases_.size());
       }
       node.first_answer = static_cast<uint32_t>(table.answers_.size());
@@ -435,7 +507,7 @@ class TableBuilder {
     index(table);
   }
 
-  void encodeAnswer(AnswerTable& table, const std::string& name, std::span<const Record> records) {
+  void encodeAnswer(AnswerTable& table, std::string_view name, std::span<const Record> records) {
     writer_.reset(name);
     AnswerTable::Answer answer;
     answer.type = records.front().type;
@@ -449,7 +521,7 @@ class TableBuilder {
       for (size_t i = 0; i < records.size(); ++i) {
         bool seen = false;
         for (size_t j = 0; j < i && !seen; ++j) seen = records[j].target == records[i].target;
-        if (!seen) answer.additional_count += writeGlue(*records[i].target);
+        if (!seen) answer.additional_count += writeGlue(records[i].target);
       }
     }
     answer.offset = static_cast<uint32_t>(table.data_.size());
@@ -481,9 +553,9 @@ class TableBuilder {
   std::string schema_version_;
   std::vector<std::string> zone_apexes_;
   std::unordered_map<std::string, int, NameHash, std::equal_to<>> zone_index_;
-  std::unordered_map<std::string, Draft, NameHash, std::equal_to<>> drafts_;
-  std::vector<Draft*> order_;
-  std::deque<std::string> kept_;
+  NameArena arena_;
+  std::deque<Draft> drafts_;  // by id; a deque keeps references valid while it grows
+  DraftIndex index_;
   std::vector<Record> records_;
   std::vector<uint32_t> first_record_;
   RecordWriter writer_;

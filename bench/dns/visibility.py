@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Time from a registry commit to the answer, at 10,000 Services: svcbox serves the benchmark's
-registry; `svcbox apply` adds one Service at a time while a loop asks for it every 2 ms over UDP.
-Measured from the moment apply starts (so the apply itself is included), median and max of 10.
+registry; `svcbox apply` adds one Service at a time while a loop asks svcbox for the new name over
+UDP every half millisecond. The commit happens between the start and the exit of the apply
+command, so the time from apply's start is an upper bound of commit-to-answer and the time from
+its exit a lower bound (the apply's own run, fsync included, lies between). Median, 90th
+percentile and max of 20; the goal is judged on the upper bound.
 
 usage: visibility.py SVCBOX_BIN SERVICES_YAML"""
 import os
@@ -31,11 +34,11 @@ def main():
                                "--upstream", "127.0.0.1:9", "--proxy-mode", "none",
                                "--log-level", "warn"])
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.settimeout(0.002)
+    sock.settimeout(0.001)
     try:
         time.sleep(1.0)
-        latencies = []
-        for i in range(10):
+        from_start, from_exit = [], []
+        for i in range(20):
             name = f"late-{i}.default.svc.cluster.local"
             manifest = os.path.join(work, f"late-{i}.yaml")
             with open(manifest, "w") as f:
@@ -44,9 +47,14 @@ def main():
             started = time.monotonic()
             apply = subprocess.Popen([binary, "apply", "--db", db, "-f", manifest],
                                      stdout=subprocess.DEVNULL)
-            answered = None
-            for attempt in range(2500):  # bounded: 5 s at 2 ms
-                sock.sendto(query(name, attempt), ("127.0.0.1", PORT))
+            answered = exited = None
+            deadline = started + 5
+            for attempt in range(1_000_000):  # bounded by the 5 s deadline too
+                if time.monotonic() > deadline:
+                    break
+                if exited is None and apply.poll() is not None:
+                    exited = time.monotonic()
+                sock.sendto(query(name, attempt & 0xFFFF), ("127.0.0.1", PORT))
                 try:
                     reply = sock.recv(512)
                     if reply[3] & 0x0F == 0 and struct.unpack("!H", reply[6:8])[0] == 1:
@@ -54,14 +62,23 @@ def main():
                         break
                 except socket.timeout:
                     pass
-                time.sleep(0.002)
+                time.sleep(0.0003)
             apply.wait(timeout=10)
             if answered is None:
                 sys.exit(f"{name} never appeared")
-            latencies.append((answered - started) * 1000)
-        median, worst = statistics.median(latencies), max(latencies)
-        print(f"\n| registry commit -> dig answer, 10,000 Services | median {median:.0f} ms | "
-              f"max {worst:.0f} ms | goal <= 100 ms | {'PASS' if worst <= 100 else 'MISS'} |")
+            if exited is None:
+                exited = time.monotonic()
+            from_start.append((answered - started) * 1000)
+            from_exit.append(max(0.0, (answered - exited) * 1000))
+        print("\n| registry change -> answer, 10,000 Services | median | p90 | max | goal |\n"
+              "|---|---:|---:|---:|---|")
+        for label, values in (("from apply start (upper bound)", from_start),
+                              ("from apply exit (lower bound)", from_exit)):
+            values.sort()
+            print(f"| {label} | {statistics.median(values):.0f} ms | {values[17]:.0f} ms | "
+                  f"{values[-1]:.0f} ms | <= 100 ms |")
+        met = max(from_start) <= 100
+        print(f"\ncommit -> answer within 100 ms in every sample: {'PASS' if met else 'MISS'}")
     finally:
         server.terminate()
         server.wait(timeout=10)
