@@ -142,6 +142,15 @@ int runServe(const ServeFlags& flags) {
           ", stopping");
   watcher.stop();
   dns_server->stop();
+  auto dns = dns_server->counters();
+  logInfo("DNS answered " + std::to_string(dns.udp_queries) + " UDP and " +
+          std::to_string(dns.tcp_queries) + " TCP queries: " + std::to_string(dns.nxdomain) +
+          " NXDOMAIN, " + std::to_string(dns.truncated) + " truncated, " +
+          std::to_string(dns.malformed) + " malformed, " + std::to_string(dns.dropped) +
+          " dropped; forwarded " + std::to_string(dns.forwarded) + " (" +
+          std::to_string(dns.cache_hits) + " cache hits, " + std::to_string(dns.upstream_failures) +
+          " upstream failures, " + std::to_string(dns.refused_over_limit) +
+          " refused over the limit)");
   return kExitOk;
 }
 
