@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: install, build, and start svcbox serve on a registry file under
-# ./var with the seed example applied. It opens no ports, writes no netfilter rules and sends no
-# traffic: this stage of svcbox only watches the registry and logs every change.
+# ./var with the seed example applied, its DNS server on 127.0.0.1:1053. It writes no netfilter
+# rules and sends no packet of its own: DNS answers only what it is asked on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -13,11 +13,13 @@ svcbox=build/release/app/svcbox
 "$svcbox" get endpoints
 cat <<INFO
 
-svcbox serve is watching $SVCBOX_DB. In another terminal, try:
+svcbox serve is watching $SVCBOX_DB and answering DNS on 127.0.0.1:1053. In another terminal, try:
+  dig @127.0.0.1 -p 1053 service-test.default.svc.cluster.local
+  dig @127.0.0.1 -p 1053 -x 10.96.0.1
   SVCBOX_DB=$SVCBOX_DB $svcbox get pods -o wide
   SVCBOX_DB=$SVCBOX_DB $svcbox delete pod server-pod-2     # serve logs the endpoint leaving
   SVCBOX_DB=$SVCBOX_DB $svcbox apply -f examples/service-test.yaml
 Stop it with Ctrl-C.
 
 INFO
-exec "$svcbox" serve
+exec "$svcbox" serve --dns-listen 127.0.0.1:1053
