@@ -20,13 +20,28 @@ std::atomic<bool> counting{false};
 std::atomic<size_t> allocations{0};
 }  // namespace
 
-void* operator new(size_t size) {
+namespace {
+void* counted(size_t size) {
   if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1);
-  if (void* memory = std::malloc(size ? size : 1)) return memory;
+  return std::malloc(size ? size : 1);
+}
+}  // namespace
+
+// Every form, so that no allocation escapes the count and new and delete always pair up (the
+// sanitizers check that).
+void* operator new(size_t size) {
+  if (void* memory = counted(size)) return memory;
   throw std::bad_alloc();
 }
+void* operator new[](size_t size) { return operator new(size); }
+void* operator new(size_t size, const std::nothrow_t&) noexcept { return counted(size); }
+void* operator new[](size_t size, const std::nothrow_t&) noexcept { return counted(size); }
 void operator delete(void* memory) noexcept { std::free(memory); }
+void operator delete[](void* memory) noexcept { std::free(memory); }
 void operator delete(void* memory, size_t) noexcept { std::free(memory); }
+void operator delete[](void* memory, size_t) noexcept { std::free(memory); }
+void operator delete(void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
+void operator delete[](void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
 
 namespace svcbox::dns {
 namespace {
