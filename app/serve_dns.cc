@@ -109,9 +109,10 @@ dns::DnsOptions resolveDnsOptions(Settings& settings, const DnsFlags& flags) {
       options.forwarder.upstreams.push_back(*parsed);
     }
   } else {
-    std::vector<std::string> own;
-    for (const auto& address : options.listen) own.push_back(address.ip.toString());
-    options.forwarder.upstreams = dns::upstreamsFromResolvConf(kResolvConf, own);
+    std::vector<dns::OwnListener> own;
+    for (const auto& address : options.listen) own.push_back({address.ip, address.port});
+    options.forwarder.upstreams =
+        dns::upstreamsFromResolvConf(kResolvConf, own, dns::localAddresses());
     std::string list;
     for (const auto& item : options.forwarder.upstreams)
       list += (list.empty() ? "" : ",") + item.toString();

@@ -1,11 +1,14 @@
 #include "dns/forwarder.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -228,8 +231,42 @@ void Forwarder::rearmTimer() {
   });
 }
 
-std::vector<Upstream> upstreamsFromResolvConf(const std::string& path,
-                                              const std::vector<std::string>& own_addresses) {
+namespace {
+
+bool isWildcard(const store::IpAddress& ip) {
+  for (size_t i = 0; i < ip.size(); ++i) {
+    if (ip.bytes[i] != 0) return false;
+  }
+  return true;
+}
+
+bool isLoopback(const store::IpAddress& ip) {
+  if (ip.isV4()) return ip.bytes[0] == 127;
+  store::IpAddress one{store::IpAddress::Family::kV6, {}};
+  one.bytes[15] = 1;
+  return ip == one;
+}
+
+bool isOwn(const Upstream& upstream, const std::vector<OwnListener>& listeners,
+           const std::vector<store::IpAddress>& local_addresses) {
+  auto ip = *store::IpAddress::parse(upstream.address);
+  for (const auto& listener : listeners) {
+    if (listener.port != upstream.port) continue;
+    if (listener.ip == ip) return true;
+    if (isWildcard(listener.ip) && listener.ip.family == ip.family &&
+        (isLoopback(ip) ||
+         std::find(local_addresses.begin(), local_addresses.end(), ip) != local_addresses.end())) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<Upstream> upstreamsFromResolvConf(
+    const std::string& path, const std::vector<OwnListener>& listeners,
+    const std::vector<store::IpAddress>& local_addresses) {
   std::vector<Upstream> upstreams;
   std::ifstream file(path);
   std::string line;
@@ -241,12 +278,32 @@ std::vector<Upstream> upstreamsFromResolvConf(const std::string& path,
     // A scoped IPv6 address ("fe80::1%eth0") cannot be given to c-ares by number alone.
     if (address.find('%') != std::string::npos) continue;
     auto parsed = parseUpstream(address);
-    if (!parsed) continue;
-    bool own = std::find(own_addresses.begin(), own_addresses.end(), parsed->address) !=
-               own_addresses.end();
-    if (!own) upstreams.push_back(*parsed);
+    if (parsed && !isOwn(*parsed, listeners, local_addresses)) upstreams.push_back(*parsed);
   }
   return upstreams;
+}
+
+std::vector<store::IpAddress> localAddresses() {
+  std::vector<store::IpAddress> addresses;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return addresses;
+  for (ifaddrs* item = list; item; item = item->ifa_next) {
+    if (!item->ifa_addr) continue;
+    store::IpAddress address;
+    if (item->ifa_addr->sa_family == AF_INET) {
+      std::memcpy(address.bytes.data(),
+                  &reinterpret_cast<const sockaddr_in*>(item->ifa_addr)->sin_addr, 4);
+    } else if (item->ifa_addr->sa_family == AF_INET6) {
+      address.family = store::IpAddress::Family::kV6;
+      std::memcpy(address.bytes.data(),
+                  &reinterpret_cast<const sockaddr_in6*>(item->ifa_addr)->sin6_addr, 16);
+    } else {
+      continue;
+    }
+    addresses.push_back(address);
+  }
+  freeifaddrs(list);
+  return addresses;
 }
 
 store::Result<Upstream> parseUpstream(std::string_view text) {

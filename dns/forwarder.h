@@ -15,6 +15,7 @@
 
 #include "dns/cache.h"
 #include "dns/wire.h"
+#include "store/ip.h"
 #include "store/result.h"
 
 // Sends questions outside svcbox's zones to the upstream resolvers through c-ares, driven by an
@@ -90,10 +91,18 @@ class Forwarder {
   ForwarderCounters counters_;
 };
 
-// The nameservers of a resolv.conf file, minus the given addresses (svcbox's own listeners, so it
-// never forwards to itself).
+// The nameservers of a resolv.conf file, minus svcbox itself: any nameserver on a port svcbox
+// listens on whose address is that listener's, or, for a wildcard listener, one of
+// `local_addresses` (the host's own addresses, loopback included).
+struct OwnListener {
+  store::IpAddress ip;  // all zeros: wildcard
+  uint16_t port = 53;
+};
 std::vector<Upstream> upstreamsFromResolvConf(const std::string& path,
-                                              const std::vector<std::string>& own_addresses);
+                                              const std::vector<OwnListener>& listeners,
+                                              const std::vector<store::IpAddress>& local_addresses);
+// The addresses of this host's interfaces, and the loopback ranges' sample addresses.
+std::vector<store::IpAddress> localAddresses();
 // "IP", "IP:PORT" or "[IPv6]:PORT".
 store::Result<Upstream> parseUpstream(std::string_view text);
 
