@@ -166,9 +166,7 @@ class UdpListener {
 
   void wait() {
     socket_.async_wait(udp::socket::wait_read, [this](boost::system::error_code error) {
-      if (error) return;
-      drain();
-      wait();
+      if (!error) serve();
     });
   }
 
@@ -178,7 +176,20 @@ class UdpListener {
   }
 
  private:
-  void drain() {
+  // The socket is edge-triggered: datagrams left in it raise no new event, so when a drain stops
+  // at its round limit the rest is drained after other work had its turn, not left waiting.
+  void serve() {
+    if (drain()) {
+      asio::post(socket_.get_executor(), [this] {
+        if (socket_.is_open()) serve();
+      });
+    } else {
+      wait();
+    }
+  }
+
+  // Answers what is queued; true when it stopped at the round limit with more perhaps waiting.
+  bool drain() {
     int fd = socket_.native_handle();
     for (size_t round = 0; round < kMaxDrainRounds; ++round) {
       for (size_t i = 0; i < kBatch; ++i) {
@@ -186,7 +197,7 @@ class UdpListener {
         in_headers_[i].msg_hdr.msg_flags = 0;
       }
       int received = recvmmsg(fd, in_headers_.data(), kBatch, MSG_DONTWAIT, nullptr);
-      if (received <= 0) return;
+      if (received <= 0) return false;
       const AnswerTable& table = worker_.table();
       size_t replies = 0;
       for (size_t i = 0; i < static_cast<size_t>(received); ++i) {
@@ -207,8 +218,9 @@ class UdpListener {
         if (count <= 0) break;  // a full send buffer drops answers, as a busy UDP server must
         sent += static_cast<size_t>(count);
       }
-      if (static_cast<size_t>(received) < kBatch) return;
+      if (static_cast<size_t>(received) < kBatch) return false;
     }
+    return true;
   }
 
   // Answers datagram i into out_[i]; 0 when nothing is to be sent now.
