@@ -10,6 +10,7 @@
 #include "app/commands.h"
 #include "app/common.h"
 #include "app/log.h"
+#include "app/serve_router.h"
 #include "app/snapshot_diff.h"
 #include "store/watcher.h"
 
@@ -23,6 +24,7 @@ struct ServeFlags {
   RegistryOptions registry;
   std::optional<std::string> log_format;
   std::optional<std::string> log_level;
+  RouterFlags router;
   bool print_config = false;
 };
 
@@ -82,11 +84,12 @@ void logChanges(const store::SnapshotPtr& previous, const store::SnapshotPtr& cu
 
 int runServe(const ServeFlags& flags) {
   Settings settings(flags.registry.config);
-  settings.requireKnown({"db", "service-cidr", "log-format", "log-level"});
+  settings.requireKnown(withRouterSettingNames({"db", "service-cidr", "log-format", "log-level"}));
   auto path = registryPath(settings, flags.registry);
   auto cidr = cidrChoice(settings, flags.registry);
   auto log_format = settings.resolve("log-format", flags.log_format, "text");
   auto log_level = settings.resolve("log-level", flags.log_level, "info");
+  auto router_settings = resolveRouterSettings(settings, flags.router);
   if (!cidr.requested)
     settings.resolve("service-cidr", std::nullopt,
                      "registry's, else " + std::string(store::kDefaultServiceCidr));
@@ -115,17 +118,25 @@ int runServe(const ServeFlags& flags) {
   if (!service_cidr) failWith(service_cidr.error());
   logInfo("svcbox " SVCBOX_VERSION " serving registry " + path.value + " (" + path.source +
           "), service CIDR " + service_cidr->toString());
+  auto router = makeRouter(router_settings);
   store::Watcher watcher(
-      std::move(registry), kWatchInterval, logChanges, [](const store::Error& error) {
+      std::move(registry), kWatchInterval,
+      [&router](const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
+        logChanges(previous, current);
+        if (router) router->update(current);
+      },
+      [](const store::Error& error) {
         logWarn("registry read failed, keeping the last snapshot: " + error.message);
       });
   if (auto started = watcher.start(); !started) failWith(started.error());
+  startRouter(router.get(), watcher.current());
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   logInfo(std::string("received ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") +
           ", stopping");
   watcher.stop();
+  stopRouter(router.get(), router_settings);
   return kExitOk;
 }
 
@@ -142,6 +153,7 @@ void addServeCommand(CLI::App& app) {
                       "CIDR ClusterIPs come from; must match the registry's");
   command->add_option("--log-format", flags->log_format, "text (default) or json");
   command->add_option("--log-level", flags->log_level, "trace, debug, info (default), warn, error");
+  addRouterFlags(*command, flags->router);
   command->add_flag("--print-config", flags->print_config,
                     "Print every setting with where it came from, then exit");
   command->callback([flags] {

@@ -35,7 +35,7 @@ bool fail(SyncFailure& failure, const std::string& what) {
 Handle openTable(const std::string& table, XtablesLock& lock, SyncFailure& failure) {
   if (!lock.acquire(std::chrono::duration_cast<std::chrono::milliseconds>(kXtablesLockTimeout))) {
     failure.message = lock.error();
-    failure.permission_denied = errno == EACCES || errno == EPERM || errno == EROFS;
+    failure.permission_denied = lock.permissionDenied();
     return nullptr;
   }
   Handle handle(iptc_init(table.c_str()));
@@ -140,12 +140,18 @@ bool IptcTableWriter::sync(const Table& desired, bool full, TableSyncStats& stat
       return fail(failure, "cannot flush " + name);
     }
   }
+  // Every chain exists before any rule is appended: libiptc resolves a jump's target by name
+  // when the rule goes in.
   bool ok = true;
   for (const auto& chain : desired.chains) {
-    if (!existing.count(chain.name)) {
-      ok = iptc_create_chain(chain.name.c_str(), handle.get()) ||
-           fail(failure, "cannot create " + chain.name);
-    } else {
+    if (existing.count(chain.name)) continue;
+    ok = iptc_create_chain(chain.name.c_str(), handle.get()) ||
+         fail(failure, "cannot create " + chain.name);
+    if (!ok) break;
+  }
+  for (const auto& chain : desired.chains) {
+    if (!ok) break;
+    if (existing.count(chain.name)) {
       auto known = committed.find(chain.name);
       if (known != committed.end() && known->second == chain.rules) {
         ++stats.chains_kept;
@@ -155,7 +161,6 @@ bool IptcTableWriter::sync(const Table& desired, bool full, TableSyncStats& stat
            fail(failure, "cannot flush " + chain.name);
     }
     ok = ok && appendRules(chain, handle.get(), failure);
-    if (!ok) break;
     ++stats.chains_written;
   }
   ok = ok && fixHooks(desired, handle.get(), stats.jumps_fixed, failure);

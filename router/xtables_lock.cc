@@ -24,6 +24,7 @@ bool XtablesLock::acquire(std::chrono::milliseconds timeout) {
   std::string file = path();
   fd_ = ::open(file.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
   if (fd_ < 0) {
+    permission_denied_ = errno == EACCES || errno == EPERM || errno == EROFS;
     error_ = "cannot open the xtables lock " + file + ": " + std::strerror(errno);
     return false;
   }

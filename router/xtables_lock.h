@@ -18,11 +18,14 @@ class XtablesLock {
   // Waits up to `timeout`; on failure returns false and sets error().
   bool acquire(std::chrono::milliseconds timeout);
   const std::string& error() const { return error_; }
+  // The lock file could not be opened for lack of rights (not root, no CAP_DAC_OVERRIDE).
+  bool permissionDenied() const { return permission_denied_; }
   static std::string path();
 
  private:
   int fd_ = -1;
   std::string error_;
+  bool permission_denied_ = false;
 };
 
 }  // namespace svcbox::router
