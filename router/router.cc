@@ -34,6 +34,14 @@ Router::~Router() { stop(false); }
 
 bool Router::start(const store::SnapshotPtr& first, SyncFailure& failure) {
   if (!sync(first, true, failure)) return false;
+  {
+    // The watcher already handed over this snapshot: it needs no second sync.
+    std::lock_guard lock(mutex_);
+    if (!latest_ || latest_->version() <= first->version()) {
+      latest_ = first;
+      pending_ = false;
+    }
+  }
   thread_ = std::thread([this] { run(); });
   return true;
 }
