@@ -34,7 +34,7 @@ std::string affinityListName(std::string_view service_port_key, std::string_view
 }
 
 std::string bucketChainName(uint32_t network, int prefix_length) {
-  return "SVCBOX-NET-" + ipv4Text(network) + "-" + std::to_string(prefix_length);
+  return "SVCBOX-IP-" + ipv4Text(network) + "-" + std::to_string(prefix_length);
 }
 
 }  // namespace svcbox::router

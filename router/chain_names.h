@@ -27,7 +27,7 @@ std::string nameHash(std::string_view text);
 std::string serviceChainName(std::string_view service_port_key);
 // "SVCBOX-AFF-<hash>": the recent-match list remembering clients of one endpoint.
 std::string affinityListName(std::string_view service_port_key, std::string_view endpoint);
-// "SVCBOX-NET-10.96.3.0-24": dispatch for the ClusterIPs under one prefix.
+// "SVCBOX-IP-10.96.3.0-24": dispatch for the ClusterIPs under one prefix.
 std::string bucketChainName(uint32_t network, int prefix_length);
 
 }  // namespace svcbox::router

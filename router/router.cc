@@ -33,16 +33,18 @@ Router::Router(RouterOptions options, RouterTiming timing, LogFunction log)
 Router::~Router() { stop(false); }
 
 bool Router::start(const store::SnapshotPtr& first, SyncFailure& failure) {
-  if (!sync(first, true, failure)) return false;
+  bool synced = sync(first, true, failure);
+  // Without the capability nothing will ever work: the caller reports it. Anything else (a busy
+  // lock, say) is retried by the loop like any failed sync.
+  if (!synced && failure.permission_denied) return false;
+  if (!synced) log_(LogLevel::kWarn, "first sync failed (" + failure.message + "); retrying");
   {
-    // The watcher already handed over this snapshot: it needs no second sync.
     std::lock_guard lock(mutex_);
-    if (!latest_ || latest_->version() <= first->version()) {
-      latest_ = first;
-      pending_ = false;
-    }
+    if (!latest_ || latest_->version() <= first->version()) latest_ = first;
+    // The watcher already handed over this snapshot: it needs no second sync unless this failed.
+    pending_ = !synced || latest_ != first;
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this, synced] { run(!synced); });
   return true;
 }
 
@@ -108,8 +110,8 @@ bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& fa
     int deleted = deleteUdpFlows(stale, error);
     if (deleted < 0) {
       log_(LogLevel::kWarn, "UDP conntrack cleanup failed: " + error);
-    } else {
-      log_(LogLevel::kDebug, "deleted " + std::to_string(deleted) + " stale UDP conntrack entries");
+    } else if (deleted > 0) {
+      log_(LogLevel::kInfo, "deleted " + std::to_string(deleted) + " stale UDP conntrack entries");
     }
   }
   double total_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
@@ -118,22 +120,23 @@ bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& fa
                             std::to_string(desired.service_ports) + " service ports in " +
                             millis(total_ms) + " ms (rules computed in " + millis(compute_ms) +
                             " ms" + summary + ")");
-  if (desired.skipped_ipv6 > 0) {
+  if (desired.skipped_ipv6 > 0 && desired.skipped_ipv6 != reported_ipv6_) {
     log_(LogLevel::kWarn, std::to_string(desired.skipped_ipv6) +
                               " IPv6 service ports have no rules: svcbox routes IPv4 only");
   }
+  reported_ipv6_ = desired.skipped_ipv6;
   std::lock_guard lock(mutex_);
   ++syncs_;
   return true;
 }
 
-void Router::run() {
+void Router::run(bool retry_first) {
   auto now = Clock::now();
   auto next_full = now + timing_.sync_period;
   auto next_canary = now + timing_.canary_interval;
   auto last_sync = now;
-  auto retry_at = Clock::time_point::max();
-  bool full = false;
+  auto retry_at = retry_first ? now + timing_.first_backoff : Clock::time_point::max();
+  bool full = retry_first;
   int failures_in_row = 0;
   std::unique_lock lock(mutex_);
   while (!stopping_) {

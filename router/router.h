@@ -37,7 +37,8 @@ class Router {
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
 
-  // The first sync runs on the caller's thread so that a missing capability is an error at start.
+  // The first sync runs on the caller's thread so that a missing capability is an error at start
+  // (returns false); other failures are logged and retried by the loop.
   bool start(const store::SnapshotPtr& first, SyncFailure& failure);
   // Called from the registry watcher's thread: records the snapshot and returns at once.
   void update(const store::SnapshotPtr& snapshot);
@@ -48,7 +49,8 @@ class Router {
   uint64_t failureCount() const;
 
  private:
-  void run();
+  // `retry_first`: the first sync (in start) failed and is retried after the first backoff.
+  void run(bool retry_first);
   bool sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& failure);
 
   RouterOptions options_;
@@ -56,6 +58,7 @@ class Router {
   LogFunction log_;
   IptcTableWriter writer_;  // used by one thread at a time: start(), then run(), then stop()
   std::vector<UdpServicePort> applied_udp_;
+  size_t reported_ipv6_ = 0;  // logged once per change, not on every sync
 
   mutable std::mutex mutex_;
   std::condition_variable wakeup_;

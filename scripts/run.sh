@@ -20,4 +20,5 @@ svcbox serve is watching $SVCBOX_DB. In another terminal, try:
 Stop it with Ctrl-C.
 
 INFO
-exec "$svcbox" serve
+# The demo runs in the host's network namespace: no netfilter rules here (see README, Router).
+exec "$svcbox" serve --proxy-mode none

@@ -308,6 +308,8 @@ class TrafficTest(RouterTestCase):
         gone = f"--to-destination {POD_IPS[first]}:5353"
         self.wait_for("the pod's DNAT rule to go",
                       lambda: not any(gone in l for l in save_lines(self.topo, "nat")))
+        # The flow's entry goes after the tables are committed; the sync logs it.
+        self.wait_for("the conntrack cleanup", lambda: "stale UDP conntrack entries" in self.log_text(self.log))
         after = ask()
         self.assertIn(after, POD_IPS)
         self.assertNotEqual(after, first)

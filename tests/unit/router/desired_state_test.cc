@@ -238,24 +238,24 @@ TEST(DesiredStateTest, ManyServicesAreBucketedByClusterIpPrefix) {
                                    options);
   Lines dispatch;
   for (const auto& line : tableText(state.nat)) {
-    if (line.starts_with("-A SVCBOX-SERVICES") || line.starts_with("-A SVCBOX-NET") ||
-        line.starts_with(":SVCBOX-NET")) {
+    if (line.starts_with("-A SVCBOX-SERVICES") || line.starts_with("-A SVCBOX-IP") ||
+        line.starts_with(":SVCBOX-IP")) {
       dispatch.push_back(line.substr(0, line.find(" -j SVCBOX-SVC")));
     }
   }
   EXPECT_EQ(dispatch, (Lines{
-                          ":SVCBOX-NET-10.96.0.0-24 - [0:0]",
-                          ":SVCBOX-NET-10.96.1.0-24 - [0:0]",
-                          "-A SVCBOX-NET-10.96.0.0-24 -d 10.96.0.10/32 -p tcp -m comment --comment "
+                          ":SVCBOX-IP-10.96.0.0-24 - [0:0]",
+                          ":SVCBOX-IP-10.96.1.0-24 - [0:0]",
+                          "-A SVCBOX-IP-10.96.0.0-24 -d 10.96.0.10/32 -p tcp -m comment --comment "
                           "\"default/s0:80\" -m tcp --dport 80",
-                          "-A SVCBOX-NET-10.96.0.0-24 -d 10.96.0.20/32 -p tcp -m comment --comment "
+                          "-A SVCBOX-IP-10.96.0.0-24 -d 10.96.0.20/32 -p tcp -m comment --comment "
                           "\"default/s1:80\" -m tcp --dport 80",
-                          "-A SVCBOX-NET-10.96.1.0-24 -d 10.96.1.5/32 -p tcp -m comment --comment "
+                          "-A SVCBOX-IP-10.96.1.0-24 -d 10.96.1.5/32 -p tcp -m comment --comment "
                           "\"default/s2:80\" -m tcp --dport 80",
-                          "-A SVCBOX-NET-10.96.1.0-24 -d 10.96.1.6/32 -p tcp -m comment --comment "
+                          "-A SVCBOX-IP-10.96.1.0-24 -d 10.96.1.6/32 -p tcp -m comment --comment "
                           "\"default/s3:80\" -m tcp --dport 80",
-                          "-A SVCBOX-SERVICES -d 10.96.0.0/24 -j SVCBOX-NET-10.96.0.0-24",
-                          "-A SVCBOX-SERVICES -d 10.96.1.0/24 -j SVCBOX-NET-10.96.1.0-24",
+                          "-A SVCBOX-SERVICES -d 10.96.0.0/24 -j SVCBOX-IP-10.96.0.0-24",
+                          "-A SVCBOX-SERVICES -d 10.96.1.0/24 -j SVCBOX-IP-10.96.1.0-24",
                       }));
   EXPECT_EQ(consistencyProblems(state.nat), Lines{});
 }
