@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <memory>
 #include <set>
+#include <string_view>
+#include <unordered_set>
 
 #include "router/chain_names.h"
 #include "router/iptc_entry.h"
@@ -43,8 +45,8 @@ Handle openTable(const std::string& table, XtablesLock& lock, SyncFailure& failu
   return handle;
 }
 
-std::set<std::string> ownedChains(xtc_handle* handle) {
-  std::set<std::string> owned;
+std::unordered_set<std::string> ownedChains(xtc_handle* handle) {
+  std::unordered_set<std::string> owned;
   for (const char* chain = iptc_first_chain(handle); chain; chain = iptc_next_chain(handle)) {
     if (isOwnedChain(chain)) owned.insert(chain);
   }
@@ -67,9 +69,12 @@ bool appendRules(const Chain& chain, xtc_handle* handle, SyncFailure& failure) {
 // commit cannot make them, but an older svcbox or a hand-made copy can) and jumps to any other
 // SVCBOX-* chain. Returns the number of rules inserted or deleted.
 bool fixHooks(const Table& desired, xtc_handle* handle, size_t& fixed, SyncFailure& failure) {
-  std::set<std::string> builtins;
+  // libiptc lists the built-in chains first: stop at the first user chain instead of asking
+  // about each of the (possibly tens of thousands of) others.
+  std::vector<std::string> builtins;
   for (const char* chain = iptc_first_chain(handle); chain; chain = iptc_next_chain(handle)) {
-    if (iptc_builtin(chain, handle)) builtins.insert(chain);
+    if (!iptc_builtin(chain, handle)) break;
+    builtins.push_back(chain);
   }
   for (const auto& builtin : builtins) {
     std::string wanted;
@@ -114,6 +119,19 @@ bool fixHooks(const Table& desired, xtc_handle* handle, size_t& fixed, SyncFailu
 bool IptcTableWriter::sync(const Table& desired, bool full, TableSyncStats& stats,
                            SyncFailure& failure) {
   auto& committed = committed_[desired.name];
+  // Nothing changed since the last commit: not even a read (the filter and mangle tables of a
+  // sync that only moved endpoints). Edits behind svcbox's back wait for the full sync.
+  if (!full && committed.size() == desired.chains.size()) {
+    bool same = true;
+    for (const auto& chain : desired.chains) {
+      auto known = committed.find(chain.name);
+      same = same && known != committed.end() && known->second == chain.rules;
+    }
+    if (same) {
+      stats.chains_kept = desired.chains.size();
+      return true;
+    }
+  }
   XtablesLock lock;
   auto started = Clock::now();
   Handle handle = openTable(desired.name, lock, failure);
@@ -131,8 +149,12 @@ bool IptcTableWriter::sync(const Table& desired, bool full, TableSyncStats& stat
     if (!same) full = true;
   }
   if (full) committed.clear();
-  std::set<std::string> stale = existing;
-  for (const auto& chain : desired.chains) stale.erase(chain.name);
+  std::unordered_set<std::string_view> wanted;
+  for (const auto& chain : desired.chains) wanted.insert(chain.name);
+  std::vector<std::string> stale;
+  for (const auto& name : existing) {
+    if (!wanted.count(name)) stale.push_back(name);
+  }
   // Stale chains lose their rules first, so nothing of ours refers to them when they go.
   for (const auto& name : stale) {
     if (!iptc_flush_entries(name.c_str(), handle.get())) {

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "router/ruleset.h"
@@ -43,7 +44,7 @@ class IptcTableWriter {
 
  private:
   // table -> chain -> rules, as last committed.
-  std::map<std::string, std::map<std::string, std::vector<Rule>>> committed_;
+  std::map<std::string, std::unordered_map<std::string, std::vector<Rule>>> committed_;
 };
 
 constexpr auto kXtablesLockTimeout = std::chrono::seconds(10);
