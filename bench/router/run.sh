@@ -68,15 +68,19 @@ data() {
   echo "|---|---|---|---|---|"
   gen ipt-10000.rules ipt 10000 3
   p50() { $L ip netns exec rtb-cli python3 $RTB/conn.py $1 $2 $CONNS | awk -F'|' '{gsub(/ /, "", $1); print $1}'; }
-  for who in kube-proxy svcbox; do
+  for who in kube-proxy svcbox svcbox-N=1; do
     $RTB/topo.sh down >/dev/null 2>&1 || true; $RTB/topo.sh up; N="ip netns exec rtb-node"
     if [ $who = kube-proxy ]; then  # gen.py puts the real Service last in KUBE-SERVICES
       cip=10.96.0.10
       load() { $N iptables-legacy-restore --noflush $S/jumps.rules; $N iptables-legacy-restore -w 60 --noflush $S/ipt-10000.rules; }
       unload() { $N iptables-legacy-restore $S/reset.rules; }
-    else  # the real Service in the last bucket: the first packet scans every bucket rule first
+    elif [ $who = svcbox ]; then  # the real Service in the last bucket: every bucket rule first
       cip=10.100.39.127
       load() { TARGET_IP=$cip $N "$BENCH" load 10000 >/dev/null; }
+      unload() { $N "$BENCH" cleanup 0 >/dev/null; }
+    else  # one Service: what DNAT, conntrack's NAT and svcbox's fixed chains cost by themselves
+      cip=10.96.0.10
+      load() { $N "$BENCH" load 1 >/dev/null; }
       unload() { $N "$BENCH" cleanup 0 >/dev/null; }
     fi
     diffs=()
