@@ -27,20 +27,30 @@ struct SyncFailure {
   bool permission_denied = false;  // no CAP_NET_ADMIN
 };
 
-class IptcTableWriter {
+// What the router's loop needs from a rule backend: libiptc here; a fake in the loop's tests
+// (and, later, nftables).
+class TableWriter {
  public:
+  virtual ~TableWriter() = default;
   // Brings one table to `desired`. Unless `full`, chains whose rules equal what this writer
   // committed last time are not rewritten (the periodic full sync repairs outside edits).
   // On failure the kernel keeps its table and the next call must be full.
-  bool sync(const Table& desired, bool full, TableSyncStats& stats, SyncFailure& failure);
+  virtual bool sync(const Table& desired, bool full, TableSyncStats& stats,
+                    SyncFailure& failure) = 0;
+  // True when `chain` exists in `table` (the canary check; meant for a small table). False with
+  // `failure` set when the table cannot be read.
+  virtual bool chainExists(const std::string& table, const std::string& chain,
+                           SyncFailure& failure) = 0;
+};
+
+class IptcTableWriter : public TableWriter {
+ public:
+  bool sync(const Table& desired, bool full, TableSyncStats& stats, SyncFailure& failure) override;
+  bool chainExists(const std::string& table, const std::string& chain,
+                   SyncFailure& failure) override;
 
   // Removes every SVCBOX-* chain and every jump into one from the table.
   bool cleanup(const std::string& table, bool& changed, SyncFailure& failure);
-
-  // True when `chain` exists in `table` (the canary check; meant for a small table).
-  bool chainExists(const std::string& table, const std::string& chain, SyncFailure& failure);
-
-  void forget() { committed_.clear(); }
 
  private:
   // table -> chain -> rules, as last committed.

@@ -27,8 +27,12 @@ std::chrono::milliseconds testPauseBetweenTables() {
 
 }  // namespace
 
-Router::Router(RouterOptions options, RouterTiming timing, LogFunction log)
-    : options_(std::move(options)), timing_(timing), log_(std::move(log)) {}
+Router::Router(RouterOptions options, RouterTiming timing, LogFunction log,
+               std::unique_ptr<TableWriter> writer)
+    : options_(std::move(options)),
+      timing_(timing),
+      log_(std::move(log)),
+      writer_(writer ? std::move(writer) : std::make_unique<IptcTableWriter>()) {}
 
 Router::~Router() { stop(false); }
 
@@ -89,7 +93,7 @@ bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& fa
   std::string summary;
   for (const Table* table : {&desired.nat, &desired.filter, &desired.mangle}) {
     TableSyncStats stats;
-    if (!writer_.sync(*table, full, stats, failure)) {
+    if (!writer_->sync(*table, full, stats, failure)) {
       std::lock_guard lock(mutex_);
       ++failures_;
       return false;
@@ -150,7 +154,7 @@ void Router::run(bool retry_first) {
     if (now >= next_canary) {
       next_canary = now + timing_.canary_interval;
       SyncFailure failure;
-      bool present = writer_.chainExists("mangle", kCanaryChain, failure);
+      bool present = writer_->chainExists("mangle", kCanaryChain, failure);
       if (!present && failure.message.empty()) {
         log_(LogLevel::kWarn, "canary chain mangle/" + std::string(kCanaryChain) +
                                   " is gone: the tables were flushed from outside; full resync");

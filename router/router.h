@@ -3,6 +3,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -32,7 +33,9 @@ using LogFunction = std::function<void(LogLevel, const std::string&)>;
 // one; a periodic full sync and a canary check repair what others did to svcbox's chains.
 class Router {
  public:
-  Router(RouterOptions options, RouterTiming timing, LogFunction log);
+  // `writer`: null for libiptc.
+  Router(RouterOptions options, RouterTiming timing, LogFunction log,
+         std::unique_ptr<TableWriter> writer = nullptr);
   ~Router();
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
@@ -56,7 +59,7 @@ class Router {
   RouterOptions options_;
   RouterTiming timing_;
   LogFunction log_;
-  IptcTableWriter writer_;  // used by one thread at a time: start(), then run(), then stop()
+  std::unique_ptr<TableWriter> writer_;  // one thread at a time: start(), then run()
   std::vector<UdpServicePort> applied_udp_;
   size_t reported_ipv6_ = 0;  // logged once per change, not on every sync
 
