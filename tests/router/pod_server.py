@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """pod_server.py NAME HTTP_PORT UDP_PORT: a pod's workload for the router e2e tests.
 
-HTTP GET answers NAME (one connection per request: HTTP/1.0), UDP echoes NAME to every datagram,
+HTTP GET answers NAME (one connection per request: HTTP/1.0; GET /client answers the client's
+address as the pod sees it), UDP echoes NAME to every datagram,
 so a test can count which pod served each request. Runs until killed."""
 import http.server
 import socket
@@ -13,7 +14,8 @@ name, http_port, udp_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = (name + "\n").encode()
+        # /client answers the address the pod sees the connection from (masquerade tests).
+        body = ((self.client_address[0] if self.path == "/client" else name) + "\n").encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

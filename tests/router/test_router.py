@@ -184,6 +184,7 @@ class RouterTestCase(unittest.TestCase):
         cls.topo = Topology()
         cls.topo.up()
         cls.serve_logs = 0
+        cls.serves = []  # svcbox serve processes (the pods' servers are in topo.processes too)
 
     @classmethod
     def tearDownClass(cls):
@@ -208,6 +209,7 @@ class RouterTestCase(unittest.TestCase):
         log = os.path.join(self.dir, f"serve-{self.serve_logs}.log")
         process = self.topo.start(self.topo.node, BIN, "serve", "--proxy-mode", "iptables", *args,
                                   env=env or self.env, log=log)
+        self.serves.append(process)
         return process, log
 
     def wait_for(self, what, predicate, timeout=15, interval=0.05):
@@ -328,9 +330,9 @@ class LifecycleTest(RouterTestCase):
         self.before = {t: save_lines(self.topo, t) for t in ("nat", "filter", "mangle")}
 
     def tearDown(self):
-        for process in list(self.topo.processes):
-            if "serve" in " ".join(process.args):
-                self.topo.kill(process, 9)
+        for process in self.serves:
+            self.topo.kill(process, 9)
+        self.serves.clear()
         self.topo.x(self.topo.node, BIN, "cleanup")
         for table in ("nat", "filter", "mangle"):
             self.topo.x(self.topo.node, "iptables-legacy", "-w", "-t", table, "-F")
@@ -415,6 +417,50 @@ spec: {{selector: {{app: web}}, ports: [{{port: {1000 + i}, targetPort: 8080}}]}
         self.before = {t: save_lines(self.topo, t) for t in ("nat", "filter", "mangle")}
         self.wait_for("repair after the flush", self.converged, timeout=30)
         self.assertIn("canary chain mangle/SVCBOX-CANARY is gone", self.log_text(log))
+        self.assert_converged()
+
+    def test_masquerade_all_and_cluster_cidr_change_the_source_pods_see(self):
+        """By default a pod sees the client's own address; --masquerade-all, or a client outside
+        --cluster-cidr, makes it see the node's."""
+        self.apply(EVERYTHING)
+        seen = {}
+        for name, args in (("default", []), ("all", ["--masquerade-all"]),
+                           ("outside", ["--cluster-cidr", "10.244.0.0/16"])):
+            process, log = self.serve(*args)
+            self.wait_for("the first sync", lambda: "full sync" in self.log_text(log))
+            result = self.curl(self.topo.client, "http://10.96.0.10/client", count=3)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            seen[name] = set(result.stdout.split())
+            self.topo.kill(process, 9)
+            self.topo.x(self.topo.node, BIN, "cleanup")
+            self.topo.x(self.topo.node, "conntrack", "-F", check=False)
+        self.assertEqual(seen["default"], {"10.0.0.2"})
+        for name in ("all", "outside"):
+            self.assertTrue(seen[name] and seen[name] <= {"10.244.1.1", "10.244.2.1", "10.244.3.1"}, seen)
+
+    def test_many_services_dispatch_through_prefix_buckets(self):
+        """Above 64 Service ports the dispatch goes through SVCBOX-IP-* bucket chains; traffic
+        still reaches the pods and the bucket chains vanish when the Services do."""
+        bulk = "".join(f"""---
+apiVersion: v1
+kind: Service
+metadata: {{name: many{i}}}
+spec: {{selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
+""" for i in range(100))
+        self.apply(EVERYTHING + "\n" + bulk)
+        process, log = self.serve()
+        self.wait_for("the first sync", lambda: "full sync" in self.log_text(log))
+        nat = save_lines(self.topo, "nat")
+        self.assertTrue(any(l.startswith(":SVCBOX-IP-10.96.0.") for l in nat), nat[:20])
+        self.assertFalse(any(l.startswith("-A SVCBOX-SERVICES -d 10.96.0.10/32") for l in nat))
+        result = self.curl(self.topo.client, "http://10.96.0.10/", count=30)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(set(result.stdout.split()), set(POD_IPS))
+        path = os.path.join(self.dir, "many.yaml")
+        with open(path, "w") as f:
+            f.write(bulk)
+        self.svcbox("delete", "-f", path)
+        self.wait_for("convergence without the buckets", self.converged)
         self.assert_converged()
 
     def test_without_cap_net_admin_one_line_error(self):
