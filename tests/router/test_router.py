@@ -247,8 +247,8 @@ class TrafficTest(RouterTestCase):
         self.assertEqual(svcbox_part(save_lines(self.topo, "nat")), EXPECTED_NAT)
         self.assertEqual(svcbox_part(save_lines(self.topo, "filter")), EXPECTED_FILTER)
         self.assertEqual(svcbox_part(save_lines(self.topo, "mangle")), [":SVCBOX-CANARY - [0:0]"])
-        rules = self.svcbox("rules").stdout  # runs in the host namespace: must list nothing there
-        self.assertNotIn("SVCBOX-SVC", rules)
+        # (Never `svcbox rules` in the host's namespace: even reading would instantiate legacy
+        # tables there.)
         in_node = self.topo.x(self.topo.node, BIN, "rules").stdout.splitlines()
         self.assertIn(f"-A SVCBOX-SVC-V2NN5WUJSMZPW -p tcp -j DNAT --to-destination 10.244.3.2:8080", in_node)
 
