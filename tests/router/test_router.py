@@ -406,6 +406,18 @@ spec: {{selector: {{app: web}}, ports: [{{port: {1000 + i}, targetPort: 8080}}]}
         for table in ("nat", "filter", "mangle"):
             self.assertEqual(save_lines(self.topo, table), self.before[table], table)
 
+    def test_cleanup_on_exit_removes_everything_at_sigterm(self):
+        """--cleanup-on-exit: a clean stop leaves no svcbox chain or jump (by default the rules stay,
+        so traffic keeps flowing while svcbox restarts)."""
+        self.apply(EVERYTHING)
+        process, log = self.serve("--cleanup-on-exit")
+        self.wait_for("convergence", self.converged)
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(timeout=20), 0)
+        self.assertIn("removed svcbox's chains and jumps", self.log_text(log))
+        for table in ("nat", "filter", "mangle"):
+            self.assertEqual(save_lines(self.topo, table), self.before[table], table)
+
     def test_external_flush_is_repaired_through_the_canary(self):
         """Someone flushes every table (a firewall reload): svcbox notices and rewrites its rules."""
         self.apply(EVERYTHING)
