@@ -18,8 +18,10 @@ int runCli(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
   addApplyCommand(app);
+  addCleanupCommand(app);
   addDeleteCommand(app);
   addGetCommand(app);
+  addRulesCommand(app);
   addServeCommand(app);
   addVersionCommand(app);
   if (argc > 1 && argv[1][0] != '-') {
@@ -28,7 +30,8 @@ int runCli(int argc, char** argv) {
     for (const auto* command : app.get_subcommands({})) known |= command->get_name() == name;
     if (!known) {
       std::cerr << "error: unknown command \"" << name
-                << "\"; commands: apply, delete, get, serve, version (see svcbox --help)\n";
+                << "\"; commands: apply, cleanup, delete, get, rules, serve, version (see svcbox "
+                   "--help)\n";
       return kExitUserError;
     }
   }

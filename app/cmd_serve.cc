@@ -11,6 +11,7 @@
 #include "app/common.h"
 #include "app/log.h"
 #include "app/serve_dns.h"
+#include "app/serve_router.h"
 #include "app/snapshot_diff.h"
 #include "store/watcher.h"
 
@@ -25,6 +26,7 @@ struct ServeFlags {
   DnsFlags dns;
   std::optional<std::string> log_format;
   std::optional<std::string> log_level;
+  RouterFlags router;
   bool print_config = false;
 };
 
@@ -86,11 +88,12 @@ int runServe(const ServeFlags& flags) {
   Settings settings(flags.registry.config);
   std::vector<std::string> known = {"db", "service-cidr", "log-format", "log-level"};
   for (const auto& name : dnsSettingNames()) known.push_back(name);
-  settings.requireKnown(known);
+  settings.requireKnown(withRouterSettingNames(known));
   auto path = registryPath(settings, flags.registry);
   auto cidr = cidrChoice(settings, flags.registry);
   auto log_format = settings.resolve("log-format", flags.log_format, "text");
   auto log_level = settings.resolve("log-level", flags.log_level, "info");
+  auto router_settings = resolveRouterSettings(settings, flags.router);
   if (!cidr.requested)
     settings.resolve("service-cidr", std::nullopt,
                      "registry's, else " + std::string(store::kDefaultServiceCidr));
@@ -121,13 +124,15 @@ int runServe(const ServeFlags& flags) {
   logInfo("svcbox " SVCBOX_VERSION " serving registry " + path.value + " (" + path.source +
           "), service CIDR " + service_cidr->toString());
   auto dns_server = startDnsServer(std::move(dns_options));
+  auto router = makeRouter(router_settings);
   // DNS first: a change should reach answers before anything slower (logging, rules) runs.
-  auto on_snapshot = [&dns_server](const store::SnapshotPtr& previous,
-                                   const store::SnapshotPtr& current) {
+  auto on_snapshot = [&dns_server, &router](const store::SnapshotPtr& previous,
+                                            const store::SnapshotPtr& current) {
     auto zone = dns_server->publish(*current);
     logDebug("DNS zone of snapshot " + std::to_string(current->version()) + ": " +
              std::to_string(zone.names) + " names, " + std::to_string(zone.bytes / 1024) +
              " KiB, compiled in " + std::to_string(zone.took.count() / 1000) + " ms");
+    if (router) router->update(current);
     logChanges(previous, current);
   };
   store::Watcher watcher(
@@ -135,12 +140,14 @@ int runServe(const ServeFlags& flags) {
         logWarn("registry read failed, keeping the last snapshot: " + error.message);
       });
   if (auto started = watcher.start(); !started) failWith(started.error());
+  startRouter(router.get(), watcher.current());
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   logInfo(std::string("received ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") +
           ", stopping");
   watcher.stop();
+  stopRouter(router.get(), router_settings);
   dns_server->stop();
   auto dns = dns_server->counters();
   logInfo("DNS answered " + std::to_string(dns.udp_queries) + " UDP and " +
@@ -168,6 +175,7 @@ void addServeCommand(CLI::App& app) {
   addDnsFlags(*command, flags->dns);
   command->add_option("--log-format", flags->log_format, "text (default) or json");
   command->add_option("--log-level", flags->log_level, "trace, debug, info (default), warn, error");
+  addRouterFlags(*command, flags->router);
   command->add_flag("--print-config", flags->print_config,
                     "Print every setting with where it came from, then exit");
   command->callback([flags] {

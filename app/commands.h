@@ -6,8 +6,10 @@
 namespace svcbox::app {
 
 void addApplyCommand(CLI::App& app);
+void addCleanupCommand(CLI::App& app);
 void addDeleteCommand(CLI::App& app);
 void addGetCommand(CLI::App& app);
+void addRulesCommand(CLI::App& app);
 void addServeCommand(CLI::App& app);
 void addVersionCommand(CLI::App& app);
 

@@ -22,4 +22,5 @@ svcbox serve is watching $SVCBOX_DB and answering DNS on 127.0.0.1:1053. In anot
 Stop it with Ctrl-C.
 
 INFO
-exec "$svcbox" serve --dns-listen 127.0.0.1:1053
+# The demo runs in the host's network namespace: no netfilter rules here (see README, Router).
+exec "$svcbox" serve --proxy-mode none --dns-listen 127.0.0.1:1053

@@ -249,7 +249,16 @@ class BadInputTest(CliTestCase):
         self.assertIn("not one of strict, warn, ignore", self.fails("apply", "-f", SEED, "--validate=maybe"))
         self.assertIn("no such file", self.fails("apply", "-f", os.path.join(self.dir, "missing.yaml")))
         self.assertIn("is not a CIDR", self.fails("apply", "-f", SEED, "--service-cidr", "10.96.0.1/12"))
-        for command in ([], ["apply"], ["delete"], ["get"], ["serve"], ["version"]):
+        # Router settings are checked before anything starts, and name the flag at fault.
+        self.assertIn('--proxy-mode must be iptables, none or auto, not "fast"',
+                      self.fails("serve", "--proxy-mode", "fast"))
+        self.assertIn("--sync-period must be a positive duration", self.fails("serve", "--sync-period", "soon"))
+        self.assertIn("--cluster-cidr must be an IPv4 CIDR", self.fails("serve", "--cluster-cidr", "10.244.0.0"))
+        self.assertIn("--masquerade-all must be true or false",
+                      self.fails("serve", "--masquerade-all", "maybe", "--proxy-mode", "none"))
+        self.assertIn("proxy-mode: none    # environment SVCBOX_PROXY_MODE",
+                      self.ok("serve", "--print-config", env=dict(self.env, SVCBOX_PROXY_MODE="none")))
+        for command in ([], ["apply"], ["delete"], ["get"], ["serve"], ["version"], ["rules"], ["cleanup"]):
             out = self.ok(*command, "--help")
             self.assertIn("Usage", out)
         self.assertRegex(self.ok("version"), r"^svcbox \d+\.\d+\.\d+")
@@ -411,9 +420,11 @@ class ServeTest(CliTestCase):
     def start_serve(self, *args):
         log_path = os.path.join(self.dir, f"serve-{len(self.processes)}.log")
         log = open(log_path, "w")
-        # A free loopback port for DNS, and an upstream nothing asks: no packet leaves loopback.
+        # Safety: these tests run in the host's network namespace, so serve writes no netfilter
+        # rule, answers DNS on a free loopback port, and has an upstream nothing asks.
         dns = ["--dns-listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9"]
-        process = subprocess.Popen([BIN, "serve", *dns, *args], env=self.env, stdout=log,
+        process = subprocess.Popen([BIN, "serve", "--proxy-mode", "none", *dns, *args], env=self.env,
+                                   stdout=log,
                                    stderr=subprocess.STDOUT)
         log.close()
         self.processes.append(process)
@@ -444,7 +455,7 @@ class ServeTest(CliTestCase):
         self.wait_for_log(log, "endpoints default/service-test: -10.0.2.2:8080")
 
         # One serve per registry, and it says which one runs.
-        second = subprocess.run([BIN, "serve"], env=self.env, capture_output=True, text=True, timeout=10)
+        second = subprocess.run([BIN, "serve", "--proxy-mode", "none"], env=self.env, capture_output=True, text=True, timeout=10)
         self.assertEqual(second.returncode, 1)
         self.assertIn(f"another svcbox serve (pid {process.pid}) already owns the registry", second.stderr)
 
@@ -462,7 +473,7 @@ class ServeTest(CliTestCase):
         self.assertIn("serving registry", record["msg"])
         process.send_signal(signal.SIGINT)
         self.assertEqual(process.wait(timeout=10), 0)
-        self.assertIn("must be text or json", self.fails("serve", "--log-format", "xml"))
+        self.assertIn("must be text or json", self.fails("serve", "--proxy-mode", "none", "--log-format", "xml"))
 
     def test_bad_dns_settings_name_the_flag(self):
         cases = [
@@ -477,13 +488,14 @@ class ServeTest(CliTestCase):
         ]
         for args, message in cases:
             with self.subTest(args=args):
-                self.assertIn(message, self.fails("serve", *args))
+                self.assertIn(message, self.fails("serve", "--proxy-mode", "none", *args))
 
     def test_a_taken_dns_port_is_a_clear_error(self):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
             taken.bind(("127.0.0.1", 0))
             port = taken.getsockname()[1]
-            result = subprocess.run([BIN, "serve", "--dns-listen", f"127.0.0.1:{port}"],
+            result = subprocess.run([BIN, "serve", "--proxy-mode", "none", "--dns-listen",
+                                     f"127.0.0.1:{port}"],
                                     env=self.env, capture_output=True, text=True, timeout=10)
         self.assertEqual(result.returncode, 1)
         self.assertIn(f"--dns-listen 127.0.0.1:{port}: cannot bind UDP: Address already in use",

@@ -240,7 +240,8 @@ class DnsEndToEnd(unittest.TestCase):
     def serve(cls, args, listen, db=None):
         log_path = os.path.join(cls.dir, f"serve-{len(cls.serve_logs)}.log")
         with open(log_path, "w") as log:
-            cls.ns.start(BIN, "serve", "--db", db or cls.new_registry(), *args, log=log)
+            cls.ns.start(BIN, "serve", "--proxy-mode", "none", "--db", db or cls.new_registry(),
+                         *args, log=log)
         cls.serve_logs.append(log_path)
 
         def listening():

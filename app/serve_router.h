@@ -1,0 +1,46 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/config.h"
+#include "router/router.h"
+
+// serve's side of the router: its flags and settings, the proxy-mode decision, start and stop.
+namespace svcbox::app {
+
+struct RouterFlags {
+  std::optional<std::string> proxy_mode;
+  std::optional<std::string> cluster_cidr;
+  std::optional<std::string> masquerade_all;
+  std::optional<std::string> cleanup_on_exit;
+  std::optional<std::string> sync_period;
+};
+
+struct RouterSettings {
+  Setting proxy_mode;  // "iptables", "none" or "auto"
+  router::RouterOptions options;
+  router::RouterTiming timing;
+  bool cleanup_on_exit = false;
+};
+
+void addRouterFlags(CLI::App& command, RouterFlags& flags);
+// The config-file keys the router adds to serve's.
+std::vector<std::string> withRouterSettingNames(std::vector<std::string> names);
+// flag > SVCBOX_* > config file > default; throws CommandError naming the setting when malformed.
+RouterSettings resolveRouterSettings(Settings& settings, const RouterFlags& flags);
+
+// Decides the proxy mode and returns the router (null for none), not yet started. Throws
+// CommandError (one line) when --proxy-mode iptables cannot write netfilter rules.
+std::unique_ptr<router::Router> makeRouter(const RouterSettings& settings);
+// The first sync; throws CommandError when it fails.
+void startRouter(router::Router* router, const store::SnapshotPtr& first);
+void stopRouter(router::Router* router, const RouterSettings& settings);
+
+// The message for a missing CAP_NET_ADMIN, shared by serve, rules and cleanup.
+std::string missingCapabilityMessage(const std::string& what, const std::string& detail);
+
+}  // namespace svcbox::app

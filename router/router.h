@@ -1,0 +1,83 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "router/desired_state.h"
+#include "router/iptc_sync.h"
+#include "store/snapshot.h"
+
+namespace svcbox::router {
+
+struct RouterTiming {
+  // Snapshots arriving faster than this are coalesced into one sync.
+  std::chrono::milliseconds min_interval{100};
+  // Everything is rewritten this often, repairing edits made behind svcbox's back.
+  std::chrono::milliseconds sync_period{30000};
+  // How often the canary chain is looked for (an external flush removes it).
+  std::chrono::milliseconds canary_interval{5000};
+  std::chrono::milliseconds first_backoff{500};
+  std::chrono::milliseconds max_backoff{30000};
+};
+
+enum class LogLevel { kDebug, kInfo, kWarn };
+using LogFunction = std::function<void(LogLevel, const std::string&)>;
+
+// Level-triggered: it keeps the latest snapshot, and its own thread converges the kernel's
+// tables to the rules that snapshot implies. A failed sync is retried (with backoff) as a full
+// one; a periodic full sync and a canary check repair what others did to svcbox's chains.
+class Router {
+ public:
+  // `writer`: null for libiptc.
+  Router(RouterOptions options, RouterTiming timing, LogFunction log,
+         std::unique_ptr<TableWriter> writer = nullptr);
+  ~Router();
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // The first sync runs on the caller's thread so that a missing capability is an error at start
+  // (returns false); other failures are logged and retried by the loop.
+  bool start(const store::SnapshotPtr& first, SyncFailure& failure);
+  // Called from the registry watcher's thread: records the snapshot and returns at once.
+  void update(const store::SnapshotPtr& snapshot);
+  // Stops the thread; with `cleanup`, removes every svcbox chain and jump before returning.
+  void stop(bool cleanup);
+
+  uint64_t syncCount() const;
+  uint64_t failureCount() const;
+
+ private:
+  // `retry_first`: the first sync (in start) failed and is retried after the first backoff.
+  void run(bool retry_first);
+  bool sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& failure);
+
+  RouterOptions options_;
+  RouterTiming timing_;
+  LogFunction log_;
+  std::unique_ptr<TableWriter> writer_;  // one thread at a time: start(), then run()
+  std::vector<UdpServicePort> applied_udp_;
+  size_t reported_ipv6_ = 0;  // logged once per change, not on every sync
+
+  mutable std::mutex mutex_;
+  std::condition_variable wakeup_;
+  store::SnapshotPtr latest_;
+  bool pending_ = false;
+  bool stopping_ = false;
+  uint64_t syncs_ = 0;
+  uint64_t failures_ = 0;
+  std::thread thread_;
+};
+
+// True when this process may read and write netfilter tables (the nat table is read as a test).
+bool canWriteNetfilter(SyncFailure& failure);
+
+// Removes every SVCBOX-* chain and jump from nat, filter and mangle. Returns false with
+// `failure` set when a table cannot be written.
+bool cleanupAll(SyncFailure& failure, bool& changed);
+
+}  // namespace svcbox::router

@@ -1,0 +1,161 @@
+#include "router/router.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+// The loop against a fake rule backend: coalescing, retry after failure, periodic and canary
+// resyncs. Time bounds are generous (a busy machine must not fail them); counts are what matter.
+namespace svcbox::router {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Call {
+  std::string table;
+  bool full;
+  size_t chains;
+};
+
+class FakeWriter : public TableWriter {
+ public:
+  struct State {
+    std::mutex mutex;
+    std::vector<Call> calls;
+    int failures_left = 0;
+    bool canary = true;
+  };
+  explicit FakeWriter(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+  bool sync(const Table& desired, bool full, TableSyncStats&, SyncFailure& failure) override {
+    std::lock_guard lock(state_->mutex);
+    if (state_->failures_left > 0) {
+      --state_->failures_left;
+      failure.message = "injected failure";
+      return false;
+    }
+    state_->calls.push_back({desired.name, full, desired.chains.size()});
+    if (desired.name == "mangle") state_->canary = true;  // a sync recreates it
+    return true;
+  }
+  bool chainExists(const std::string&, const std::string&, SyncFailure&) override {
+    std::lock_guard lock(state_->mutex);
+    return state_->canary;
+  }
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+// A snapshot with `services` Services of one ready endpoint each: the nat table then holds
+// 3 + services chains, which tells which snapshot a sync wrote.
+store::SnapshotPtr snapshotWith(uint64_t version, int services) {
+  std::vector<store::ServiceEntry> entries;
+  for (int i = 0; i < services; ++i) {
+    store::ServiceEntry entry;
+    entry.service.name = "s" + std::to_string(i);
+    entry.service.cluster_ip = store::IpAddress::parse("10.96.0." + std::to_string(i + 1));
+    entry.service.ports = {{"", store::Protocol::kTcp, 80, {8080, ""}}};
+    entry.endpoints = {{*store::IpAddress::parse("10.244.0.2"), true, "", "", {8080}}};
+    entries.push_back(std::move(entry));
+  }
+  return std::make_shared<const store::Snapshot>(version, std::nullopt, std::move(entries),
+                                                 std::vector<store::Pod>{},
+                                                 std::vector<store::EndpointSet>{});
+}
+
+class RouterLoopTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Router> makeRouter(RouterTiming timing) {
+    return std::make_unique<Router>(
+        RouterOptions{}, timing, [](LogLevel, const std::string&) {},
+        std::make_unique<FakeWriter>(state_));
+  }
+  std::vector<Call> natCalls() {
+    std::lock_guard lock(state_->mutex);
+    std::vector<Call> nat;
+    for (const auto& call : state_->calls) {
+      if (call.table == "nat") nat.push_back(call);
+    }
+    return nat;
+  }
+  // Waits (bounded) until `predicate` holds for the nat calls.
+  template <typename Predicate>
+  bool waitFor(Predicate predicate, std::chrono::milliseconds timeout = 5s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (predicate(natCalls())) return true;
+      std::this_thread::sleep_for(5ms);
+    }
+    return false;
+  }
+  std::shared_ptr<FakeWriter::State> state_ = std::make_shared<FakeWriter::State>();
+};
+
+TEST_F(RouterLoopTest, ABurstOfSnapshotsIsCoalescedAndTheLastOneWins) {
+  RouterTiming timing;
+  timing.min_interval = 200ms;
+  auto router = makeRouter(timing);
+  SyncFailure failure;
+  ASSERT_TRUE(router->start(snapshotWith(1, 1), failure)) << failure.message;
+  for (int version = 2; version <= 30; ++version) router->update(snapshotWith(version, version));
+  ASSERT_TRUE(
+      waitFor([](const auto& calls) { return !calls.empty() && calls.back().chains == 33; }));
+  std::this_thread::sleep_for(300ms);  // nothing more is pending
+  auto calls = natCalls();
+  // The first sync at start, then one (at most two, if the burst straddled the interval) more.
+  EXPECT_LE(calls.size(), 3u);
+  EXPECT_TRUE(calls.front().full);  // a start adopts whatever the kernel holds
+  EXPECT_FALSE(calls.back().full);
+  router->stop(false);
+}
+
+TEST_F(RouterLoopTest, AFailedSyncIsRetriedInFullAfterABackoff) {
+  RouterTiming timing;
+  timing.min_interval = 1ms;
+  timing.first_backoff = 20ms;
+  auto router = makeRouter(timing);
+  SyncFailure failure;
+  ASSERT_TRUE(router->start(snapshotWith(1, 1), failure));
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->failures_left = 2;
+  }
+  router->update(snapshotWith(2, 2));
+  ASSERT_TRUE(waitFor([](const auto& calls) { return calls.size() == 2; }));
+  auto calls = natCalls();
+  EXPECT_TRUE(calls[1].full);
+  EXPECT_EQ(calls[1].chains, 5u);
+  EXPECT_EQ(router->failureCount(), 2u);
+  router->stop(false);
+}
+
+TEST_F(RouterLoopTest, PeriodicAndCanaryResyncsAreFull) {
+  RouterTiming timing;
+  timing.sync_period = 100ms;
+  timing.canary_interval = 1h;
+  auto router = makeRouter(timing);
+  SyncFailure failure;
+  ASSERT_TRUE(router->start(snapshotWith(1, 1), failure));
+  ASSERT_TRUE(waitFor([](const auto& calls) { return calls.size() >= 3; }));
+  for (const auto& call : natCalls()) EXPECT_TRUE(call.full);
+  router->stop(false);
+
+  state_->calls.clear();
+  timing.sync_period = 1h;
+  timing.canary_interval = 50ms;
+  router = makeRouter(timing);
+  ASSERT_TRUE(router->start(snapshotWith(1, 1), failure));
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->canary = false;  // someone flushed the tables
+  }
+  ASSERT_TRUE(waitFor([](const auto& calls) { return calls.size() >= 2; }));
+  EXPECT_TRUE(natCalls()[1].full);
+  router->stop(false);
+}
+
+}  // namespace
+}  // namespace svcbox::router
