@@ -207,8 +207,10 @@ class RouterTestCase(unittest.TestCase):
     def serve(self, *args, env=None):
         type(self).serve_logs += 1
         log = os.path.join(self.dir, f"serve-{self.serve_logs}.log")
-        process = self.topo.start(self.topo.node, BIN, "serve", "--proxy-mode", "iptables", *args,
-                                  env=env or self.env, log=log)
+        # DNS on a free port of the node's loopback; these tests are about the rules.
+        process = self.topo.start(self.topo.node, BIN, "serve", "--proxy-mode", "iptables",
+                                  "--dns-listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9",
+                                  *args, env=env or self.env, log=log)
         self.serves.append(process)
         return process, log
 
@@ -489,7 +491,7 @@ spec: {{selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
                 os.chown(os.path.join(private, name), 65534, 65534)
             env = dict(self.env, SVCBOX_DB=os.path.join(private, "registry.db"))
             nobody = ["ip", "netns", "exec", self.topo.node, "setpriv", "--reuid=65534", "--regid=65534",
-                      "--clear-groups", binary, "serve"]
+                      "--clear-groups", binary, "serve", "--dns-listen", "127.0.0.1:0"]
             result = subprocess.run(nobody + ["--proxy-mode", "iptables"], env=env, capture_output=True,
                                     text=True, timeout=30)
             self.assertEqual(result.returncode, 1, result.stderr)
