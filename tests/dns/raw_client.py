@@ -3,10 +3,12 @@
 
 usage: raw_client.py PORT udp HEX...   one line per packet: "rcode N id N qd N an N" or "none"
        raw_client.py PORT tcp HEX...   all packets on one connection, one line per answer
+       raw_client.py PORT idle HEX     one query over TCP, then wait: "closed after N s" or "open"
 """
 import socket
 import struct
 import sys
+import time
 
 
 def describe(reply):
@@ -26,6 +28,21 @@ def main():
             except socket.timeout:
                 print("none")
         return
+    if transport == "idle":
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        sock.sendall(struct.pack("!H", len(packets[0])) + packets[0])
+        started = time.monotonic()
+        received = b""
+        while True:  # bounded by the 30 s socket timeout
+            try:
+                chunk = sock.recv(65535)
+            except socket.timeout:
+                print("open")
+                return
+            if not chunk:
+                print(f"closed after {time.monotonic() - started:.0f} s, {len(received)} bytes")
+                return
+            received += chunk
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     sock.sendall(b"".join(struct.pack("!H", len(p)) + p for p in packets))
     buffer = b""

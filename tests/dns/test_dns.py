@@ -473,6 +473,16 @@ class DnsEndToEnd(unittest.TestCase):
         self.assertEqual(sorted(result.stdout.splitlines()),
                          [f"rcode 0 id {i} qd 1 an 1 tc 0" for i in (21, 22, 23)], result.stderr)
 
+    def test_idle_tcp_connections_are_closed_after_ten_seconds(self):
+        query = ("001f0100000100000000000003776562076465666175"
+                 "6c740373766307636c7573746572056c6f63616c0000010001")
+        result = self.ns.run("python3", os.path.join(HERE, "raw_client.py"), "53", "idle", query,
+                             timeout=40)
+        match = re.match(r"closed after (\d+) s, (\d+) bytes", result.stdout)
+        self.assertIsNotNone(match, result.stdout + result.stderr)
+        self.assertGreater(int(match.group(2)), 2)  # the answer came first
+        self.assertIn(int(match.group(1)), range(9, 13))
+
     def test_ipv6_cluster_ips_get_aaaa_and_ip6_arpa_ptr(self):
         db = os.path.join(self.dir, "v6.db")
         manifest = os.path.join(self.dir, "v6.yaml")
