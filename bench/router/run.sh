@@ -10,9 +10,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RTB=${RTB:-$ROOT/../shared/bench/router}
 BENCH=${BENCH:-$ROOT/build/release/bench/router/router_bench}
 RUNS=${RUNS:-5}; NFT=${NFT:-1}; S=$(mktemp -d /tmp/svcbox-rtb.XXXXXX)
-if [ "$NFT" = 1 ] && ! command -v nft >/dev/null; then
-  echo "nft not found (apt-get install nftables): the nft -f column is left out" >&2; NFT=0
-fi
+"$ROOT/scripts/install-deps.sh"   # nftables among them, for the nft -f column
 NS=sbr-bench-$$; B="ip netns exec $NS"; L="flock /tmp/bench.lock"
 [ -x "$BENCH" ] || { echo "build first: scripts/build.sh release" >&2; exit 1; }
 cleanup() { ip netns del $NS 2>/dev/null || true; $RTB/topo.sh down >/dev/null 2>&1 || true; rm -rf "$S"; }
