@@ -14,6 +14,10 @@ export CANDIDATE_NAME="svcbox $(git -C "$root" rev-parse --short HEAD)"
 # shellcheck disable=SC2016 # expanded by the harness's bash -c
 export CANDIDATE_CMD='rm -f "$DATA_DIR"/svcbox.db*; "$SVCBOX_BIN" apply --db "$DATA_DIR/svcbox.db" -f "$DATA_DIR/services.yaml" >/dev/null && exec "$SVCBOX_BIN" serve --db "$DATA_DIR/svcbox.db" --dns-listen "127.0.0.1:$CANDIDATE_PORT" --upstream 127.0.0.1:9 --proxy-mode none --log-level warn'
 
-STRICT=1 "$harness/run.sh"
-python3 "$root/bench/dns/ratios.py" "$WORK/results/table.md"
-python3 "$root/bench/dns/visibility.py" "$bin" "$WORK/data/services.yaml"
+status=0
+STRICT=1 "$harness/run.sh" || status=1
+python3 "$root/bench/dns/ratios.py" "$WORK/results/table.md" || status=1
+"$root/build/release/bench/dns/dns_table_bench"
+flock /tmp/bench.lock python3 "$root/bench/dns/visibility.py" "$bin" "$WORK/data/services.yaml" ||
+  status=1
+exit $status
