@@ -20,6 +20,9 @@ namespace {
 
 constexpr size_t kMaxChangeLinesPerSnapshot = 20;
 constexpr auto kWatchInterval = std::chrono::milliseconds(5);
+// The watcher rereads only changed rows; SQLite's default 2 MiB cache would mostly hold pages it
+// never needs again.
+constexpr int kWatcherPageCacheKib = 256;
 
 struct ServeFlags {
   RegistryOptions registry;
@@ -121,6 +124,9 @@ int runServe(const ServeFlags& flags) {
   OwnerLock lock(path.value);
   auto service_cidr = registry->serviceCidr(cidr);
   if (!service_cidr) failWith(service_cidr.error());
+  if (auto limited = registry->limitPageCache(kWatcherPageCacheKib); !limited) {
+    failWith(limited.error());
+  }
   logInfo("svcbox " SVCBOX_VERSION " serving registry " + path.value + " (" + path.source +
           "), service CIDR " + service_cidr->toString());
   auto dns_server = startDnsServer(std::move(dns_options));

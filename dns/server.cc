@@ -22,7 +22,9 @@ using asio::ip::udp;
 namespace {
 
 constexpr size_t kBatch = 64;
-constexpr size_t kMaxUdpQuery = 4096;
+// A query in one Ethernet frame; anything larger is not a query a resolver sends (and the
+// buffers of every batch are resident memory).
+constexpr size_t kMaxUdpQuery = 1500;
 constexpr size_t kMaxDrainRounds = 16;  // then let the loop run other work
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 

@@ -562,8 +562,26 @@ Result<SnapshotPtr> Registry::loadSnapshot() {
     services.reserve(service_rows.size());
     for (const auto& service : service_rows) services.push_back(*service);
     auto entries = resolveEndpoints(std::move(services), pods, sets);
-    return SnapshotPtr(std::make_shared<const Snapshot>(version, cidr, std::move(entries),
-                                                        std::move(pods), std::move(sets)));
+    auto snapshot = std::make_shared<const Snapshot>(version, cidr, std::move(entries),
+                                                     std::move(pods), std::move(sets));
+    // Cached Services point into the snapshot that holds them (an aliasing shared_ptr), so each
+    // Service is kept once, not once in the cache and again in the snapshot.
+    for (auto& [id, row] : cache_->services) {
+      if (!row.object) continue;
+      const ServiceEntry* entry =
+          snapshot->findService(row.object->namespace_name, row.object->name);
+      if (entry) row.object = std::shared_ptr<const Service>(snapshot, &entry->service);
+    }
+    return SnapshotPtr(std::move(snapshot));
+  } catch (const SqliteError& error) {
+    return fromSqlite(error, path());
+  }
+}
+
+Status Registry::limitPageCache(int kib) {
+  try {
+    connection_->exec("PRAGMA cache_size = -" + std::to_string(kib));
+    return Ok{};
   } catch (const SqliteError& error) {
     return fromSqlite(error, path());
   }

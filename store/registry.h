@@ -78,6 +78,9 @@ class Registry {
   // The whole registry in one read transaction. Rows unchanged since this handle's previous
   // snapshot are shared with it, not read again.
   Result<SnapshotPtr> loadSnapshot();
+  // Caps SQLite's page cache of this connection. A long-lived reader that only rereads changed
+  // rows (serve's watcher) needs little of it, and every cached page is resident memory.
+  Status limitPageCache(int kib);
   // Changes whenever another connection commits (SQLite's PRAGMA data_version).
   Result<int64_t> dataVersion();
   const std::string& path() const;
