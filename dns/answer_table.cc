@@ -475,18 +475,23 @@ class TableBuilder {
 
     table.nodes_.reserve(drafts_.size());
     size_t name_bytes = 0;
-    for (const Draft& item : drafts_) name_bytes += item.name.size();
+    for (const Draft& item : drafts_) {
+      name_bytes += item.name.size() - zone_apexes_[static_cast<size_t>(item.zone)].size();
+    }
     table.names_.reserve(name_bytes);
+    std::vector<uint64_t> hashes;
+    hashes.reserve(drafts_.size());
     for (const Draft& draft_item : drafts_) {
       const Draft* item = &draft_item;
       std::string_view name = item->name;
       AnswerTable::Node node;
       node.name_offset = static_cast<uint32_t>(table.names_.size());
       node.name_length = static_cast<uint8_t>(name.size());
-      table.names_.append(name);
       node.zone = static_cast<uint16_t>(item->zone);
       node.apex_offset =
           static_cast<uint8_t>(name.size() - zone_apexes_[static_cast<size_t>(item->zone)].size());
+      table.names_.append(name.substr(0, node.apex_offset));
+      hashes.push_back(hashName(name));
       auto records = recordsOf(item->id);
       if (item->is_alias && !records.empty()) {
         table.aliases_.push_back(wireToName(records.front().target));
@@ -504,7 +509,7 @@ class TableBuilder {
     }
     table.answers_.shrink_to_fit();
     table.data_.shrink_to_fit();
-    index(table);
+    index(table, hashes);
   }
 
   void encodeAnswer(AnswerTable& table, std::string_view name, std::span<const Record> records) {
@@ -530,14 +535,14 @@ class TableBuilder {
     table.answers_.push_back(answer);
   }
 
-  static void index(AnswerTable& table) {
+  static void index(AnswerTable& table, const std::vector<uint64_t>& hashes) {
     size_t capacity = 16;
     // Linear probing stays short below a load of about 0.6.
     while (capacity * 3 < table.nodes_.size() * 5) capacity *= 2;
     table.slots_.assign(capacity, {});
     table.mask_ = capacity - 1;
     for (size_t i = 0; i < table.nodes_.size(); ++i) {
-      uint64_t hash = hashName(table.nameOf(table.nodes_[i]));
+      uint64_t hash = hashes[i];
       size_t slot = hash & table.mask_;
       while (table.slots_[slot].node != 0) slot = (slot + 1) & table.mask_;
       table.slots_[slot] = {static_cast<uint32_t>(hash >> 32), static_cast<uint32_t>(i + 1)};
@@ -572,7 +577,7 @@ const AnswerTable::Node* AnswerTable::find(std::string_view lower_name) const {
   for (size_t slot = hash & mask_;; slot = (slot + 1) & mask_) {
     const Slot& candidate = slots_[slot];
     if (candidate.node == 0) return nullptr;
-    if (candidate.hash == tag && nameOf(nodes_[candidate.node - 1]) == lower_name) {
+    if (candidate.hash == tag && nameMatches(nodes_[candidate.node - 1], lower_name)) {
       return &nodes_[candidate.node - 1];
     }
   }

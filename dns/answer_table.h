@@ -78,14 +78,18 @@ class AnswerTable {
     uint32_t node = 0;  // index + 1; 0 = empty
   };
   friend class TableBuilder;
-  std::string_view nameOf(const Node& node) const {
-    return std::string_view(names_).substr(node.name_offset, node.name_length);
+  // A node keeps only the part of its name above the zone's apex; the apex is the zone's.
+  bool nameMatches(const Node& node, std::string_view lower_name) const {
+    return lower_name.size() == node.name_length &&
+           lower_name.substr(0, node.apex_offset) ==
+               std::string_view(names_).substr(node.name_offset, node.apex_offset) &&
+           lower_name.substr(node.apex_offset) == zones_[node.zone].apex;
   }
 
   uint64_t version_ = 0;
   std::vector<Zone> zones_;
   std::vector<Node> nodes_;
-  std::string names_;  // every node's lower-cased wire name, back to back
+  std::string names_;  // every node's lower-cased wire name up to its apex, back to back
   std::vector<std::string> aliases_;
   std::vector<Answer> answers_;
   std::vector<uint8_t> data_;

@@ -211,14 +211,25 @@ Snapshot::Snapshot(uint64_t version, std::optional<Cidr> service_cidr,
          [](const EndpointSet& e) { return std::tie(e.namespace_name, e.name, e.kind); });
   service_by_ip_.reserve(services_.size());
   for (size_t i = 0; i < services_.size(); ++i) {
-    if (services_[i].service.cluster_ip)
-      service_by_ip_.emplace(*services_[i].service.cluster_ip, i);
+    if (services_[i].service.cluster_ip) {
+      service_by_ip_.emplace_back(*services_[i].service.cluster_ip, static_cast<uint32_t>(i));
+    }
   }
+  std::sort(service_by_ip_.begin(), service_by_ip_.end());
   pod_by_ip_.reserve(pods_.size());
   for (size_t i = 0; i < pods_.size(); ++i) {
-    for (const auto& ip : pods_[i]->ips) pod_by_ip_.emplace(ip, i);
+    for (const auto& ip : pods_[i]->ips) pod_by_ip_.emplace_back(ip, static_cast<uint32_t>(i));
   }
+  std::sort(pod_by_ip_.begin(), pod_by_ip_.end());
 }
+
+namespace {
+// The (address, index) pairs of `sorted` whose address is `ip`.
+auto equalRange(const std::vector<std::pair<IpAddress, uint32_t>>& sorted, const IpAddress& ip) {
+  return std::equal_range(sorted.begin(), sorted.end(), std::pair<IpAddress, uint32_t>{ip, 0},
+                          [](const auto& a, const auto& b) { return a.first < b.first; });
+}
+}  // namespace
 
 const ServiceEntry* Snapshot::findService(std::string_view namespace_name,
                                           std::string_view name) const {
@@ -233,13 +244,13 @@ const Pod* Snapshot::findPod(std::string_view namespace_name, std::string_view n
 }
 
 const ServiceEntry* Snapshot::findServiceByIp(const IpAddress& cluster_ip) const {
-  auto it = service_by_ip_.find(cluster_ip);
-  return it == service_by_ip_.end() ? nullptr : &services_[it->second];
+  auto [first, last] = equalRange(service_by_ip_, cluster_ip);
+  return first == last ? nullptr : &services_[first->second];
 }
 
 std::vector<const Pod*> Snapshot::findPodsByIp(const IpAddress& ip) const {
   std::vector<const Pod*> found;
-  auto [first, last] = pod_by_ip_.equal_range(ip);
+  auto [first, last] = equalRange(pod_by_ip_, ip);
   for (auto it = first; it != last; ++it) found.push_back(pods_[it->second].get());
   return found;
 }
