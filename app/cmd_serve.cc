@@ -20,9 +20,9 @@ namespace {
 
 constexpr size_t kMaxChangeLinesPerSnapshot = 20;
 constexpr auto kWatchInterval = std::chrono::milliseconds(5);
-// The watcher rereads only changed rows; SQLite's default 2 MiB cache would mostly hold pages it
-// never needs again.
-constexpr int kWatcherPageCacheKib = 256;
+// The watcher rereads only changed rows (and an index scan the OS page cache serves fast);
+// SQLite's default 2 MiB cache would mostly hold pages it never needs again.
+constexpr int kWatcherPageCacheKib = 64;
 
 struct ServeFlags {
   RegistryOptions registry;

@@ -21,7 +21,7 @@ using asio::ip::udp;
 
 namespace {
 
-constexpr size_t kBatch = 64;
+constexpr size_t kBatch = 32;
 // A query in one Ethernet frame; anything larger is not a query a resolver sends (and the
 // buffers of every batch are resident memory).
 constexpr size_t kMaxUdpQuery = 1500;
