@@ -135,9 +135,13 @@ int runServe(const ServeFlags& flags) {
   auto on_snapshot = [&dns_server, &router](const store::SnapshotPtr& previous,
                                             const store::SnapshotPtr& current) {
     auto zone = dns_server->publish(*current);
-    logDebug("DNS zone of snapshot " + std::to_string(current->version()) + ": " +
-             std::to_string(zone.names) + " names, " + std::to_string(zone.bytes / 1024) +
-             " KiB, compiled in " + std::to_string(zone.took.count() / 1000) + " ms");
+    if (zone.unchanged) {
+      logDebug("DNS zone unchanged by snapshot " + std::to_string(current->version()));
+    } else {
+      logDebug("DNS zone of snapshot " + std::to_string(current->version()) + ": " +
+               std::to_string(zone.names) + " names, " + std::to_string(zone.bytes / 1024) +
+               " KiB, compiled in " + std::to_string(zone.took.count() / 1000) + " ms");
+    }
     if (router) router->update(current);
     logChanges(previous, current);
   };

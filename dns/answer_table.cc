@@ -170,6 +170,61 @@ std::string reverseZoneOf(const store::IpAddress& address) {
 
 size_t NameHash::operator()(std::string_view name) const { return hashName(name); }
 
+namespace {
+
+class Fingerprint {
+ public:
+  void add(std::string_view text) {
+    mix(text.size());
+    mix(hashName(text));
+  }
+  void add(const store::IpAddress& ip) {
+    mix(static_cast<uint64_t>(ip.family));
+    add(std::string_view(reinterpret_cast<const char*>(ip.bytes.data()), ip.bytes.size()));
+  }
+  void mix(uint64_t value) {
+    state_ = (state_ ^ value) * 0x100000001B3ull;
+    state_ ^= state_ >> 29;
+  }
+  uint64_t value() const { return state_; }
+
+ private:
+  uint64_t state_ = 0xCBF29CE484222325ull;
+};
+
+}  // namespace
+
+uint64_t zoneFingerprint(const store::Snapshot& snapshot) {
+  Fingerprint print;
+  if (snapshot.serviceCidr()) {
+    print.add(snapshot.serviceCidr()->base);
+    print.mix(static_cast<uint64_t>(snapshot.serviceCidr()->prefix_length));
+  }
+  for (const auto& entry : snapshot.services()) {
+    const store::Service& service = entry.service;
+    print.add(service.namespace_name);
+    print.add(service.name);
+    print.mix(static_cast<uint64_t>(service.type));
+    print.add(service.external_name);
+    print.mix(service.headless);
+    print.mix(service.cluster_ip.has_value());
+    if (service.cluster_ip) print.add(*service.cluster_ip);
+    for (const auto& port : service.ports) {
+      print.add(port.name);
+      print.mix((static_cast<uint64_t>(port.protocol) << 16) | port.port);
+    }
+    if (!service.headless) continue;  // only headless Services show their endpoints
+    for (const auto& endpoint : entry.endpoints) {
+      print.mix(endpoint.ready);
+      if (!endpoint.ready) continue;
+      print.add(endpoint.ip);
+      print.add(endpoint.hostname);
+      for (uint16_t port : endpoint.ports) print.mix(port);
+    }
+  }
+  return print.value();
+}
+
 uint64_t hashName(std::string_view name) {
   uint64_t hash = 0x9E3779B97F4A7C15ull ^ name.size();
   size_t i = 0;

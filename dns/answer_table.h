@@ -99,6 +99,11 @@ class AnswerTable {
 
 using AnswerTablePtr = std::shared_ptr<const AnswerTable>;
 
+// A hash of everything in a snapshot that the zone is built from (not its version): equal
+// fingerprints compile to the same answers, so a snapshot that changed only what DNS does not show
+// (the readiness of a ClusterIP Service's pods, a pod's labels) needs no new table.
+uint64_t zoneFingerprint(const store::Snapshot& snapshot);
+
 // Fast, allocation-free hash of a wire name.
 uint64_t hashName(std::string_view name);
 

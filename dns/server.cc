@@ -542,8 +542,11 @@ void DnsServer::stop() { impl_->stop(); }
 
 DnsServer::Published DnsServer::publish(const store::Snapshot& snapshot) {
   auto started = std::chrono::steady_clock::now();
+  uint64_t fingerprint = zoneFingerprint(snapshot);
+  if (fingerprint_ == fingerprint) return Published{.unchanged = true};
+  fingerprint_ = fingerprint;
   auto table = AnswerTable::build(snapshot, options_.zone);
-  Published published{table->nodeCount(), table->memoryUsage(),
+  Published published{false, table->nodeCount(), table->memoryUsage(),
                       std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - started)};
   {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,11 +69,13 @@ class DnsServer {
   // Starts the worker threads; answers come from the last published snapshot.
   void start();
   struct Published {
+    bool unchanged = false;  // nothing DNS shows changed: the table in use stays
     size_t names = 0;
     size_t bytes = 0;
     std::chrono::microseconds took{0};
   };
   // Compiles the snapshot's zone and swaps it in; in-flight queries finish on the old table.
+  // Called from one thread (serve's watcher).
   Published publish(const store::Snapshot& snapshot);
   void stop();
 
@@ -86,6 +89,7 @@ class DnsServer {
  private:
   DnsOptions options_;
   std::unique_ptr<Impl> impl_;
+  std::optional<uint64_t> fingerprint_;  // of the snapshot the table in use was built from
 };
 
 }  // namespace svcbox::dns

@@ -219,3 +219,46 @@ TEST(AnswerTableTest, DomainAndTtlAreConfigurable) {
 
 }  // namespace
 }  // namespace svcbox::dns
+
+namespace svcbox::dns {
+namespace {
+
+using namespace dnstest;
+
+TEST(ZoneFingerprintTest, ChangesExactlyWhenTheAnswersWould) {
+  auto base = [] {
+    auto web = clusterIpService("default", "web", "10.96.0.10");
+    store::Endpoint pod;
+    pod.ip = *store::IpAddress::parse("10.0.1.2");
+    pod.ready = true;
+    pod.ports = {8080};
+    web.endpoints.push_back(pod);
+    return std::vector<store::ServiceEntry>{
+        web, headlessService("prod", "db", {{"10.1.0.5", true}, {"10.1.0.6", false}})};
+  };
+  uint64_t original = zoneFingerprint(*makeSnapshot(base()));
+  EXPECT_EQ(zoneFingerprint(*makeSnapshot(base())), original);
+
+  // Invisible in DNS: a ClusterIP Service's pod turning unready.
+  auto unready = base();
+  unready[0].endpoints[0].ready = false;
+  EXPECT_EQ(zoneFingerprint(*makeSnapshot(unready)), original);
+
+  // Visible: a headless endpoint turning ready, a port renamed, another ClusterIP, a new Service.
+  auto ready = base();
+  ready[1].endpoints[1].ready = true;
+  EXPECT_NE(zoneFingerprint(*makeSnapshot(ready)), original);
+  auto renamed = base();
+  renamed[0].service.ports[0].name = "web";
+  EXPECT_NE(zoneFingerprint(*makeSnapshot(renamed)), original);
+  auto moved = base();
+  moved[0].service.cluster_ip = store::IpAddress::parse("10.96.0.11");
+  EXPECT_NE(zoneFingerprint(*makeSnapshot(moved)), original);
+  auto more = base();
+  more.push_back(clusterIpService("default", "zzz", "10.96.0.12"));
+  EXPECT_NE(zoneFingerprint(*makeSnapshot(more)), original);
+  EXPECT_NE(zoneFingerprint(*makeSnapshot(base(), "10.96.0.0/16")), original);
+}
+
+}  // namespace
+}  // namespace svcbox::dns
