@@ -93,9 +93,7 @@ dns::DnsOptions resolveDnsOptions(Settings& settings, const DnsFlags& flags) {
   options.zone.ttl =
       static_cast<uint32_t>(number(settings.resolve("ttl", flags.ttl, "5"), "ttl", kMaxTtl));
   for (const auto& address : options.listen) {
-    bool wildcard = address.ip == store::IpAddress{} ||
-                    address.ip == store::IpAddress{store::IpAddress::Family::kV6, {}};
-    if (!wildcard) {
+    if (!address.ip.isUnspecified()) {
       options.zone.ns_address = address.ip;
       break;
     }

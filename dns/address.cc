@@ -1,6 +1,9 @@
 #include "dns/address.h"
 
+#include <netinet/in.h>
+
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 namespace svcbox::dns {
@@ -34,6 +37,26 @@ store::Result<HostPort> parseHostPort(std::string_view text) {
     parsed.port = static_cast<uint16_t>(number);
   }
   return parsed;
+}
+
+std::optional<store::IpAddress> addressOf(const sockaddr* socket_address) {
+  store::IpAddress address;
+  if (socket_address->sa_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(socket_address);
+    std::memcpy(address.bytes.data(), &v4->sin_addr, 4);
+    return address;
+  }
+  if (socket_address->sa_family != AF_INET6) return std::nullopt;
+  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(socket_address);
+  static constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+  const auto* bytes = reinterpret_cast<const uint8_t*>(&v6->sin6_addr);
+  if (std::memcmp(bytes, kMappedPrefix, 12) == 0) {
+    std::memcpy(address.bytes.data(), bytes + 12, 4);
+    return address;
+  }
+  address.family = store::IpAddress::Family::kV6;
+  std::memcpy(address.bytes.data(), bytes, 16);
+  return address;
 }
 
 }  // namespace svcbox::dns

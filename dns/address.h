@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -15,5 +17,9 @@ struct HostPort {
   std::optional<uint16_t> port;
 };
 store::Result<HostPort> parseHostPort(std::string_view text);
+
+// The address in a socket address of family AF_INET or AF_INET6 (an IPv4-mapped IPv6 address
+// becomes IPv4); nullopt for other families.
+std::optional<store::IpAddress> addressOf(const sockaddr* address);
 
 }  // namespace svcbox::dns

@@ -119,7 +119,7 @@ class DraftIndex {
 std::string joinWire(std::string_view label, std::string_view parent_wire) {
   std::string wire;
   wire.push_back(static_cast<char>(label.size()));
-  for (char c : label) wire.push_back((c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c);
+  for (char c : label) wire.push_back(static_cast<char>(lowerAscii(static_cast<uint8_t>(c))));
   wire.append(parent_wire);
   return wire;
 }
@@ -281,7 +281,6 @@ class TableBuilder {
 
   std::shared_ptr<const AnswerTable> build() {
     auto table = std::make_shared<AnswerTable>();
-    table->version_ = snapshot_.version();
     addZone(domain_);
     addZone(svc_);
     if (snapshot_.serviceCidr()) {

@@ -66,11 +66,9 @@ class AnswerTable {
   const Zone& zone(uint16_t index) const { return zones_[index]; }
   // The presentation-form target of an alias node, for chasing it upstream.
   const std::string& aliasTarget(const Node& node) const { return aliases_[node.alias - 1]; }
-  const std::vector<Zone>& zones() const { return zones_; }
   size_t nodeCount() const { return nodes_.size(); }
   // Bytes held, for logs and the benchmark.
   size_t memoryUsage() const;
-  uint64_t version() const { return version_; }
 
  private:
   struct Slot {
@@ -86,7 +84,6 @@ class AnswerTable {
            lower_name.substr(node.apex_offset) == zones_[node.zone].apex;
   }
 
-  uint64_t version_ = 0;
   std::vector<Zone> zones_;
   std::vector<Node> nodes_;
   std::string names_;  // every node's lower-cased wire name up to its apex, back to back

@@ -27,21 +27,10 @@ std::string_view makeKey(const Query& query, std::array<char, kKeyCapacity>& buf
 bool sameQuestion(const Query& query, std::span<const uint8_t> answer) {
   std::span<const uint8_t> asked = query.question;
   for (size_t i = 0; i < asked.size(); ++i) {
-    uint8_t a = answer[kHeaderSize + i];
-    uint8_t b = asked[i];
-    if (a >= 'A' && a <= 'Z') a = static_cast<uint8_t>(a + 32);
-    if (b >= 'A' && b <= 'Z') b = static_cast<uint8_t>(b + 32);
-    if (a != b) return false;
+    if (lowerAscii(answer[kHeaderSize + i]) != lowerAscii(asked[i])) return false;
   }
   return true;
 }
-
-struct ParsedAnswer {
-  std::vector<uint8_t> message;  // without OPT
-  std::vector<uint16_t> ttl_offsets;
-  uint8_t rcode = 0;
-  std::optional<uint32_t> cache_ttl;  // none: not cacheable
-};
 
 // Checks an upstream answer against the question it answers, drops its OPT record and works out
 // how long it may be cached. Empty optional when it is malformed.
@@ -50,42 +39,32 @@ std::optional<ParsedAnswer> parseUpstream(const Query& query, std::span<const ui
   if (answer.size() < kHeaderSize || readU16(answer.data() + 4) != 1) return std::nullopt;
   size_t question_end = kHeaderSize + query.question.size();
   if (question_end > answer.size() || !sameQuestion(query, answer)) return std::nullopt;
-  uint16_t counts[3] = {readU16(answer.data() + 6), readU16(answer.data() + 8),
-                        readU16(answer.data() + 10)};
   ParsedAnswer parsed;
   parsed.rcode = answer[3] & 0x0F;
   parsed.message.assign(answer.begin(), answer.begin() + static_cast<ptrdiff_t>(question_end));
   std::optional<uint32_t> min_answer_ttl;
   std::optional<uint32_t> negative_ttl;
   uint16_t kept_additional = 0;
-  size_t offset = question_end;
-  for (int section = 0; section < 3; ++section) {
-    for (uint16_t i = 0; i < counts[section]; ++i) {
-      size_t start = offset;
-      size_t fixed = skipName(answer, offset);
-      if (fixed == 0 || fixed + 10 > answer.size()) return std::nullopt;
-      uint16_t type = readU16(answer.data() + fixed);
-      uint32_t ttl = readU32(answer.data() + fixed + 4);
-      size_t end = fixed + 10 + readU16(answer.data() + fixed + 8);
-      if (end > answer.size()) return std::nullopt;
-      offset = end;
-      if (type == kTypeOpt) continue;
-      if (section == 0) min_answer_ttl = std::min(min_answer_ttl.value_or(ttl), ttl);
-      if (section == 1 && type == kTypeSoa && end - 4 >= fixed + 10) {
-        uint32_t minimum = readU32(answer.data() + end - 4);
-        negative_ttl = std::min(ttl, minimum);
-      }
-      if (section == 2) ++kept_additional;
-      parsed.ttl_offsets.push_back(
-          static_cast<uint16_t>(parsed.message.size() + (fixed + 4 - start)));
-      parsed.message.insert(parsed.message.end(), answer.begin() + static_cast<ptrdiff_t>(start),
-                            answer.begin() + static_cast<ptrdiff_t>(end));
+  bool valid = forEachRecord(answer, question_end, [&](const RecordSpan& record) {
+    if (record.type == kTypeOpt) return true;  // svcbox writes its own
+    if (record.section == 0)
+      min_answer_ttl = std::min(min_answer_ttl.value_or(record.ttl), record.ttl);
+    if (record.section == 1 && record.type == kTypeSoa && record.end >= record.fixed + 14) {
+      negative_ttl = std::min(record.ttl, readU32(answer.data() + record.end - 4));
     }
-  }
+    if (record.section == 2) ++kept_additional;
+    parsed.ttl_offsets.push_back(
+        static_cast<uint16_t>(parsed.message.size() + (record.fixed + 4 - record.start)));
+    parsed.message.insert(parsed.message.end(),
+                          answer.begin() + static_cast<ptrdiff_t>(record.start),
+                          answer.begin() + static_cast<ptrdiff_t>(record.end));
+    return true;
+  });
+  if (!valid) return std::nullopt;
   writeU16(parsed.message.data() + 10, kept_additional);
   bool truncated = (readU16(answer.data() + 2) & kFlagTc) != 0;
   if (truncated) return parsed;
-  if (parsed.rcode == kNoError && counts[0] > 0) {
+  if (parsed.rcode == kNoError && min_answer_ttl) {
     parsed.cache_ttl = std::min(*min_answer_ttl, options.max_ttl);
   } else if ((parsed.rcode == kNxDomain || parsed.rcode == kNoError) && negative_ttl) {
     parsed.cache_ttl = std::min(*negative_ttl, options.max_negative_ttl);
@@ -158,10 +137,18 @@ size_t AnswerCache::lookup(const Query& query, std::span<uint8_t> out, size_t si
                 size_limit, truncated);
 }
 
-void AnswerCache::insert(const Query& query, std::span<const uint8_t> upstream_answer,
-                         Clock::time_point now) {
+size_t AnswerCache::relay(const Query& query, std::span<const uint8_t> upstream_answer,
+                          std::span<uint8_t> out, size_t size_limit, bool* truncated,
+                          Clock::time_point now) {
   auto parsed = parseUpstream(query, upstream_answer, options_);
-  if (!parsed || !parsed->cache_ttl) return;
+  if (!parsed) return 0;
+  size_t length =
+      render(query, parsed->message, parsed->ttl_offsets, 0, out, size_limit, truncated);
+  if (parsed->cache_ttl) store(query, std::move(*parsed), now);
+  return length;
+}
+
+void AnswerCache::store(const Query& query, ParsedAnswer parsed, Clock::time_point now) {
   std::array<char, kKeyCapacity> buffer;
   std::string key(makeKey(query, buffer));
   Shard& shard = shardFor(key);
@@ -176,8 +163,8 @@ void AnswerCache::insert(const Query& query, std::span<const uint8_t> upstream_a
     shard.lru.pop_back();
   }
   shard.lru.push_front(key);
-  Entry entry{std::move(parsed->message), std::move(parsed->ttl_offsets), now,
-              now + std::chrono::seconds(*parsed->cache_ttl), shard.lru.begin()};
+  Entry entry{std::move(parsed.message), std::move(parsed.ttl_offsets), now,
+              now + std::chrono::seconds(*parsed.cache_ttl), shard.lru.begin()};
   shard.entries.emplace(std::move(key), std::move(entry));
 }
 
@@ -188,13 +175,6 @@ size_t AnswerCache::size() const {
     total += shard.entries.size();
   }
   return total;
-}
-
-size_t AnswerCache::relay(const Query& query, std::span<const uint8_t> upstream_answer,
-                          std::span<uint8_t> out, size_t size_limit, bool* truncated) {
-  auto parsed = parseUpstream(query, upstream_answer, CacheOptions{});
-  if (!parsed) return 0;
-  return render(query, parsed->message, parsed->ttl_offsets, 0, out, size_limit, truncated);
 }
 
 }  // namespace svcbox::dns

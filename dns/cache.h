@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,6 +17,14 @@
 // negative answers kept for the SOA minimum. A hit copies into the caller's buffer under a shard
 // lock and allocates nothing.
 namespace svcbox::dns {
+
+// An upstream answer checked against its question, without its OPT record.
+struct ParsedAnswer {
+  std::vector<uint8_t> message;
+  std::vector<uint16_t> ttl_offsets;  // of every record, for aging
+  uint8_t rcode = 0;
+  std::optional<uint32_t> cache_ttl;  // none: not cacheable
+};
 
 struct CacheOptions {
   size_t max_entries = 10000;
@@ -32,15 +41,11 @@ class AnswerCache {
   // had one) to `out` and returns its length; 0 on a miss.
   size_t lookup(const Query& query, std::span<uint8_t> out, size_t size_limit, bool* truncated,
                 Clock::time_point now = Clock::now());
-  // Stores an upstream answer to the question of `query` if it is cacheable.
-  void insert(const Query& query, std::span<const uint8_t> upstream_answer,
-              Clock::time_point now = Clock::now());
+  // Writes the client's answer made from an upstream one (as lookup does) and keeps it when it
+  // is cacheable. Returns 0 when the upstream answer is malformed or answers another question.
+  size_t relay(const Query& query, std::span<const uint8_t> upstream_answer, std::span<uint8_t> out,
+               size_t size_limit, bool* truncated, Clock::time_point now = Clock::now());
   size_t size() const;
-
-  // Builds the client's answer from an upstream one without caching it (used on a miss, and for
-  // answers that cannot be cached). Returns 0 when the upstream answer is malformed.
-  static size_t relay(const Query& query, std::span<const uint8_t> upstream_answer,
-                      std::span<uint8_t> out, size_t size_limit, bool* truncated);
 
  private:
   struct Entry {
@@ -62,6 +67,7 @@ class AnswerCache {
   static constexpr size_t kShards = 16;
 
   Shard& shardFor(std::string_view key);
+  void store(const Query& query, ParsedAnswer parsed, Clock::time_point now);
 
   CacheOptions options_;
   size_t per_shard_;

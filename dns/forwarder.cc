@@ -161,8 +161,7 @@ void Forwarder::finish(ForwardJob& job, std::span<const uint8_t> upstream) {
     return;
   }
   if (!upstream.empty()) {
-    cache_.insert(job.query, upstream);
-    length = AnswerCache::relay(job.query, upstream, out, job.size_limit, &truncated);
+    length = cache_.relay(job.query, upstream, out, job.size_limit, &truncated);
   }
   if (length == 0) {
     if (!job.alias_target.empty()) {
@@ -233,28 +232,14 @@ void Forwarder::rearmTimer() {
 
 namespace {
 
-bool isWildcard(const store::IpAddress& ip) {
-  for (size_t i = 0; i < ip.size(); ++i) {
-    if (ip.bytes[i] != 0) return false;
-  }
-  return true;
-}
-
-bool isLoopback(const store::IpAddress& ip) {
-  if (ip.isV4()) return ip.bytes[0] == 127;
-  store::IpAddress one{store::IpAddress::Family::kV6, {}};
-  one.bytes[15] = 1;
-  return ip == one;
-}
-
 bool isOwn(const Upstream& upstream, const std::vector<OwnListener>& listeners,
            const std::vector<store::IpAddress>& local_addresses) {
   auto ip = *store::IpAddress::parse(upstream.address);
   for (const auto& listener : listeners) {
     if (listener.port != upstream.port) continue;
     if (listener.ip == ip) return true;
-    if (isWildcard(listener.ip) && listener.ip.family == ip.family &&
-        (isLoopback(ip) ||
+    if (listener.ip.isUnspecified() && listener.ip.family == ip.family &&
+        (ip.isLoopback() ||
          std::find(local_addresses.begin(), local_addresses.end(), ip) != local_addresses.end())) {
       return true;
     }
@@ -289,18 +274,7 @@ std::vector<store::IpAddress> localAddresses() {
   if (getifaddrs(&list) != 0) return addresses;
   for (ifaddrs* item = list; item; item = item->ifa_next) {
     if (!item->ifa_addr) continue;
-    store::IpAddress address;
-    if (item->ifa_addr->sa_family == AF_INET) {
-      std::memcpy(address.bytes.data(),
-                  &reinterpret_cast<const sockaddr_in*>(item->ifa_addr)->sin_addr, 4);
-    } else if (item->ifa_addr->sa_family == AF_INET6) {
-      address.family = store::IpAddress::Family::kV6;
-      std::memcpy(address.bytes.data(),
-                  &reinterpret_cast<const sockaddr_in6*>(item->ifa_addr)->sin6_addr, 16);
-    } else {
-      continue;
-    }
-    addresses.push_back(address);
+    if (auto address = addressOf(item->ifa_addr)) addresses.push_back(*address);
   }
   freeifaddrs(list);
   return addresses;

@@ -62,7 +62,6 @@ class Forwarder {
   // Thread-safe: queues the job on the forwarder's event loop.
   void submit(std::unique_ptr<ForwardJob> job);
   const ForwarderCounters& counters() const { return counters_; }
-  bool hasUpstreams() const { return !options_.upstreams.empty(); }
   // Releases c-ares' sockets; call after the event loop stopped.
   void shutdown();
 

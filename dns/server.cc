@@ -42,24 +42,6 @@ struct Counters {
   void add(std::atomic<uint64_t>& counter) { counter.fetch_add(1, std::memory_order_relaxed); }
 };
 
-store::IpAddress addressOf(const sockaddr_storage& storage) {
-  store::IpAddress address;
-  if (storage.ss_family == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&storage);
-    std::memcpy(address.bytes.data(), &v4->sin_addr, 4);
-    return address;
-  }
-  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&storage);
-  static constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
-  if (std::memcmp(&v6->sin6_addr, kMappedPrefix, 12) == 0) {
-    std::memcpy(address.bytes.data(), reinterpret_cast<const uint8_t*>(&v6->sin6_addr) + 12, 4);
-    return address;
-  }
-  address.family = store::IpAddress::Family::kV6;
-  std::memcpy(address.bytes.data(), &v6->sin6_addr, 16);
-  return address;
-}
-
 }  // namespace
 
 std::string ListenAddress::toString() const {
@@ -106,9 +88,10 @@ class DnsServer::Impl {
   }
 
   bool recursionAllowed(const sockaddr_storage& client) const {
-    store::IpAddress address = addressOf(client);
+    auto address = addressOf(reinterpret_cast<const sockaddr*>(&client));
+    if (!address) return false;
     for (const auto& cidr : options_.allow_recursion) {
-      if (cidr.contains(address)) return true;
+      if (cidr.contains(*address)) return true;
     }
     return false;
   }
@@ -143,6 +126,14 @@ struct DnsServer::Impl::Worker {
     return *current;
   }
 
+  // Answers `query` from the table or the cache into `out` and returns the length to send; 0
+  // with `job` set when the answer needs the network (the transport adds how to reply), 0 alone
+  // when nothing is to be said. Shared by UDP and TCP.
+  size_t answer(const AnswerTable& table, std::span<const uint8_t> packet, const Query& query,
+                const ClientContext& client, std::span<uint8_t> out,
+                std::unique_ptr<ForwardJob>& job);
+  void count(const Response& response);
+
   Impl& server;
   asio::io_context context;
   std::thread thread;
@@ -151,6 +142,60 @@ struct DnsServer::Impl::Worker {
   uint64_t seen_generation = 0;
   Counters counters;
 };
+
+namespace {
+
+std::unique_ptr<ForwardJob> forwardJob(std::span<const uint8_t> packet, size_t size_limit,
+                                       std::span<const uint8_t> alias_answer,
+                                       std::string_view alias_target) {
+  auto job = std::make_unique<ForwardJob>();
+  job->packet.assign(packet.begin(), packet.end());
+  job->query = parseQuery(job->packet);
+  job->size_limit = size_limit;
+  job->alias_answer.assign(alias_answer.begin(), alias_answer.end());
+  job->alias_target = alias_target;
+  return job;
+}
+
+}  // namespace
+
+size_t DnsServer::Impl::Worker::answer(const AnswerTable& table, std::span<const uint8_t> packet,
+                                       const Query& query, const ClientContext& client,
+                                       std::span<uint8_t> out, std::unique_ptr<ForwardJob>& job) {
+  Response response = respond(query, table, client, out);
+  switch (response.disposition) {
+    case Disposition::kDrop:
+      counters.add(counters.dropped);
+      return 0;
+    case Disposition::kSend:
+      count(response);
+      return response.length;
+    case Disposition::kForward: {
+      bool truncated = false;
+      size_t length = server.cache_.lookup(query, out, client.size_limit, &truncated);
+      if (length) {
+        counters.add(counters.cache_hits);
+        if (truncated) counters.add(counters.truncated);
+        return length;
+      }
+      counters.add(counters.cache_misses);
+      job = forwardJob(packet, client.size_limit, {}, {});
+      return 0;
+    }
+    case Disposition::kChaseAlias:
+      job = forwardJob(packet, client.size_limit, out.first(response.length),
+                       table.aliasTarget(*response.alias));
+      return 0;
+  }
+  return 0;
+}
+
+void DnsServer::Impl::Worker::count(const Response& response) {
+  if (response.truncated) counters.add(counters.truncated);
+  if (response.rcode == kNxDomain) counters.add(counters.nxdomain);
+  if (response.rcode == kRefused) counters.add(counters.refused);
+  if (response.rcode == kFormErr) counters.add(counters.malformed);
+}
 
 // One UDP socket of one worker: drains the queue with recvmmsg and answers with sendmmsg.
 class UdpListener {
@@ -236,50 +281,13 @@ class UdpListener {
     std::span<const uint8_t> packet(in_[i].data(), in_headers_[i].msg_len);
     Query query = parseQuery(packet);
     ClientContext client{worker_.server.recursionAllowed(peers_[i]), query.udpLimit()};
-    Response response = respond(query, table, client, out_[i]);
-    switch (response.disposition) {
-      case Disposition::kDrop:
-        counters.add(counters.dropped);
-        return 0;
-      case Disposition::kSend:
-        count(response);
-        return response.length;
-      case Disposition::kForward: {
-        bool truncated = false;
-        size_t length = worker_.server.cache_.lookup(query, out_[i], client.size_limit, &truncated);
-        if (length) {
-          counters.add(counters.cache_hits);
-          if (truncated) counters.add(counters.truncated);
-          return length;
-        }
-        counters.add(counters.cache_misses);
-        forward(i, packet, client, {}, "");
-        return 0;
-      }
-      case Disposition::kChaseAlias:
-        forward(i, packet, client, std::span(out_[i].data(), response.length),
-                table.aliasTarget(*response.alias));
-        return 0;
-    }
-    return 0;
+    std::unique_ptr<ForwardJob> job;
+    size_t length = worker_.answer(table, packet, query, client, out_[i], job);
+    if (job) forward(i, std::move(job));
+    return length;
   }
 
-  void count(const Response& response) {
-    Counters& counters = worker_.counters;
-    if (response.truncated) counters.add(counters.truncated);
-    if (response.rcode == kNxDomain) counters.add(counters.nxdomain);
-    if (response.rcode == kRefused) counters.add(counters.refused);
-    if (response.rcode == kFormErr) counters.add(counters.malformed);
-  }
-
-  void forward(size_t i, std::span<const uint8_t> packet, const ClientContext& client,
-               std::span<const uint8_t> alias_answer, const std::string& alias_target) {
-    auto job = std::make_unique<ForwardJob>();
-    job->packet.assign(packet.begin(), packet.end());
-    job->query = parseQuery(job->packet);
-    job->size_limit = client.size_limit;
-    job->alias_answer.assign(alias_answer.begin(), alias_answer.end());
-    job->alias_target = alias_target;
+  void forward(size_t i, std::unique_ptr<ForwardJob> job) {
     int fd = socket_.native_handle();
     sockaddr_storage peer = peers_[i];
     socklen_t peer_length = in_headers_[i].msg_hdr.msg_namelen;
@@ -367,42 +375,18 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   }
 
   void answer() {
-    Counters& counters = worker_.counters;
-    counters.add(counters.tcp_queries);
+    worker_.counters.add(worker_.counters.tcp_queries);
     Query query = parseQuery(query_);
     ClientContext client{recursion_allowed_, kMaxResponse};
     std::vector<uint8_t> out(kMaxResponse);
-    const AnswerTable& table = worker_.table();  // once: a second call may swap it
-    Response response = respond(query, table, client, out);
-    if (response.rcode == kNxDomain) counters.add(counters.nxdomain);
-    switch (response.disposition) {
-      case Disposition::kDrop:
-        counters.add(counters.dropped);
-        return;
-      case Disposition::kSend:
-        return deliver(std::span(out.data(), response.length));
-      case Disposition::kForward: {
-        bool truncated = false;
-        size_t length = worker_.server.cache_.lookup(query, out, kMaxResponse, &truncated);
-        if (length) {
-          counters.add(counters.cache_hits);
-          return deliver(std::span(out.data(), length));
-        }
-        counters.add(counters.cache_misses);
-        return forward({}, "");
-      }
-      case Disposition::kChaseAlias:
-        return forward(std::span(out.data(), response.length), table.aliasTarget(*response.alias));
-    }
+    std::unique_ptr<ForwardJob> job;
+    // The table is fetched once: a second call may swap it.
+    size_t length = worker_.answer(worker_.table(), query_, query, client, out, job);
+    if (job) return forward(std::move(job));
+    if (length) deliver(std::span(out.data(), length));
   }
 
-  void forward(std::span<const uint8_t> alias_answer, const std::string& alias_target) {
-    auto job = std::make_unique<ForwardJob>();
-    job->packet = query_;
-    job->query = parseQuery(job->packet);
-    job->size_limit = kMaxResponse;
-    job->alias_answer.assign(alias_answer.begin(), alias_answer.end());
-    job->alias_target = alias_target;
+  void forward(std::unique_ptr<ForwardJob> job) {
     std::weak_ptr<TcpSession> weak = shared_from_this();
     auto executor = socket_.get_executor();
     job->reply = [weak, executor](std::span<const uint8_t> bytes) {

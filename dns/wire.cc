@@ -3,19 +3,6 @@
 namespace svcbox::dns {
 namespace {
 
-constexpr size_t kFixedRecordPart = 10;  // type, class, TTL, RDLENGTH
-
-uint8_t lowerAscii(uint8_t c) { return (c >= 'A' && c <= 'Z') ? static_cast<uint8_t>(c + 32) : c; }
-
-// Skips one resource record; returns the offset after it, or 0 when it runs past the end.
-size_t skipRecord(std::span<const uint8_t> message, size_t offset) {
-  offset = skipName(message, offset);
-  if (offset == 0 || offset + kFixedRecordPart > message.size()) return 0;
-  size_t rdata_length = readU16(message.data() + offset + 8);
-  offset += kFixedRecordPart + rdata_length;
-  return offset <= message.size() ? offset : 0;
-}
-
 // Reads the question name into query.lower_name; returns the offset after it, or 0 if malformed.
 size_t readQuestionName(std::span<const uint8_t> packet, Query& query) {
   size_t offset = kHeaderSize;
@@ -42,26 +29,18 @@ size_t readQuestionName(std::span<const uint8_t> packet, Query& query) {
 
 // Finds the OPT record among the additional records; false on a malformed section or a second OPT.
 bool readEdns(std::span<const uint8_t> packet, size_t offset, Query& query) {
-  size_t skip = size_t{readU16(packet.data() + 6)} + readU16(packet.data() + 8);
-  size_t additional = readU16(packet.data() + 10);
-  for (size_t i = 0; i < skip; ++i) {
-    offset = skipRecord(packet, offset);
-    if (offset == 0) return false;
-  }
-  for (size_t i = 0; i < additional; ++i) {
-    size_t record = offset;
-    offset = skipRecord(packet, offset);
-    if (offset == 0) return false;
-    size_t type_offset = skipName(packet, record);
-    if (readU16(packet.data() + type_offset) != kTypeOpt) continue;
+  return forEachRecord(packet, offset, [&](const RecordSpan& record) {
+    if (record.section != 2 || record.type != kTypeOpt) return true;
     // RFC 6891: one OPT, owned by the root.
-    if (query.has_edns || type_offset != record + 1 || packet[record] != 0) return false;
+    if (query.has_edns || record.fixed != record.start + 1 || packet[record.start] != 0) {
+      return false;
+    }
     query.has_edns = true;
-    query.client_udp_size = readU16(packet.data() + type_offset + 2);
-    query.edns_version = packet[type_offset + 5];
-    query.dnssec_ok = (packet[type_offset + 6] & 0x80) != 0;
-  }
-  return true;
+    query.client_udp_size = readU16(packet.data() + record.fixed + 2);
+    query.edns_version = packet[record.fixed + 5];
+    query.dnssec_ok = (packet[record.fixed + 6] & 0x80) != 0;
+    return true;
+  });
 }
 
 }  // namespace
@@ -102,32 +81,32 @@ Query parseQuery(std::span<const uint8_t> packet) {
   return query;
 }
 
-std::vector<uint8_t> validatedWithoutOpt(std::span<const uint8_t> message) {
-  if (message.size() < kHeaderSize) return {};
+size_t skipQuestions(std::span<const uint8_t> message) {
+  if (message.size() < kHeaderSize) return 0;
   size_t offset = kHeaderSize;
   for (uint16_t i = 0; i < readU16(message.data() + 4); ++i) {
     offset = skipName(message, offset);
-    if (offset == 0 || offset + 4 > message.size()) return {};
+    if (offset == 0 || offset + 4 > message.size()) return 0;
     offset += 4;
   }
+  return offset;
+}
+
+std::vector<uint8_t> validatedWithoutOpt(std::span<const uint8_t> message) {
+  size_t offset = skipQuestions(message);
+  if (offset == 0) return {};
   std::vector<uint8_t> kept(message.begin(), message.begin() + static_cast<ptrdiff_t>(offset));
-  uint16_t counts[3] = {readU16(message.data() + 6), readU16(message.data() + 8),
-                        readU16(message.data() + 10)};
   uint16_t dropped = 0;
-  for (int section = 0; section < 3; ++section) {
-    for (uint16_t i = 0; i < counts[section]; ++i) {
-      size_t start = offset;
-      offset = skipRecord(message, offset);
-      if (offset == 0) return {};
-      if (readU16(message.data() + skipName(message, start)) == kTypeOpt) {
-        if (section != 2) return {};
-        ++dropped;
-        continue;
-      }
-      for (size_t at = start; at < offset; ++at) kept.push_back(message[at]);
+  bool valid = forEachRecord(message, offset, [&](const RecordSpan& record) {
+    if (record.type == kTypeOpt) {
+      ++dropped;
+      return record.section == 2;
     }
-  }
-  writeU16(kept.data() + 10, static_cast<uint16_t>(counts[2] - dropped));
+    for (size_t at = record.start; at < record.end; ++at) kept.push_back(message[at]);
+    return true;
+  });
+  if (!valid) return {};
+  writeU16(kept.data() + 10, static_cast<uint16_t>(readU16(message.data() + 10) - dropped));
   return kept;
 }
 

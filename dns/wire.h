@@ -55,6 +55,10 @@ constexpr uint16_t kFlagRa = 0x0080;
 constexpr uint16_t kFlagCd = 0x0010;
 constexpr uint16_t kOpcodeMask = 0x7800;
 
+inline uint8_t lowerAscii(uint8_t c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<uint8_t>(c + 32) : c;
+}
+
 inline uint16_t readU16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 inline uint32_t readU32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
@@ -114,6 +118,40 @@ Query parseQuery(std::span<const uint8_t> packet);
 // Skips one possibly-compressed name starting at `offset`; returns the offset after it, or 0 when
 // the name is malformed or runs past the end. Pointers end a name, so there is nothing to loop on.
 size_t skipName(std::span<const uint8_t> message, size_t offset);
+
+// One resource record inside a message.
+struct RecordSpan {
+  int section = 0;   // 0 answer, 1 authority, 2 additional
+  size_t start = 0;  // the owner name
+  size_t fixed = 0;  // type, class, TTL, RDLENGTH
+  size_t end = 0;    // just past the rdata
+  uint16_t type = 0;
+  uint32_t ttl = 0;
+};
+
+// The offset just past the question section, or 0 when it runs past the end.
+size_t skipQuestions(std::span<const uint8_t> message);
+
+// Calls visit(const RecordSpan&) for every record of the answer, authority and additional
+// sections, which start at `offset`. False when a record runs past the end or visit says stop.
+template <typename Visit>
+bool forEachRecord(std::span<const uint8_t> message, size_t offset, Visit&& visit) {
+  if (message.size() < kHeaderSize) return false;
+  const uint16_t counts[3] = {readU16(message.data() + 6), readU16(message.data() + 8),
+                              readU16(message.data() + 10)};
+  for (int section = 0; section < 3; ++section) {
+    for (uint16_t i = 0; i < counts[section]; ++i) {
+      RecordSpan record{section, offset, skipName(message, offset), 0, 0, 0};
+      if (record.fixed == 0 || record.fixed + 10 > message.size()) return false;
+      record.type = readU16(message.data() + record.fixed);
+      record.ttl = readU32(message.data() + record.fixed + 4);
+      record.end = record.fixed + 10 + readU16(message.data() + record.fixed + 8);
+      if (record.end > message.size() || !visit(record)) return false;
+      offset = record.end;
+    }
+  }
+  return true;
+}
 
 // Checks that a whole message (header, question, every record) lies within its bounds, and returns
 // a copy without its OPT records (ARCOUNT adjusted); empty when it is malformed. For upstream

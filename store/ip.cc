@@ -23,6 +23,21 @@ std::optional<IpAddress> IpAddress::parse(std::string_view text) {
   return std::nullopt;
 }
 
+bool IpAddress::isUnspecified() const {
+  for (size_t i = 0; i < size(); ++i) {
+    if (bytes[i] != 0) return false;
+  }
+  return true;
+}
+
+bool IpAddress::isLoopback() const {
+  if (isV4()) return bytes[0] == 127;
+  for (size_t i = 0; i < 15; ++i) {
+    if (bytes[i] != 0) return false;
+  }
+  return bytes[15] == 1;
+}
+
 std::string IpAddress::toString() const {
   char buffer[INET6_ADDRSTRLEN] = {};
   inet_ntop(isV4() ? AF_INET : AF_INET6, bytes.data(), buffer, sizeof buffer);

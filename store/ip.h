@@ -18,6 +18,10 @@ struct IpAddress {
   static std::optional<IpAddress> parse(std::string_view text);
   std::string toString() const;
   bool isV4() const { return family == Family::kV4; }
+  // 0.0.0.0 or ::, a listener's "every address".
+  bool isUnspecified() const;
+  // 127.0.0.0/8 or ::1.
+  bool isLoopback() const;
   size_t size() const { return isV4() ? 4 : 16; }
   auto operator<=>(const IpAddress&) const = default;
 };

@@ -420,10 +420,8 @@ class DnsEndToEnd(unittest.TestCase):
         self.assertEqual(self.dig("late.default.svc.cluster.local", "A")["status"], "NXDOMAIN")
         subprocess.run([BIN, "apply", "--db", self.db, "-f", manifest], check=True,
                        capture_output=True)
-        committed = time.monotonic()
         wait_for(lambda: self.dig("late.default.svc.cluster.local", "A")["status"] == "NOERROR",
                  5, "the new Service in DNS")
-        self.assertLess(time.monotonic() - committed, 5)
         self.assertEqual(self.dig("77.0.96.10.in-addr.arpa", "PTR")["sections"]["ANSWER"],
                          [("77.0.96.10.in-addr.arpa.", "PTR", "late.default.svc.cluster.local.")])
         subprocess.run([BIN, "delete", "--db", self.db, "svc", "late"], check=True,

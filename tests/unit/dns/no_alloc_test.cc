@@ -61,7 +61,9 @@ TEST(NoAllocationTest, AuthoritativeAndCachedAnswersAllocateNothing) {
   upstream[7] = 1;
   upstream[11] = 0;
   upstream.insert(upstream.end(), {0xC0, 12, 0, 1, 0, 1, 0, 0, 1, 0, 0, 4, 192, 0, 2, 1});
-  cache.insert(parseQuery(forwarded), upstream);
+  std::array<uint8_t, kServerUdpSize> scratch;
+  bool relayed_truncated = false;
+  cache.relay(parseQuery(forwarded), upstream, scratch, scratch.size(), &relayed_truncated);
 
   std::vector<std::vector<uint8_t>> queries = {
       makeQuery("web.default.svc.cluster.local", kTypeA, 1232),

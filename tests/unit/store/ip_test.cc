@@ -16,6 +16,16 @@ TEST(IpAddressTest, ParsesAndPrintsBothFamilies) {
   EXPECT_EQ(v6->toString(), "fd00::a");
 }
 
+TEST(IpAddressTest, KnowsUnspecifiedAndLoopbackAddresses) {
+  EXPECT_TRUE(IpAddress::parse("0.0.0.0")->isUnspecified());
+  EXPECT_TRUE(IpAddress::parse("::")->isUnspecified());
+  EXPECT_FALSE(IpAddress::parse("0.0.0.1")->isUnspecified());
+  EXPECT_TRUE(IpAddress::parse("127.0.0.53")->isLoopback());
+  EXPECT_TRUE(IpAddress::parse("::1")->isLoopback());
+  EXPECT_FALSE(IpAddress::parse("::2")->isLoopback());
+  EXPECT_FALSE(IpAddress::parse("10.0.0.1")->isLoopback());
+}
+
 TEST(IpAddressTest, RejectsGarbage) {
   for (const char* text :
        {"", "10.0.0", "10.0.0.256", "abc", "10.0.0.1/32", " 10.0.0.1", "1::2::3"}) {
