@@ -110,16 +110,16 @@ void Forwarder::shutdown() {
 }
 
 void Forwarder::submit(std::unique_ptr<ForwardJob> job) {
-  asio::post(context_, [this, job = std::shared_ptr<ForwardJob>(std::move(job))]() mutable {
-    start(std::make_unique<ForwardJob>(std::move(*job)));
-  });
+  // A handler must be copyable, so the job travels as a shared_ptr.
+  asio::post(context_, [this, job = std::shared_ptr<ForwardJob>(std::move(job))] { start(job); });
 }
 
-void Forwarder::start(std::unique_ptr<ForwardJob> job) {
+void Forwarder::start(std::shared_ptr<ForwardJob> job) {
   std::array<uint8_t, 512> refusal;
   if (options_.upstreams.empty() || in_flight_ >= options_.max_concurrent) {
     bool over_limit = !options_.upstreams.empty();
     if (over_limit) counters_.refused_over_limit.fetch_add(1, std::memory_order_relaxed);
+    if (!job->alias_answer.empty()) return job->reply(job->alias_answer);  // the CNAME alone
     size_t length = writeError(job->query, over_limit ? kRefused : kServFail, true, refusal);
     job->reply(std::span(refusal.data(), length));
     return;

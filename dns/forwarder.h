@@ -69,9 +69,9 @@ class Forwarder {
   struct Watch;
   struct InFlight {
     Forwarder* self;
-    std::unique_ptr<ForwardJob> job;
+    std::shared_ptr<ForwardJob> job;
   };
-  void start(std::unique_ptr<ForwardJob> job);
+  void start(std::shared_ptr<ForwardJob> job);
   void finish(ForwardJob& job, std::span<const uint8_t> upstream);
   void onSocketState(ares_socket_t fd, bool readable, bool writable);
   void arm(const std::shared_ptr<Watch>& watch, bool for_read);

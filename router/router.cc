@@ -32,7 +32,8 @@ Router::Router(RouterOptions options, RouterTiming timing, LogFunction log,
     : options_(std::move(options)),
       timing_(timing),
       log_(std::move(log)),
-      writer_(writer ? std::move(writer) : std::make_unique<IptcTableWriter>()) {}
+      writer_(writer ? std::move(writer) : std::make_unique<IptcTableWriter>()),
+      test_pause_between_tables_(testPauseBetweenTables()) {}
 
 Router::~Router() { stop(false); }
 
@@ -104,7 +105,9 @@ bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& fa
                (stats.committed ? " (read " + millis(stats.init_ms) + " ms, commit " +
                                       millis(stats.commit_ms) + " ms)"
                                 : " (unchanged)");
-    if (table == &desired.nat) std::this_thread::sleep_for(testPauseBetweenTables());
+    if (table == &desired.nat && test_pause_between_tables_.count() > 0) {
+      std::this_thread::sleep_for(test_pause_between_tables_);
+    }
   }
   // Only after the rules changed: deleting the flows earlier would let them re-form the old way.
   auto stale = staleUdpFlows(applied_udp_, desired.udp_ports);
@@ -149,7 +152,6 @@ void Router::run(bool retry_first) {
     wakeup_.wait_until(lock, wake_at);
     if (stopping_) break;
     now = Clock::now();
-    store::SnapshotPtr snapshot = latest_;
     lock.unlock();
     if (now >= next_canary) {
       next_canary = now + timing_.canary_interval;
@@ -168,7 +170,7 @@ void Router::run(bool retry_first) {
                now >= retry_at;
     if (!due) continue;
     pending_ = false;
-    snapshot = latest_;
+    store::SnapshotPtr snapshot = latest_;
     lock.unlock();
     if (!snapshot) {
       lock.lock();

@@ -60,6 +60,7 @@ class Router {
   RouterTiming timing_;
   LogFunction log_;
   std::unique_ptr<TableWriter> writer_;  // one thread at a time: start(), then run()
+  std::chrono::milliseconds test_pause_between_tables_;  // tests only: see router.cc
   std::vector<UdpServicePort> applied_udp_;
   size_t reported_ipv6_ = 0;  // logged once per change, not on every sync
 
