@@ -85,8 +85,11 @@ void setMeta(Connection& db, const std::string& key, const std::string& value) {
       .run();
 }
 
+// Every commit that changes objects bumps the generation and records when it committed, so a
+// snapshot can tell how long its change took to reach DNS answers and rules.
 void bumpGeneration(Connection& db) {
   db.exec("UPDATE meta SET value = value + 1 WHERE key = 'generation'");
+  setMeta(db, "committed_ms", std::to_string(nowMs()));
 }
 
 // The CIDR this registry allocates from. The first allocating command records it; later ones
@@ -114,9 +117,20 @@ Result<Cidr> serviceCidrFor(Connection& db, const CidrChoice& choice) {
   return *stored;
 }
 
-Readiness initialReadiness(const Pod& pod, int64_t now) {
-  if (pod.readiness_probe) return Readiness{false, "awaiting first readiness probe", now};
-  return Readiness{true, "no readinessProbe", now};
+const char* defaultProbeName(DefaultProbe probe) {
+  return probe == DefaultProbe::kTcp ? "tcp" : "none";
+}
+
+// Set by `serve --default-probe`; a registry no serve has run on has none.
+DefaultProbe storedDefaultProbe(Connection& db) {
+  return metaValue(db, "default_probe") == std::optional<std::string>("tcp") ? DefaultProbe::kTcp
+                                                                           : DefaultProbe::kNone;
+}
+
+Readiness initialReadiness(const Pod& pod, int64_t now, DefaultProbe default_probe) {
+  if (pod.readiness_probe) return Readiness{false, kAwaitingProbe, now};
+  if (default_probe == DefaultProbe::kTcp) return Readiness{false, kAwaitingDefaultProbe, now};
+  return Readiness{true, kNoReadinessProbe, now};
 }
 
 // What a probe sees; if any of it changes, earlier verdicts no longer apply.
@@ -130,6 +144,7 @@ struct ApplyContext {
   Connection& db;
   ClusterIpAllocator& allocator;
   int64_t now;
+  DefaultProbe default_probe;
 };
 
 Result<Change> applyService(ApplyContext& context, Service service) {
@@ -179,15 +194,16 @@ Result<Change> applyPod(ApplyContext& context, Pod pod) {
   auto existing = rows::loadPods(context.db, filterFor(pod.namespace_name, pod.name));
   if (existing.empty()) {
     pod.created_ms = context.now;
-    pod.readiness = initialReadiness(pod, context.now);
+    pod.readiness = initialReadiness(pod, context.now, context.default_probe);
     rows::writePod(context.db, 0, pod);
     return Change{ref, Change::Action::kCreated, {}};
   }
   int64_t id = existing.ids.front();
   auto& old = existing.objects.front();
   pod.created_ms = old.created_ms;
-  pod.readiness =
-      probedShape(pod) == probedShape(old) ? old.readiness : initialReadiness(pod, context.now);
+  pod.readiness = probedShape(pod) == probedShape(old)
+                      ? old.readiness
+                      : initialReadiness(pod, context.now, context.default_probe);
   if (pod == old) return Change{ref, Change::Action::kUnchanged, {}};
   rows::writePod(context.db, id, pod);
   return Change{ref, Change::Action::kConfigured, {}};
@@ -438,7 +454,7 @@ Result<std::vector<Change>> Registry::apply(const std::vector<Object>& objects,
       }
       allocator.markUsed(*service->cluster_ip);
     }
-    ApplyContext context{db, allocator, nowMs()};
+    ApplyContext context{db, allocator, nowMs(), storedDefaultProbe(db)};
     std::vector<Change> changes;
     bool changed = false;
     for (size_t i = 0; i < objects.size(); ++i) {
@@ -517,23 +533,43 @@ Result<std::vector<Change>> Registry::remove(const std::vector<ObjectRef>& refs)
 
 Result<bool> Registry::setPodReadiness(const std::string& namespace_name, const std::string& name,
                                        const Readiness& readiness) {
+  auto changed = setPodReadiness({ReadinessUpdate{namespace_name, name, readiness}});
+  if (!changed) return changed.error();
+  return *changed > 0;
+}
+
+Result<size_t> Registry::setPodReadiness(const std::vector<ReadinessUpdate>& updates) {
   try {
     Connection& db = *connection_;
     Transaction transaction(db, Transaction::Mode::kWrite);
-    auto& update = db.prepare(
-        "UPDATE pods SET ready = ?3, ready_reason = ?4, ready_changed_ms = ?5, "
-        "revision = (SELECT value + 1 FROM meta WHERE key = 'generation') "
-        "WHERE namespace = ?1 AND name = ?2 AND (ready != ?3 OR ready_reason != ?4)");
-    update.bind(1, namespace_name)
-        .bind(2, name)
-        .bind(3, int64_t{readiness.ready})
-        .bind(4, readiness.reason)
-        .bind(5, readiness.changed_ms)
-        .run();
-    bool changed = sqlite3_changes(db.handle()) > 0;
-    if (changed) bumpGeneration(db);
+    size_t changed = 0;
+    for (const auto& entry : updates) {
+      auto& update = db.prepare(
+          "UPDATE pods SET ready = ?3, ready_reason = ?4, ready_changed_ms = ?5, "
+          "revision = (SELECT value + 1 FROM meta WHERE key = 'generation') "
+          "WHERE namespace = ?1 AND name = ?2 AND (ready != ?3 OR ready_reason != ?4)");
+      update.bind(1, entry.namespace_name)
+          .bind(2, entry.name)
+          .bind(3, int64_t{entry.readiness.ready})
+          .bind(4, entry.readiness.reason)
+          .bind(5, entry.readiness.changed_ms)
+          .run();
+      changed += static_cast<size_t>(sqlite3_changes(db.handle()));
+    }
+    if (changed > 0) bumpGeneration(db);
     transaction.commit();
     return changed;
+  } catch (const SqliteError& error) {
+    return fromSqlite(error, path());
+  }
+}
+
+Status Registry::setDefaultProbe(DefaultProbe probe) {
+  try {
+    Transaction transaction(*connection_, Transaction::Mode::kWrite);
+    setMeta(*connection_, "default_probe", defaultProbeName(probe));
+    transaction.commit();
+    return Ok{};
   } catch (const SqliteError& error) {
     return fromSqlite(error, path());
   }
@@ -544,6 +580,7 @@ Result<SnapshotPtr> Registry::loadSnapshot() {
     Connection& db = *connection_;
     Transaction transaction(db, Transaction::Mode::kRead);
     uint64_t version = std::stoull(metaValue(db, "generation").value_or("0"));
+    int64_t committed_ms = std::stoll(metaValue(db, "committed_ms").value_or("0"));
     std::optional<Cidr> cidr;
     if (auto text = metaValue(db, "service_cidr")) cidr = Cidr::parse(*text);
     auto service_rows = refreshRows(db, "services", cache_->services, [&](const auto& filter) {
@@ -563,7 +600,8 @@ Result<SnapshotPtr> Registry::loadSnapshot() {
     for (const auto& service : service_rows) services.push_back(*service);
     auto entries = resolveEndpoints(std::move(services), pods, sets);
     auto snapshot = std::make_shared<const Snapshot>(version, cidr, std::move(entries),
-                                                     std::move(pods), std::move(sets));
+                                                     std::move(pods), std::move(sets),
+                                                     committed_ms);
     // Cached Services point into the snapshot that holds them (an aliasing shared_ptr), so each
     // Service is kept once, not once in the cache and again in the snapshot.
     for (auto& [id, row] : cache_->services) {

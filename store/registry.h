@@ -42,6 +42,20 @@ struct Change {
 };
 const char* actionName(Change::Action action);
 
+// What `serve --default-probe` does to pods without a readinessProbe; recorded in the registry so
+// that such pods are registered not ready while a serve probes them.
+enum class DefaultProbe : uint8_t { kNone, kTcp };
+
+inline constexpr const char* kNoReadinessProbe = "no readinessProbe";
+inline constexpr const char* kAwaitingProbe = "awaiting first readiness probe";
+inline constexpr const char* kAwaitingDefaultProbe = "awaiting first default probe";
+
+struct ReadinessUpdate {
+  std::string namespace_name;
+  std::string name;
+  Readiness readiness;
+};
+
 // Which service CIDR a command asked for; an explicit one must agree with the registry's.
 struct CidrChoice {
   std::optional<Cidr> requested;  // --service-cidr / SVCBOX_SERVICE_CIDR / config file
@@ -74,6 +88,10 @@ class Registry {
   // Records a prober's verdict; a write happens only when readiness really changes.
   Result<bool> setPodReadiness(const std::string& namespace_name, const std::string& name,
                                const Readiness& readiness);
+  // Several verdicts in one transaction; returns how many pods changed.
+  Result<size_t> setPodReadiness(const std::vector<ReadinessUpdate>& updates);
+  // Pods applied from now on start not ready ("awaiting first default probe") under kTcp.
+  Status setDefaultProbe(DefaultProbe probe);
 
   // The whole registry in one read transaction. Rows unchanged since this handle's previous
   // snapshot are shared with it, not read again.

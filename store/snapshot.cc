@@ -199,8 +199,9 @@ std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
 
 Snapshot::Snapshot(uint64_t version, std::optional<Cidr> service_cidr,
                    std::vector<ServiceEntry> services, std::vector<PodPtr> pods,
-                   std::vector<EndpointSet> endpoint_sets)
+                   std::vector<EndpointSet> endpoint_sets, int64_t committed_ms)
     : version_(version),
+      committed_ms_(committed_ms),
       service_cidr_(std::move(service_cidr)),
       services_(std::move(services)),
       pods_(std::move(pods)),

@@ -36,13 +36,16 @@ std::vector<PodPtr> sharePods(std::vector<Pod> pods);
 class Snapshot {
  public:
   Snapshot(uint64_t version, std::optional<Cidr> service_cidr, std::vector<ServiceEntry> services,
-           std::vector<PodPtr> pods, std::vector<EndpointSet> endpoint_sets);
+           std::vector<PodPtr> pods, std::vector<EndpointSet> endpoint_sets,
+           int64_t committed_ms = 0);
   Snapshot(uint64_t version, std::optional<Cidr> service_cidr, std::vector<ServiceEntry> services,
-           std::vector<Pod> pods, std::vector<EndpointSet> endpoint_sets)
+           std::vector<Pod> pods, std::vector<EndpointSet> endpoint_sets, int64_t committed_ms = 0)
       : Snapshot(version, std::move(service_cidr), std::move(services), sharePods(std::move(pods)),
-                 std::move(endpoint_sets)) {}
+                 std::move(endpoint_sets), committed_ms) {}
 
   uint64_t version() const { return version_; }
+  // Wall-clock time (ms since the epoch) of the commit that made this version; 0 when unknown.
+  int64_t committedMs() const { return committed_ms_; }
   const std::optional<Cidr>& serviceCidr() const { return service_cidr_; }
   // Sorted by (namespace, name).
   const std::vector<ServiceEntry>& services() const { return services_; }
@@ -57,6 +60,7 @@ class Snapshot {
 
  private:
   uint64_t version_;
+  int64_t committed_ms_;
   std::optional<Cidr> service_cidr_;
   std::vector<ServiceEntry> services_;
   std::vector<PodPtr> pods_;

@@ -183,6 +183,35 @@ TEST_F(RegistryTest, PodReadinessFollowsTheProbeRules) {
   EXPECT_FALSE(snapshot()->findPod("default", "probed")->readiness.ready);
 }
 
+TEST_F(RegistryTest, UnderTheDefaultTcpProbePodsWithoutAProbeStartNotReady) {
+  apply({pod("before", "10.0.0.1")});
+  ASSERT_TRUE(registry_->setDefaultProbe(DefaultProbe::kTcp));
+  apply({pod("after", "10.0.0.2")});
+  EXPECT_TRUE(snapshot()->findPod("default", "before")->readiness.ready);
+  const auto& after = snapshot()->findPod("default", "after")->readiness;
+  EXPECT_FALSE(after.ready);
+  EXPECT_EQ(after.reason, kAwaitingDefaultProbe);
+  ASSERT_TRUE(registry_->setDefaultProbe(DefaultProbe::kNone));
+  apply({pod("later", "10.0.0.3")});
+  EXPECT_EQ(snapshot()->findPod("default", "later")->readiness.reason, kNoReadinessProbe);
+}
+
+TEST_F(RegistryTest, ReadinessVerdictsCommitTogetherAndStampTheSnapshot) {
+  apply({pod("a", "10.0.0.1"), pod("b", "10.0.0.2")});
+  auto before = snapshot();
+  EXPECT_GT(before->committedMs(), 0);
+  std::vector<ReadinessUpdate> updates = {{"default", "a", Readiness{false, "probe failed", 7}},
+                                          {"default", "b", Readiness{false, "probe failed", 7}},
+                                          {"default", "gone", Readiness{false, "x", 7}}};
+  EXPECT_EQ(*registry_->setPodReadiness(updates), 2u);
+  auto after = snapshot();
+  EXPECT_EQ(after->version(), before->version() + 1);
+  EXPECT_GE(after->committedMs(), before->committedMs());
+  EXPECT_FALSE(after->findPod("default", "b")->readiness.ready);
+  EXPECT_EQ(*registry_->setPodReadiness(updates), 0u);
+  EXPECT_EQ(snapshot()->version(), after->version());
+}
+
 TEST_F(RegistryTest, EndpointSetsRoundTrip) {
   auto service = web("db");
   service.selector.reset();

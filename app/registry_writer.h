@@ -1,0 +1,53 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "store/registry.h"
+
+namespace svcbox::app {
+
+// serve's one writing connection to the registry, shared by the prober and the admin API. The
+// watcher reads on a connection of its own; after each commit it is woken so the change reaches
+// DNS and the rules without waiting for the next poll.
+class RegistryWriter {
+ public:
+  RegistryWriter(std::unique_ptr<store::Registry> registry, store::CidrChoice cidr,
+                 std::function<void()> on_commit)
+      : registry_(std::move(registry)), cidr_(std::move(cidr)), on_commit_(std::move(on_commit)) {}
+
+  store::Result<std::vector<store::Change>> apply(const std::vector<store::Object>& objects,
+                                                  size_t* failed_object = nullptr) {
+    return committed(locked([&] { return registry_->apply(objects, cidr_, failed_object); }));
+  }
+  store::Result<std::vector<store::Change>> remove(const std::vector<store::ObjectRef>& refs) {
+    return committed(locked([&] { return registry_->remove(refs); }));
+  }
+  store::Result<size_t> setReadiness(const std::vector<store::ReadinessUpdate>& updates) {
+    return committed(locked([&] { return registry_->setPodReadiness(updates); }));
+  }
+  store::Status setDefaultProbe(store::DefaultProbe probe) {
+    return locked([&] { return registry_->setDefaultProbe(probe); });
+  }
+
+ private:
+  template <typename Function>
+  auto locked(Function function) {
+    std::lock_guard lock(mutex_);
+    return function();
+  }
+  template <typename T>
+  store::Result<T> committed(store::Result<T> result) {
+    if (result && on_commit_) on_commit_();
+    return result;
+  }
+
+  std::mutex mutex_;
+  std::unique_ptr<store::Registry> registry_;
+  store::CidrChoice cidr_;
+  std::function<void()> on_commit_;
+};
+
+}  // namespace svcbox::app
