@@ -76,11 +76,14 @@ void addRouterFlags(CLI::App& command, RouterFlags& flags) {
       ->default_str("true");
   command.add_option("--sync-period", flags.sync_period,
                      "Full resync interval, e.g. 30s (default)");
+  command.add_option("--proxy-bind", flags.proxy_bind,
+                     "Address the userspace proxy mode binds its listeners to");
 }
 
 std::vector<std::string> withRouterSettingNames(std::vector<std::string> names) {
   for (const char* name :
-       {"proxy-mode", "cluster-cidr", "masquerade-all", "cleanup-on-exit", "sync-period"}) {
+       {"proxy-mode", "cluster-cidr", "masquerade-all", "cleanup-on-exit", "sync-period",
+        "proxy-bind"}) {
     names.push_back(name);
   }
   return names;
@@ -90,6 +93,12 @@ RouterSettings resolveRouterSettings(Settings& settings, const RouterFlags& flag
   RouterSettings out;
   out.proxy_mode = settings.resolve("proxy-mode", flags.proxy_mode, "auto");
   const auto& mode = out.proxy_mode.value;
+  if (mode == "userspace") {
+    throw CommandError(kExitUserError,
+                       out.proxy_mode.source +
+                           ": --proxy-mode userspace is not available in this version of svcbox; "
+                           "use iptables (needs CAP_NET_ADMIN) or none (DNS only)");
+  }
   if (mode != "iptables" && mode != "none" && mode != "auto") {
     throw CommandError(kExitUserError, out.proxy_mode.source +
                                            ": --proxy-mode must be iptables, none or auto, not \"" +
@@ -112,6 +121,14 @@ RouterSettings resolveRouterSettings(Settings& settings, const RouterFlags& flag
       settings.resolve("masquerade-all", flags.masquerade_all, "false"), "masquerade-all");
   out.cleanup_on_exit = parseBool(
       settings.resolve("cleanup-on-exit", flags.cleanup_on_exit, "false"), "cleanup-on-exit");
+  if (auto bind = settings.find("proxy-bind", flags.proxy_bind)) {
+    out.proxy_bind = store::IpAddress::parse(bind->value);
+    if (!out.proxy_bind) {
+      throw CommandError(kExitUserError, bind->source + ": --proxy-bind must be an IP address "
+                                                        "such as 127.0.0.1, not \"" +
+                                             bind->value + "\"");
+    }
+  }
   out.timing.sync_period =
       parseDuration(settings.resolve("sync-period", flags.sync_period, "30s"), "sync-period");
   return out;

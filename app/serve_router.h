@@ -18,10 +18,13 @@ struct RouterFlags {
   std::optional<std::string> masquerade_all;
   std::optional<std::string> cleanup_on_exit;
   std::optional<std::string> sync_period;
+  std::optional<std::string> proxy_bind;
 };
 
 struct RouterSettings {
   Setting proxy_mode;  // "iptables", "none" or "auto"
+  // Where the userspace proxy binds its listeners; kept for that mode (it is not built yet).
+  std::optional<store::IpAddress> proxy_bind;
   router::RouterOptions options;
   router::RouterTiming timing;
   bool cleanup_on_exit = false;

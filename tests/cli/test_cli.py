@@ -2,7 +2,9 @@
 
 Run through ctest (which sets SVCBOX_BIN and SVCBOX_EXAMPLES) or by hand:
   SVCBOX_BIN=build/release/app/svcbox SVCBOX_EXAMPLES=examples python3 -m unittest -v test_cli
-These tests only touch files under a temporary folder: no network, no netfilter.
+These tests touch files under a temporary folder. `serve` with pods runs inside a network
+namespace the test makes with nothing but loopback (its prober sends packets to the pods'
+addresses, which must not leave the machine), and writes no netfilter rule (--proxy-mode none).
 """
 
 import json
@@ -15,10 +17,12 @@ import subprocess
 import tempfile
 import time
 import unittest
+import uuid
 
 BIN = os.path.abspath(os.environ.get("SVCBOX_BIN", "../../build/release/app/svcbox"))
 EXAMPLES = os.path.abspath(os.environ.get("SVCBOX_EXAMPLES", "../../examples"))
 SEED = os.path.join(EXAMPLES, "service-test.yaml")
+IN_CI = os.environ.get("CI") == "true"
 
 
 def read_seed():
@@ -417,15 +421,41 @@ class DurabilityTest(CliTestCase):
 
 
 class ServeTest(CliTestCase):
+    def setUp(self):
+        super().setUp()
+        self.netns = None
+
+    def tearDown(self):
+        super().tearDown()
+        if self.netns:
+            subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, timeout=30)
+
+    def isolated(self):
+        """A network namespace with only loopback: whatever serve sends to a pod goes nowhere."""
+        if self.netns:
+            return ["ip", "netns", "exec", self.netns]
+        if os.geteuid() != 0 or not shutil.which("ip"):
+            if IN_CI:
+                self.fail("serve tests need root and iproute2 for a network namespace")
+            self.skipTest("serve tests need root and iproute2 for a network namespace")
+        name = "sbc" + uuid.uuid4().hex[:8]
+        subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=30)
+        self.netns = name
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True,
+                       capture_output=True, timeout=30)
+        routes = subprocess.run(["ip", "netns", "exec", name, "ip", "route", "show"], check=True,
+                                capture_output=True, text=True, timeout=30).stdout
+        self.assertEqual(routes.strip(), "", "the serve namespace must have no route")
+        return ["ip", "netns", "exec", name]
+
     def start_serve(self, *args):
         log_path = os.path.join(self.dir, f"serve-{len(self.processes)}.log")
         log = open(log_path, "w")
-        # Safety: these tests run in the host's network namespace, so serve writes no netfilter
-        # rule, answers DNS on a free loopback port, and has an upstream nothing asks.
-        dns = ["--dns-listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9"]
-        process = subprocess.Popen([BIN, "serve", "--proxy-mode", "none", *dns, *args], env=self.env,
-                                   stdout=log,
-                                   stderr=subprocess.STDOUT)
+        # DNS and the admin API on free loopback ports, an upstream nothing asks, no rules.
+        local = ["--dns-listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--admin-listen",
+                 "127.0.0.1:0"]
+        process = subprocess.Popen([*self.isolated(), BIN, "serve", "--proxy-mode", "none", *local,
+                                    *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.processes.append(process)
         return process, log_path
@@ -455,7 +485,8 @@ class ServeTest(CliTestCase):
         self.wait_for_log(log, "endpoints default/service-test: -10.0.2.2:8080")
 
         # One serve per registry, and it says which one runs.
-        second = subprocess.run([BIN, "serve", "--proxy-mode", "none"], env=self.env, capture_output=True, text=True, timeout=10)
+        second = subprocess.run([*self.isolated(), BIN, "serve", "--proxy-mode", "none"], env=self.env,
+                                capture_output=True, text=True, timeout=10)
         self.assertEqual(second.returncode, 1)
         self.assertIn(f"another svcbox serve (pid {process.pid}) already owns the registry", second.stderr)
 
@@ -489,6 +520,53 @@ class ServeTest(CliTestCase):
         for args, message in cases:
             with self.subTest(args=args):
                 self.assertIn(message, self.fails("serve", "--proxy-mode", "none", *args))
+
+    def serve_fails(self, *args, env=None, timeout=30, admin=True):
+        local = ["--dns-listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9"]
+        local += ["--admin-listen", "127.0.0.1:0"] if admin else []
+        result = subprocess.run([BIN, "serve", "--proxy-mode", "none", *local, *args],
+                                env=env or self.env, capture_output=True, text=True, timeout=timeout)
+        self.assertNotEqual(result.returncode, 0, result.stderr)
+        return result.stderr
+
+    def test_a_corrupt_registry_at_start_is_a_clear_error(self):
+        with open(self.db, "wb") as f:
+            f.write(b"this is not a database" * 100)
+        self.assertIn(f"{self.db} is not a usable svcbox registry", self.serve_fails())
+
+    def test_a_locked_registry_at_start_is_a_clear_error(self):
+        self.ok("get", "svc")  # creates nothing
+        with sqlite3.connect(self.db, isolation_level=None) as holder:
+            holder.execute("CREATE TABLE IF NOT EXISTS t (x)")
+            holder.execute("BEGIN EXCLUSIVE")
+            started = time.monotonic()
+            message = self.serve_fails(timeout=60)
+            holder.execute("ROLLBACK")
+        self.assertIn("registry busy", message)
+        self.assertLess(time.monotonic() - started, 30)
+
+    def test_an_unreadable_registry_at_start_is_a_clear_error(self):
+        if os.geteuid() != 0 or not shutil.which("setpriv"):
+            if IN_CI:
+                self.fail("this test drops root with setpriv")
+            self.skipTest("needs root to drop privileges with setpriv")
+        self.ok("apply", "-f", SEED)
+        os.chmod(self.db, 0o600)  # root's file; nobody may not read it
+        os.chmod(self.dir, 0o755)
+        result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                 BIN, "serve", "--proxy-mode", "none", "--dns-listen",
+                                 "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+                                env=self.env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn(self.db, result.stderr)
+        self.assertRegex(result.stderr, "(?i)(permission denied|unable to open|readonly|read-only)")
+
+    def test_serve_flags_name_what_is_wrong(self):
+        self.assertIn('--default-probe (flag --default-probe): "http": must be tcp or none',
+                      self.serve_fails("--default-probe", "http"))
+        self.assertIn('--proxy-bind must be an IP address such as 127.0.0.1, not "here"',
+                      self.serve_fails("--proxy-bind", "here"))
+        self.assertIn("--admin-listen", self.serve_fails("--admin-listen", "localhost", admin=False))
 
     def test_a_taken_dns_port_is_a_clear_error(self):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:

@@ -240,7 +240,10 @@ class DnsEndToEnd(unittest.TestCase):
     def serve(cls, args, listen, db=None):
         log_path = os.path.join(cls.dir, f"serve-{len(cls.serve_logs)}.log")
         with open(log_path, "w") as log:
-            cls.ns.start(BIN, "serve", "--proxy-mode", "none", "--db", db or cls.new_registry(),
+            # The registries hold pods at made-up addresses: no default probe, so headless
+            # answers keep every endpoint (tests/serve covers readiness).
+            cls.ns.start(BIN, "serve", "--proxy-mode", "none", "--default-probe", "none",
+                         "--admin-listen", "127.0.0.1:0", "--db", db or cls.new_registry(),
                          *args, log=log)
         cls.serve_logs.append(log_path)
 

@@ -207,9 +207,11 @@ class RouterTestCase(unittest.TestCase):
     def serve(self, *args, env=None):
         type(self).serve_logs += 1
         log = os.path.join(self.dir, f"serve-{self.serve_logs}.log")
-        # DNS on a free port of the node's loopback; these tests are about the rules.
+        # DNS and the admin API on free ports of the node's loopback, and no default probe: these
+        # tests are about the rules (tests/serve covers readiness).
         process = self.topo.start(self.topo.node, BIN, "serve", "--proxy-mode", "iptables",
                                   "--dns-listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9",
+                                  "--admin-listen", "127.0.0.1:0", "--default-probe", "none",
                                   *args, env=env or self.env, log=log)
         self.serves.append(process)
         return process, log
@@ -491,7 +493,8 @@ spec: {{selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
                 os.chown(os.path.join(private, name), 65534, 65534)
             env = dict(self.env, SVCBOX_DB=os.path.join(private, "registry.db"))
             nobody = ["ip", "netns", "exec", self.topo.node, "setpriv", "--reuid=65534", "--regid=65534",
-                      "--clear-groups", binary, "serve", "--dns-listen", "127.0.0.1:0"]
+                      "--clear-groups", binary, "serve", "--dns-listen", "127.0.0.1:0",
+                      "--admin-listen", "127.0.0.1:0", "--default-probe", "none"]
             result = subprocess.run(nobody + ["--proxy-mode", "iptables"], env=env, capture_output=True,
                                     text=True, timeout=30)
             self.assertEqual(result.returncode, 1, result.stderr)

@@ -1,0 +1,53 @@
+#include "app/serve_health.h"
+
+#include <spdlog/spdlog.h>
+
+#include "app/common.h"
+#include "app/log.h"
+
+namespace svcbox::app {
+
+void addHealthFlags(CLI::App& command, HealthFlags& flags) {
+  command.add_option("--default-probe", flags.default_probe,
+                     "tcp (default): pods without a readinessProbe are probed by TCP connect to "
+                     "the ports their Services target; none: they are ready as registered");
+}
+
+std::vector<std::string> healthSettingNames() { return {"default-probe"}; }
+
+store::DefaultProbe resolveDefaultProbe(Settings& settings, const HealthFlags& flags) {
+  auto setting = settings.resolve("default-probe", flags.default_probe, "tcp");
+  if (setting.value == "tcp") return store::DefaultProbe::kTcp;
+  if (setting.value == "none") return store::DefaultProbe::kNone;
+  throw CommandError(kExitUserError, "--default-probe (" + setting.source + "): \"" +
+                                         setting.value + "\": must be tcp or none");
+}
+
+std::unique_ptr<health::Prober> makeProber(store::DefaultProbe default_probe,
+                                           RegistryWriter& writer) {
+  health::ProberOptions options;
+  options.default_probe = default_probe;
+  auto write = [&writer](std::vector<store::ReadinessUpdate> updates) {
+    if (auto written = writer.setReadiness(updates); !written) {
+      // The next probe round finds the same verdicts unwritten and tries again.
+      logWarn("cannot record " + std::to_string(updates.size()) +
+              " readiness change(s): " + written.error().message);
+    }
+  };
+  auto log = [](health::LogLevel level, const std::string& message) {
+    switch (level) {
+      case health::LogLevel::kDebug:
+        spdlog::debug("prober: " + message);
+        break;
+      case health::LogLevel::kInfo:
+        logInfo("prober: " + message);
+        break;
+      case health::LogLevel::kWarn:
+        logWarn("prober: " + message);
+        break;
+    }
+  };
+  return std::make_unique<health::Prober>(options, write, log);
+}
+
+}  // namespace svcbox::app

@@ -1,0 +1,373 @@
+"""`svcbox serve` as one process, end to end: readiness probes, the admin API, kill -9 and
+restarts, writers beside it. Everything runs in network namespaces this test makes (see
+../../../shared/testing.md): svcbox in the node namespace with every rule, pods and a client in
+their own, nothing linked to the host's, and every traffic loop bounded.
+
+    [client 10.0.0.2] --veth-- [node 10.0.0.1: svcbox serve] --veth-- [pod1..3 10.244.N.2:8080]
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "router"))
+from topology import POD_IPS, Topology, run  # noqa: E402
+
+BIN = os.path.abspath(os.environ.get("SVCBOX_BIN", os.path.join(HERE, "../../build/release/app/svcbox")))
+IN_CI = os.environ.get("CI") == "true"
+POD_SERVER = os.path.join(HERE, "..", "router", "pod_server.py")
+CLIENT_LOOP = os.path.join(HERE, "client_loop.py")
+CLUSTER_IP = "10.96.0.10"
+
+
+def service(name="web", cluster_ip=CLUSTER_IP, port=80):
+    return f"""apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  clusterIP: {cluster_ip}
+  selector: {{app: web}}
+  ports: [{{name: http, port: {port}, targetPort: 8080}}]
+"""
+
+
+def pod(name, probe=None):
+    text = f"""apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, labels: {{app: web}}}}
+spec:
+  containers:
+  - name: main
+    image: any
+    ports: [{{name: http, containerPort: 8080}}]
+"""
+    if probe:
+        text += f"    readinessProbe: {probe}\n"
+    return text + f"status: {{podIP: {POD_IPS[name]}}}\n"
+
+
+def documents(*texts):
+    return "---\n".join(texts)
+
+
+class ServeTestCase(unittest.TestCase):
+    def setUp(self):
+        if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("iptables-legacy-save"):
+            if IN_CI:
+                self.fail("the serve e2e tests need root, iproute2 and iptables-legacy")
+            self.skipTest("needs root, iproute2 and iptables-legacy")
+        self.dir = tempfile.mkdtemp(prefix="svcbox-serve-")
+        os.chmod(self.dir, 0o755)
+        self.db = os.path.join(self.dir, "registry.db")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SVCBOX_")}
+        self.env["SVCBOX_DB"] = self.db
+        self.topo = Topology()
+        self.topo.up()
+        self.serves = []
+
+    def tearDown(self):
+        self.topo.down()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- helpers -------------------------------------------------------------------------------
+    def svcbox(self, *args, input=None):
+        result = self.topo.x(self.topo.node, BIN, *args, env=self.env, input=input, check=False)
+        self.assertEqual(result.returncode, 0, f"svcbox {args}: {result.stdout}{result.stderr}")
+        return result.stdout
+
+    def apply(self, text):
+        return self.svcbox("apply", "-f", "-", input=text)
+
+    def serve(self, *args):
+        log = os.path.join(self.dir, f"serve-{len(self.serves)}.log")
+        process = self.topo.start(self.topo.node, BIN, "serve", "--proxy-mode", "iptables",
+                                  "--dns-listen", "10.0.0.1:53", "--upstream", "127.0.0.1:9",
+                                  *args, env=self.env, log=log)
+        self.serves.append((process, log))
+        return process, log
+
+    def log_text(self, log):
+        with open(log) as f:
+            return f.read()
+
+    def wait_for(self, what, predicate, timeout=15, interval=0.05):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        logs = "".join(f"\n--- {log}\n{self.log_text(log)}" for _, log in self.serves)
+        self.fail(f"not within {timeout}s: {what}{logs}")
+
+    def http(self, path, method="GET", body=None, token=None, base="http://127.0.0.1:9153",
+             ns=None):
+        command = ["curl", "-sS", "--max-time", "5", "-X", method, "-w", "\n%{http_code}"]
+        if token:
+            command += ["-H", f"Authorization: Bearer {token}"]
+        if body is not None:
+            command += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
+        result = self.topo.x(ns or self.topo.node, *command, base + path, input=body, check=False)
+        text, _, code = result.stdout.rpartition("\n")
+        return int(code or 0), text
+
+    def wait_ready(self, base="http://127.0.0.1:9153", ns=None):
+        self.wait_for("/readyz says ready", lambda: self.http("/readyz", base=base, ns=ns)[0] == 200)
+
+    def tables(self):
+        """svcbox's lines of nat and filter, as iptables-legacy-save shows them."""
+        lines = []
+        for table in ("nat", "filter"):
+            listing = self.topo.x(self.topo.node, "iptables-legacy-save", "-t", table).stdout
+            lines += [f"{table} {line}" for line in listing.splitlines() if "SVCBOX" in line]
+        return lines
+
+    def nat(self):
+        return self.topo.x(self.topo.node, "iptables-legacy-save", "-t", "nat").stdout
+
+    def pods_in_rules(self):
+        return {name for name, ip in POD_IPS.items() if f"{ip}:8080" in self.nat()}
+
+    def traffic(self, mode, target, port, count, interval_ms):
+        return subprocess.Popen(["ip", "netns", "exec", self.topo.client, "python3", CLIENT_LOOP, mode,
+                                 target, str(port), str(count), str(interval_ms)],
+                                stdout=subprocess.PIPE, text=True)
+
+    def results(self, client, timeout=120):
+        out, _ = client.communicate(timeout=timeout)
+        rows = []
+        for line in out.splitlines():
+            start, end, outcome, detail = line.split(" ", 3)
+            rows.append((float(start), float(end), outcome == "ok", detail))
+        return rows
+
+    def curl_counts(self, url, count):
+        config = "".join(f'url = "{url}"\n' for _ in range(count))
+        out = subprocess.run(["ip", "netns", "exec", self.topo.client, "curl", "-sS", "--max-time", "3",
+                              "-K", "-"], input=config, capture_output=True, text=True,
+                             timeout=60 + count).stdout
+        counts = {}
+        for line in out.split():
+            counts[line] = counts.get(line, 0) + 1
+        return counts
+
+    def dig(self, *args):
+        return subprocess.run(["ip", "netns", "exec", self.topo.client, "dig", "@10.0.0.1", "+tries=1",
+                               "+time=3", *args], capture_output=True, text=True, timeout=30).stdout
+
+    def restart_pod(self, name):
+        ns = self.topo.pods[name]
+        self.topo.start(ns, "python3", POD_SERVER, name, "8080", "5353")
+
+
+class ReadinessTest(ServeTestCase):
+    def test_a_dead_pod_leaves_within_its_thresholds_and_new_connections_never_fail_after(self):
+        period, failures = 1, 2
+        probe = f"{{tcpSocket: {{port: http}}, periodSeconds: {period}, failureThreshold: {failures}}}"
+        self.apply(documents(service(), *[pod(name, probe) for name in POD_IPS]))
+        self.serve()
+        self.wait_ready()
+        self.wait_for("every probed pod in the rules", lambda: self.pods_in_rules() == set(POD_IPS))
+
+        client = self.traffic("http", CLUSTER_IP, 80, 250, 20)  # about 5 s, bounded
+        time.sleep(0.5)
+        killed_at = time.monotonic()
+        self.topo.kill(self.topo.processes[0], signal.SIGKILL)  # pod1's server: the first started
+        gone = self.wait_for("pod1 out of the rules", lambda: "pod1" not in self.pods_in_rules() and
+                             time.monotonic(), timeout=10, interval=0.01)
+        took = gone - killed_at
+        print(f"\n  dead pod out of the rules {took * 1000:.0f} ms after the kill "
+              f"(bound: failureThreshold x periodSeconds + 200 ms = {failures * period * 1000 + 200} ms)")
+        self.assertLessEqual(took, failures * period + 0.2)
+
+        rows = self.results(client)
+        after = [r for r in rows if r[0] >= gone]
+        self.assertGreater(len(after), 50)
+        self.assertEqual([r for r in after if not r[2]], [], "failed new connections after removal")
+        self.assertEqual({r[3] for r in after}, {"pod2", "pod3"})
+        reason = self.svcbox("get", "pod", "pod1")
+        self.assertIn("NotReady", reason)
+        self.assertIn("readiness probe failed", reason)
+
+        self.restart_pod("pod1")
+        self.wait_for("pod1 back in the rules", lambda: "pod1" in self.pods_in_rules(), timeout=10)
+        self.assertIn("pod1", self.curl_counts(f"http://{CLUSTER_IP}/", 60))
+
+    def test_http_probe_follows_the_status_code(self):
+        probe = "{httpGet: {path: /healthz, port: 8080}, periodSeconds: 1, failureThreshold: 1}"
+        self.apply(documents(service(), *[pod(name, probe) for name in POD_IPS]))
+        self.serve()
+        self.wait_for("every probed pod in the rules", lambda: self.pods_in_rules() == set(POD_IPS))
+        self.topo.x(self.topo.node, "curl", "-sS", "--max-time", "3", f"http://{POD_IPS['pod2']}:8080/fail")
+        self.wait_for("pod2 out after a 503", lambda: self.pods_in_rules() == {"pod1", "pod3"}, timeout=10)
+        self.assertIn("HTTP 503", self.svcbox("get", "pod", "pod2"))
+        self.topo.x(self.topo.node, "curl", "-sS", "--max-time", "3", f"http://{POD_IPS['pod2']}:8080/recover")
+        self.wait_for("pod2 back after a 200", lambda: self.pods_in_rules() == set(POD_IPS), timeout=10)
+
+    def test_the_default_probe_keeps_a_pod_without_a_server_out(self):
+        process, log = self.serve()
+        self.wait_ready()
+        self.topo.kill(self.topo.processes[2], signal.SIGKILL)  # pod3 has no server from now on
+        # Registered while serve runs with the default TCP probe: not ready until a probe succeeds.
+        self.apply(documents(service(), *[pod(name) for name in POD_IPS]))
+        self.wait_for("pod1 and pod2 in the rules", lambda: self.pods_in_rules() == {"pod1", "pod2"})
+        time.sleep(1)
+        self.assertEqual(self.pods_in_rules(), {"pod1", "pod2"})
+        listing = self.svcbox("get", "pods")
+        self.assertRegex(listing, r"pod3\s+0/1\s+NotReady")
+        self.assertEqual(self.curl_counts(f"http://{CLUSTER_IP}/", 40).keys(), {"pod1", "pod2"})
+
+
+class FaultTest(ServeTestCase):
+    def test_kill_9_under_load_then_a_restart_serves_again_with_the_same_rules(self):
+        self.apply(documents(service(), *[pod(name) for name in POD_IPS]))
+        self.serve()
+        self.wait_ready()
+        self.wait_for("every pod in the rules", lambda: self.pods_in_rules() == set(POD_IPS))
+        rules_before = self.tables()
+        pods_before = self.svcbox("get", "pods", "-o", "json")
+
+        dns = self.traffic("dns", "web.default.svc.cluster.local", 53, 400, 10)  # about 4 s
+        http = self.traffic("http", CLUSTER_IP, 80, 150, 25)
+        time.sleep(1)
+        self.topo.kill(self.serves[0][0], signal.SIGKILL)
+        time.sleep(0.3)
+        restarted = time.monotonic()
+        self.serve()
+        dns_rows, http_rows = self.results(dns), self.results(http)
+        back = [r for r in dns_rows if r[2] and r[0] >= restarted]
+        self.assertTrue(back, "DNS never answered after the restart")
+        took = back[0][1] - restarted
+        print(f"\n  DNS answering {took * 1000:.0f} ms after the restart began (goal 1 s)")
+        self.assertLess(took, 5)
+        self.assertEqual({r[3] for r in dns_rows if r[2]}, {CLUSTER_IP})
+        # The kernel kept the rules while svcbox was down: no connection failed at any time.
+        self.assertEqual([r for r in http_rows if not r[2]], [])
+
+        self.wait_ready()
+        self.assertEqual(self.tables(), rules_before)
+        nat = self.nat()
+        for hook in ("PREROUTING", "OUTPUT", "POSTROUTING"):
+            self.assertEqual(len(re.findall(rf"^-A {hook} .*SVCBOX", nat, re.M)), 1, nat)
+        with sqlite3.connect(self.db) as connection:
+            self.assertEqual(connection.execute("PRAGMA integrity_check").fetchone()[0], "ok")
+        self.assertEqual(json.loads(self.svcbox("get", "pods", "-o", "json"))["items"],
+                         json.loads(pods_before)["items"])
+
+    def test_cli_writers_converge_and_sigterm_leaves_the_rules(self):
+        self.apply(documents(service(), *[pod(name) for name in POD_IPS]))
+        process, log = self.serve()
+        self.wait_ready()
+        self.apply(service("api", "10.96.0.20", 8081))
+        self.wait_for("dig answers the new Service",
+                      lambda: self.dig("+short", "api.default.svc.cluster.local").strip() == "10.96.0.20")
+        self.wait_for("the new Service routes", lambda: self.curl_counts("http://10.96.0.20:8081/", 3))
+        self.svcbox("delete", "svc", "api")
+        self.wait_for("dig says NXDOMAIN", lambda: "NXDOMAIN" in self.dig("api.default.svc.cluster.local"))
+        self.wait_for("the rules forget it", lambda: "10.96.0.20" not in self.nat())
+
+        # Upstream down (nothing listens on 127.0.0.1:9): SERVFAIL at once, cluster names fine.
+        started = time.monotonic()
+        self.assertIn("status: SERVFAIL", self.dig("example.org"))
+        self.assertLess(time.monotonic() - started, 2.5)
+        self.assertEqual(self.dig("+short", "web.default.svc.cluster.local").strip(), CLUSTER_IP)
+
+        rules = self.tables()
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(timeout=10), 0)
+        self.assertLess(time.monotonic() - started, 2)
+        self.assertEqual(self.tables(), rules, "rules stay installed across a restart")
+        self.assertEqual(len(self.curl_counts(f"http://{CLUSTER_IP}/", 20)), 3)
+
+
+class AdminApiTest(ServeTestCase):
+    TOKEN = "s3cret-token"
+
+    def test_a_container_registers_itself_and_reports_readiness_over_the_api(self):
+        token_file = os.path.join(self.dir, "token")
+        with open(token_file, "w") as f:
+            f.write(self.TOKEN + "\n")
+        base = "http://10.0.0.1:9153"
+        self.serve("--admin-listen", "10.0.0.1:9153", "--admin-token-file", token_file)
+        client = self.topo.client
+        self.wait_ready(base=base, ns=client)
+
+        svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"clusterIP": CLUSTER_IP, "selector": {"app": "web"},
+                        "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
+        code, text = self.http("/api/v1/namespaces/default/services", "POST", json.dumps(svc),
+                               base=base, ns=client)
+        self.assertEqual(code, 401, text)
+        code, text = self.http("/api/v1/namespaces/default/services", "POST", json.dumps(svc),
+                               token=self.TOKEN, base=base, ns=client)
+        self.assertEqual(code, 201, text)
+        for name, ip in POD_IPS.items():
+            body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "main", "ports": [{"containerPort": 8080}]}]},
+                    "status": {"podIP": ip}}
+            code, text = self.http(f"/api/v1/namespaces/default/pods/{name}", "PUT", json.dumps(body),
+                                   token=self.TOKEN, base=base, ns=client)
+            self.assertEqual(code, 201, text)
+        self.wait_for("API-registered pods in the rules", lambda: self.pods_in_rules() == set(POD_IPS))
+        self.assertEqual(self.dig("+short", "web.default.svc.cluster.local").strip(), CLUSTER_IP)
+
+        # Bad input names the field and changes nothing.
+        before = self.http("/api/v1/pods", token=self.TOKEN, base=base, ns=client)
+        bad = dict(body, spec={"containers": [{"name": "main", "portz": []}]})
+        code, text = self.http("/api/v1/namespaces/default/pods/pod3", "PUT", json.dumps(bad),
+                               token=self.TOKEN, base=base, ns=client)
+        self.assertEqual(code, 400, text)
+        self.assertIn("portz", json.loads(text)["message"])
+        code, text = self.http("/api/v1/namespaces/default/pods", "POST", "{not json",
+                               token=self.TOKEN, base=base, ns=client)
+        self.assertEqual(code, 400, text)
+        self.assertEqual(self.http("/api/v1/pods", token=self.TOKEN, base=base, ns=client), before)
+
+        # A pod reports itself not ready (say, draining): it leaves the rules; ready: it returns.
+        report = json.dumps({"ready": False, "reason": "draining"})
+        code, text = self.http("/api/v1/namespaces/default/pods/pod1/readiness", "PUT", report,
+                               token=self.TOKEN, base=base, ns=client)
+        self.assertEqual(code, 200, text)
+        self.wait_for("pod1 out", lambda: self.pods_in_rules() == {"pod2", "pod3"})
+        time.sleep(2.5)  # longer than the default probe's period: the report is not overridden
+        self.assertEqual(self.pods_in_rules(), {"pod2", "pod3"})
+        report = json.dumps({"ready": True, "reason": "drained and back"})
+        self.http("/api/v1/namespaces/default/pods/pod1/readiness", "PUT", report,
+                  token=self.TOKEN, base=base, ns=client)
+        self.wait_for("pod1 back", lambda: self.pods_in_rules() == set(POD_IPS))
+        code, _ = self.http("/api/v1/namespaces/default/pods/pod3", "DELETE", token=self.TOKEN,
+                            base=base, ns=client)
+        self.assertEqual(code, 200)
+        self.wait_for("pod3 gone", lambda: self.pods_in_rules() == {"pod1", "pod2"})
+
+        # Metrics and health stay open without the token.
+        self.assertEqual(self.http("/healthz", base=base, ns=client)[0], 200)
+        code, metrics = self.http("/metrics", base=base, ns=client)
+        self.assertEqual(code, 200)
+        for family in ("svcbox_dns_requests_total", "svcbox_dns_responses_total",
+                       "svcbox_sync_proxy_rules_duration_seconds_bucket",
+                       "svcbox_network_programming_duration_seconds_count",
+                       "svcbox_probe_results_total", "svcbox_endpoints"):
+            self.assertIn(family, metrics)
+        ready = re.search(r'^svcbox_endpoints\{state="ready"\} (\d+)', metrics, re.M)
+        self.assertIsNotNone(ready, metrics)
+        self.assertEqual(int(ready.group(1)), 2)
+
+    def test_a_non_loopback_admin_address_needs_a_token(self):
+        result = self.topo.x(self.topo.node, BIN, "serve", "--proxy-mode", "none", "--dns-listen",
+                             "127.0.0.1:0", "--admin-listen", "10.0.0.1:9153", env=self.env, check=False)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn("--admin-token-file", result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
