@@ -3,14 +3,22 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <iostream>
 
+#include "app/admin_server.h"
 #include "app/commands.h"
 #include "app/common.h"
 #include "app/log.h"
+#include "app/metrics.h"
+#include "app/registry_writer.h"
+#include "app/serve_admin.h"
 #include "app/serve_dns.h"
+#include "app/serve_health.h"
 #include "app/serve_router.h"
 #include "app/snapshot_diff.h"
 #include "store/watcher.h"
@@ -30,6 +38,8 @@ struct ServeFlags {
   std::optional<std::string> log_format;
   std::optional<std::string> log_level;
   RouterFlags router;
+  HealthFlags health;
+  AdminFlags admin;
   bool print_config = false;
 };
 
@@ -87,16 +97,49 @@ void logChanges(const store::SnapshotPtr& previous, const store::SnapshotPtr& cu
   }
 }
 
+int64_t wallClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Commit to "in effect", for svcbox_network_programming_duration_seconds. Snapshots without a
+// commit time (a registry last written by an older svcbox) are not counted.
+void observeProgramming(ServeMetrics& metrics, const char* target,
+                        const store::Snapshot& snapshot) {
+  if (snapshot.committedMs() <= 0) return;
+  int64_t latency_ms = std::max<int64_t>(0, wallClockMs() - snapshot.committedMs());
+  metrics.observeProgramming(target, std::chrono::duration<double>(latency_ms / 1000.0));
+}
+
+// What /readyz reports until every part has come up.
+struct Readiness {
+  std::atomic<bool> registry_loaded{false};
+  std::atomic<bool> dns_bound{false};
+  std::atomic<bool> rules_synced{false};
+  std::vector<std::string> notReady() const {
+    std::vector<std::string> reasons;
+    if (!registry_loaded) reasons.push_back("registry not loaded yet");
+    if (!dns_bound) reasons.push_back("DNS not listening yet");
+    if (!rules_synced) reasons.push_back("first rule sync not done yet");
+    return reasons;
+  }
+};
+
 int runServe(const ServeFlags& flags) {
   Settings settings(flags.registry.config);
   std::vector<std::string> known = {"db", "service-cidr", "log-format", "log-level"};
   for (const auto& name : dnsSettingNames()) known.push_back(name);
+  for (const auto& name : healthSettingNames()) known.push_back(name);
+  for (const auto& name : adminSettingNames()) known.push_back(name);
   settings.requireKnown(withRouterSettingNames(known));
   auto path = registryPath(settings, flags.registry);
   auto cidr = cidrChoice(settings, flags.registry);
   auto log_format = settings.resolve("log-format", flags.log_format, "text");
   auto log_level = settings.resolve("log-level", flags.log_level, "info");
   auto router_settings = resolveRouterSettings(settings, flags.router);
+  auto default_probe = resolveDefaultProbe(settings, flags.health);
+  auto admin_options = resolveAdminOptions(settings, flags.admin);
   if (!cidr.requested)
     settings.resolve("service-cidr", std::nullopt,
                      "registry's, else " + std::string(store::kDefaultServiceCidr));
@@ -129,12 +172,45 @@ int runServe(const ServeFlags& flags) {
   }
   logInfo("svcbox " SVCBOX_VERSION " serving registry " + path.value + " (" + path.source +
           "), service CIDR " + service_cidr->toString());
+
+  // The prober and the admin API write on a connection of their own; each commit wakes the
+  // watcher, which reads on the first.
+  std::atomic<store::Watcher*> watcher_for_wake{nullptr};
+  RegistryWriter writer(openRegistry(path.value), cidr, [&watcher_for_wake] {
+    if (auto* watcher = watcher_for_wake.load()) watcher->wake();
+  });
+  if (auto recorded = writer.setDefaultProbe(default_probe); !recorded) {
+    failWith(recorded.error());
+  }
+
+  Readiness readiness;
+  ServeMetrics metrics;
   auto dns_server = startDnsServer(std::move(dns_options));
+  readiness.dns_bound = true;
+  metrics.setDnsSource([&dns_server] { return dns_server->metrics(); });
   auto router = makeRouter(router_settings);
+  if (router) {
+    metrics.setRouterSource([&router] { return router->stats(); });
+    // The first sync installs what may have been committed long ago: not counted.
+    auto counted_version = std::make_shared<std::atomic<uint64_t>>(UINT64_MAX);
+    router->setOnSynced([&metrics, counted_version](const store::SnapshotPtr& installed) {
+      uint64_t last = counted_version->exchange(installed->version());
+      if (last != UINT64_MAX && installed->version() > last) {
+        observeProgramming(metrics, "rules", *installed);
+      }
+    });
+  }
+  auto prober = makeProber(default_probe, writer);
+  metrics.setProbeSource([&prober] {
+    auto c = prober->counters();
+    return ProbeStats{c.tcp_success,     c.tcp_failure,     c.http_success, c.http_failure,
+                      c.default_success, c.default_failure, c.sessions};
+  });
+
   // DNS first: a change should reach answers before anything slower (logging, rules) runs.
-  auto on_snapshot = [&dns_server, &router](const store::SnapshotPtr& previous,
-                                            const store::SnapshotPtr& current) {
+  auto on_snapshot = [&](const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
     auto zone = dns_server->publish(*current);
+    if (previous) observeProgramming(metrics, "dns", *current);
     if (zone.unchanged) {
       logDebug("DNS zone unchanged by snapshot " + std::to_string(current->version()));
     } else {
@@ -143,19 +219,38 @@ int runServe(const ServeFlags& flags) {
                " KiB, compiled in " + std::to_string(zone.took.count() / 1000) + " ms");
     }
     if (router) router->update(current);
+    prober->update(current);
     logChanges(previous, current);
   };
   store::Watcher watcher(
       std::move(registry), kWatchInterval, on_snapshot, [](const store::Error& error) {
         logWarn("registry read failed, keeping the last snapshot: " + error.message);
       });
+  metrics.setSnapshotSource([&watcher] { return watcher.current(); });
+  metrics.setRegistryErrorsSource([&watcher] { return watcher.errorCount(); });
+
+  AdminHooks hooks;
+  hooks.snapshot = [&watcher] { return watcher.current(); };
+  hooks.writer = &writer;
+  hooks.not_ready = [&readiness] { return readiness.notReady(); };
+  hooks.metrics = [&metrics] { return metrics.render(); };
+  auto admin = startAdminServer(admin_options, std::move(hooks));
+
   if (auto started = watcher.start(); !started) failWith(started.error());
+  watcher_for_wake = &watcher;
+  readiness.registry_loaded = true;
   startRouter(router.get(), watcher.current());
+  readiness.rules_synced = true;
+  prober->start();
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   logInfo(std::string("received ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") +
           ", stopping");
+  // Stop taking requests first, then the writers, then what serves the last snapshot.
+  if (admin) admin->stop();
+  prober->stop();
+  watcher_for_wake = nullptr;
   watcher.stop();
   stopRouter(router.get(), router_settings);
   dns_server->stop();
@@ -186,6 +281,8 @@ void addServeCommand(CLI::App& app) {
   command->add_option("--log-format", flags->log_format, "text (default) or json");
   command->add_option("--log-level", flags->log_level, "trace, debug, info (default), warn, error");
   addRouterFlags(*command, flags->router);
+  addHealthFlags(*command, flags->health);
+  addAdminFlags(*command, flags->admin);
   command->add_flag("--print-config", flags->print_config,
                     "Print every setting with where it came from, then exit");
   command->callback([flags] {
