@@ -89,6 +89,9 @@ PodPlan planFor(const store::Pod& pod, const std::vector<uint16_t>* default_port
     result.probe = readinessProbePlan(pod, *pod.readiness_probe);
     return result;
   }
+  // A pod that reports its own readiness (say, draining while it still accepts connections) knows
+  // better than a TCP connect; re-applying the pod with a new shape hands it back to the probe.
+  if (startsWith(pod.readiness.reason, store::kReportedByPod)) return result;
   if (options.default_probe == store::DefaultProbe::kNone) {
     // Pods a default probe left behind (an earlier serve ran with --default-probe=tcp) would stay
     // not ready for ever with nobody probing them.

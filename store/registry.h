@@ -49,6 +49,8 @@ enum class DefaultProbe : uint8_t { kNone, kTcp };
 inline constexpr const char* kNoReadinessProbe = "no readinessProbe";
 inline constexpr const char* kAwaitingProbe = "awaiting first readiness probe";
 inline constexpr const char* kAwaitingDefaultProbe = "awaiting first default probe";
+// The prefix of a readiness a pod reported itself through the admin API.
+inline constexpr const char* kReportedByPod = "reported by the pod";
 
 struct ReadinessUpdate {
   std::string namespace_name;
