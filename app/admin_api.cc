@@ -150,8 +150,7 @@ ApiResponse AdminApi::handle(const ApiRequest& request) const {
   return statusResponse(404, "NotFound", "no such path: " + request.target);
 }
 
-ApiResponse AdminApi::api(const ApiRequest& request,
-                          const std::vector<std::string>& path) const {
+ApiResponse AdminApi::api(const ApiRequest& request, const std::vector<std::string>& path) const {
   const std::string& method = request.method;
   bool reading = method == "GET" || method == "HEAD";
   // /api/v1/services, /api/v1/pods
@@ -229,9 +228,9 @@ ApiResponse AdminApi::write(const ApiRequest& request, std::string_view kind,
     return statusResponse(400, "BadRequest", std::string("request body: ") + error.what());
   }
   if (objects.size() != 1) {
-    return statusResponse(400, "BadRequest",
-                          "request body: expected one object, found " +
-                              std::to_string(objects.size()));
+    return statusResponse(
+        400, "BadRequest",
+        "request body: expected one object, found " + std::to_string(objects.size()));
   }
   const store::Object& object = objects.front().object;
   bool is_service = std::holds_alternative<store::Service>(object);
@@ -270,7 +269,8 @@ ApiResponse AdminApi::write(const ApiRequest& request, std::string_view kind,
   auto stored = hooks_.writer->read();
   json body = stored ? objectJson(**stored, kind, namespace_name, object_name) : json();
   if (body.is_null()) {
-    body = is_service ? toJson(std::get<store::Service>(object)) : toJson(std::get<store::Pod>(object));
+    body = is_service ? toJson(std::get<store::Service>(object))
+                      : toJson(std::get<store::Pod>(object));
   }
   return jsonResponse(code, body);
 }
@@ -285,9 +285,9 @@ ApiResponse AdminApi::remove(std::string_view kind, const std::string& namespace
   if (changes->empty() || changes->front().action == store::Change::Action::kNotFound) {
     return notFound(kind, namespace_name, name);
   }
-  ApiResponse response = statusResponse(
-      200, "", std::string(kind == kServices ? "service" : "pod") + " \"" + namespace_name + "/" +
-                   name + "\" deleted");
+  ApiResponse response = statusResponse(200, "",
+                                        std::string(kind == kServices ? "service" : "pod") + " \"" +
+                                            namespace_name + "/" + name + "\" deleted");
   auto body = json::parse(response.body);
   body.erase("reason");
   body["details"] = {{"name", name}, {"kind", kind}};
@@ -312,12 +312,14 @@ ApiResponse AdminApi::readiness(const ApiRequest& request, const std::string& na
     } else if (field == "reason" && value.is_string()) {
       readiness.reason = value.get<std::string>();
     } else if (field == "ready" || field == "reason") {
-      return statusResponse(400, "BadRequest",
-                            field + ": must be " + (field == "ready" ? "true or false" : "a string"));
+      return statusResponse(
+          400, "BadRequest",
+          field + ": must be " + (field == "ready" ? "true or false" : "a string"));
     } else {
       return statusResponse(400, "BadRequest",
-                            "unknown field \"" + field + "\" (a readiness report has \"ready\" "
-                            "and \"reason\")");
+                            "unknown field \"" + field +
+                                "\" (a readiness report has \"ready\" "
+                                "and \"reason\")");
     }
   }
   if (!has_ready) return statusResponse(400, "BadRequest", "ready: required (true or false)");

@@ -15,7 +15,7 @@
 namespace svcbox::app {
 
 struct AdminHooks {
-  std::function<store::SnapshotPtr()> snapshot;        // current registry snapshot
+  std::function<store::SnapshotPtr()> snapshot;         // current registry snapshot
   RegistryWriter* writer = nullptr;                     // null: the API is read-only (405)
   std::function<std::vector<std::string>()> not_ready;  // /readyz: empty = ready, else reasons
   std::function<std::string()> metrics;                 // /metrics body

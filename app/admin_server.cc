@@ -1,5 +1,6 @@
 #include "app/admin_server.h"
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -9,7 +10,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <array>
 #include <chrono>
 #include <thread>
 
@@ -34,8 +34,8 @@ std::string endpointText(const tcp::endpoint& endpoint) {
   return host + ":" + std::to_string(endpoint.port());
 }
 
-http::response<http::string_body> toHttp(const ApiResponse& api, unsigned version,
-                                         bool keep_alive, bool head) {
+http::response<http::string_body> toHttp(const ApiResponse& api, unsigned version, bool keep_alive,
+                                         bool head) {
   http::response<http::string_body> response{static_cast<http::status>(api.status), version};
   response.set(http::field::server, "svcbox");
   response.set(http::field::content_type, api.content_type);
@@ -132,7 +132,7 @@ asio::awaitable<void> AdminServer::Impl::acceptLoop() {
 
 // Closing with the client's body still unread would reset the connection and could destroy
 // the answer before the client reads it: read and drop what it still sends, within bounds.
-asio::awaitable<void> lingeringClose(beast::tcp_stream& stream) {
+static asio::awaitable<void> lingeringClose(beast::tcp_stream& stream) {
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   std::array<char, 64 * 1024> sink;
@@ -161,8 +161,8 @@ asio::awaitable<void> AdminServer::Impl::session(tcp::socket socket) {
     auto [error, read] = co_await http::async_read(stream, buffer, parser, kTuple);
     (void)read;
     if (error == http::error::body_limit) {
-      ApiResponse api = statusResponse(413, "RequestEntityTooLarge",
-                                       "the request body is over the 1 MiB limit");
+      ApiResponse api =
+          statusResponse(413, "RequestEntityTooLarge", "the request body is over the 1 MiB limit");
       auto response = toHttp(api, parser.get().version(), false, false);
       stream.expires_after(kTimeout);
       co_await http::async_write(stream, response, kTuple);
@@ -181,8 +181,8 @@ asio::awaitable<void> AdminServer::Impl::session(tcp::socket socket) {
     ApiRequest api_request{std::string(request.method_string()), std::string(request.target()),
                            std::string(request[http::field::authorization]), request.body()};
     ApiResponse api = api_.handle(api_request);
-    auto response = toHttp(api, request.version(), request.keep_alive(),
-                           request.method() == http::verb::head);
+    auto response =
+        toHttp(api, request.version(), request.keep_alive(), request.method() == http::verb::head);
     stream.expires_after(kTimeout);
     auto [write_error, written] = co_await http::async_write(stream, response, kTuple);
     (void)written;

@@ -60,8 +60,8 @@ void addHistogram(MetricFamily& into, const Bounds& bounds, const Counts& counts
 }
 
 void collectDns(const dns::DnsMetrics& dns, std::vector<MetricFamily>& out) {
-  auto requests = family("svcbox_dns_requests_total",
-                         "DNS requests by transport and query type.", MetricType::Counter);
+  auto requests = family("svcbox_dns_requests_total", "DNS requests by transport and query type.",
+                         MetricType::Counter);
   for (size_t proto = 0; proto < dns::kProtoSlots; ++proto) {
     for (size_t slot = 0; slot < dns::kQtypeSlots; ++slot) {
       addValue(requests, static_cast<double>(dns.requests[proto][slot]),
@@ -105,9 +105,9 @@ void collectDns(const dns::DnsMetrics& dns, std::vector<MetricFamily>& out) {
 
   auto forward_requests = family("svcbox_dns_forward_requests_total",
                                  "Answers received from each upstream.", MetricType::Counter);
-  auto forward_duration =
-      family("svcbox_dns_forward_request_duration_seconds",
-             "Time from a question leaving svcbox to the upstream's answer.", MetricType::Histogram);
+  auto forward_duration = family("svcbox_dns_forward_request_duration_seconds",
+                                 "Time from a question leaving svcbox to the upstream's answer.",
+                                 MetricType::Histogram);
   for (const auto& upstream : dns.upstreams) {
     addValue(forward_requests, static_cast<double>(upstream.requests), {{"to", upstream.to}});
     addHistogram(forward_duration, dns::kDurationBuckets, upstream.duration.counts,
@@ -133,12 +133,12 @@ void collectRouter(const router::RouterStats& stats, std::vector<MetricFamily>& 
                          "Failed syncs of the netfilter rules.", MetricType::Counter);
   addValue(failures, static_cast<double>(stats.failures));
   out.push_back(std::move(failures));
-  auto rules = family("svcbox_iptables_rules",
-                      "Rules svcbox installed per table by the last successful sync.",
-                      MetricType::Gauge);
-  auto chains = family("svcbox_iptables_chains",
-                       "Chains svcbox installed per table by the last successful sync.",
-                       MetricType::Gauge);
+  auto rules =
+      family("svcbox_iptables_rules",
+             "Rules svcbox installed per table by the last successful sync.", MetricType::Gauge);
+  auto chains =
+      family("svcbox_iptables_chains",
+             "Chains svcbox installed per table by the last successful sync.", MetricType::Gauge);
   for (const auto& table : stats.tables) {
     addValue(rules, static_cast<double>(table.rules), {{"table", table.table}});
     addValue(chains, static_cast<double>(table.chains), {{"table", table.table}});
@@ -151,8 +151,7 @@ void collectRouter(const router::RouterStats& stats, std::vector<MetricFamily>& 
   out.push_back(std::move(last));
   if (stats.installed_version) {
     auto version = family("svcbox_sync_proxy_rules_installed_version",
-                          "The registry version the installed rules come from.",
-                          MetricType::Gauge);
+                          "The registry version the installed rules come from.", MetricType::Gauge);
     addValue(version, static_cast<double>(*stats.installed_version));
     out.push_back(std::move(version));
   }
@@ -164,8 +163,8 @@ void collectSnapshot(const store::Snapshot& snapshot, std::vector<MetricFamily>&
   for (const auto& entry : snapshot.services()) {
     for (const auto& endpoint : entry.endpoints) ++(endpoint.ready ? ready : not_ready);
   }
-  auto endpoints = family("svcbox_endpoints", "Endpoints across all Services, by readiness.",
-                          MetricType::Gauge);
+  auto endpoints =
+      family("svcbox_endpoints", "Endpoints across all Services, by readiness.", MetricType::Gauge);
   addValue(endpoints, static_cast<double>(ready), {{"state", "ready"}});
   addValue(endpoints, static_cast<double>(not_ready), {{"state", "not_ready"}});
   out.push_back(std::move(endpoints));
@@ -182,8 +181,8 @@ void collectSnapshot(const store::Snapshot& snapshot, std::vector<MetricFamily>&
 }
 
 void collectProbes(const ProbeStats& stats, std::vector<MetricFamily>& out) {
-  auto results = family("svcbox_probe_results_total", "Readiness probe results.",
-                        MetricType::Counter);
+  auto results =
+      family("svcbox_probe_results_total", "Readiness probe results.", MetricType::Counter);
   auto add = [&](const char* probe, uint64_t success, uint64_t failure) {
     addValue(results, static_cast<double>(success), {{"probe", probe}, {"result", "success"}});
     addValue(results, static_cast<double>(failure), {{"probe", probe}, {"result", "failure"}});
@@ -192,8 +191,7 @@ void collectProbes(const ProbeStats& stats, std::vector<MetricFamily>& out) {
   add("http", stats.http_success, stats.http_failure);
   add("default", stats.default_success, stats.default_failure);
   out.push_back(std::move(results));
-  auto sessions =
-      family("svcbox_probe_sessions", "Probe sessions running now.", MetricType::Gauge);
+  auto sessions = family("svcbox_probe_sessions", "Probe sessions running now.", MetricType::Gauge);
   addValue(sessions, static_cast<double>(stats.sessions));
   out.push_back(std::move(sessions));
 }
@@ -233,8 +231,9 @@ ServeMetrics::ServeMetrics()
       sources_(std::make_unique<SourceCollector>()) {
   programming_ = &prometheus::BuildHistogram()
                       .Name("svcbox_network_programming_duration_seconds")
-                      .Help("Time from a registry commit to the change being in effect, by "
-                            "target: dns (answers) or rules (netfilter).")
+                      .Help(
+                          "Time from a registry commit to the change being in effect, by "
+                          "target: dns (answers) or rules (netfilter).")
                       .Register(*registry_);
   // Both targets show from the start, with zero counts.
   programming_->Add({{"target", "dns"}}, programmingBuckets());
@@ -247,7 +246,7 @@ const std::vector<double>& ServeMetrics::programmingBuckets() {
   // kube-proxy's buckets start at a quarter second (a cluster's API path); svcbox's commit to
   // rules is milliseconds, so finer at the low end and up to a minute for a stuck sync.
   static const std::vector<double> kBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                            0.5,   1,      2.5,   5,    10,   30,    60};
+                                            0.5,   1,      2.5,   5,    10,    30,   60};
   return kBuckets;
 }
 

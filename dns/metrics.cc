@@ -66,9 +66,9 @@ size_t rcodeSlot(unsigned rcode) {
 const char* rcodeLabel(size_t slot) {
   // The names CoreDNS (miekg/dns) prints; codes without a name print as their number.
   static constexpr std::array<const char*, kRcodeSlots> kLabels{
-      "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
-      "NXRRSET", "NOTAUTH", "NOTZONE",  "11",       "12",     "13",      "14",      "15",
-      "BADVERS"};
+      "NOERROR",  "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",  "REFUSED",
+      "YXDOMAIN", "YXRRSET", "NXRRSET",  "NOTAUTH",  "NOTZONE", "11",
+      "12",       "13",      "14",       "15",       "BADVERS"};
   return slot < kLabels.size() ? kLabels[slot] : "other";
 }
 
@@ -108,8 +108,7 @@ void QueryCounters::response(unsigned rcode, std::chrono::nanoseconds took) {
   duration.observe(took);
 }
 
-void QueryCounters::response(const uint8_t* message, size_t length,
-                             std::chrono::nanoseconds took) {
+void QueryCounters::response(const uint8_t* message, size_t length, std::chrono::nanoseconds took) {
   response(length >= kHeaderSize ? (message[3] & 0x0F) : kServFail, took);
 }
 

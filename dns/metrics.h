@@ -66,7 +66,7 @@ struct QueryCounters {
 };
 
 struct UpstreamMetrics {
-  std::string to;  // "IP:PORT"
+  std::string to;         // "IP:PORT"
   uint64_t requests = 0;  // answers received from it (= duration's count)
   HistogramData duration;
 };

@@ -166,9 +166,9 @@ std::unique_ptr<ForwardJob> forwardJob(std::span<const uint8_t> packet, size_t s
 }  // namespace
 
 size_t DnsServer::Impl::Worker::answer(const AnswerTable& table, std::span<const uint8_t> packet,
-                                       const Query& query, const ClientContext& client,
-                                       Proto proto, Clock::time_point started,
-                                       std::span<uint8_t> out, std::unique_ptr<ForwardJob>& job) {
+                                       const Query& query, const ClientContext& client, Proto proto,
+                                       Clock::time_point started, std::span<uint8_t> out,
+                                       std::unique_ptr<ForwardJob>& job) {
   Response response = respond(query, table, client, out);
   if (response.disposition != Disposition::kDrop) queries.request(proto, query.qtype);
   switch (response.disposition) {
@@ -293,8 +293,7 @@ class UdpListener {
     Query query = parseQuery(packet);
     ClientContext client{worker_.server.recursionAllowed(peers_[i]), query.udpLimit()};
     std::unique_ptr<ForwardJob> job;
-    size_t length =
-        worker_.answer(table, packet, query, client, kProtoUdp, started, out_[i], job);
+    size_t length = worker_.answer(table, packet, query, client, kProtoUdp, started, out_[i], job);
     if (job) forward(i, std::move(job), started);
     return length;
   }

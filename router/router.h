@@ -45,8 +45,8 @@ struct RouterStats {
   // Every sync's duration, successful or not: per bucket (not cumulative), the last above all.
   std::array<uint64_t, kSyncDurationBuckets + 1> duration_counts{};
   double duration_sum_seconds = 0;
-  std::vector<TableRuleCount> tables;  // empty before the first successful sync
-  int64_t last_sync_ms = 0;            // wall clock of the last successful sync; 0: none yet
+  std::vector<TableRuleCount> tables;         // empty before the first successful sync
+  int64_t last_sync_ms = 0;                   // wall clock of the last successful sync; 0: none yet
   std::optional<uint64_t> installed_version;  // the snapshot the kernel's rules come from
 };
 

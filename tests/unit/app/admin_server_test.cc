@@ -43,8 +43,8 @@ class AdminServerTest : public ::testing::Test {
   void SetUp() override {
     auto writer_registry = store::Registry::open(dir_.file("registry.db"));
     ASSERT_TRUE(writer_registry) << writer_registry.error().message;
-    writer_ = std::make_unique<RegistryWriter>(std::move(*writer_registry), store::CidrChoice{},
-                                               [] {});
+    writer_ =
+        std::make_unique<RegistryWriter>(std::move(*writer_registry), store::CidrChoice{}, [] {});
     auto reader = store::Registry::open(dir_.file("registry.db"));
     ASSERT_TRUE(reader) << reader.error().message;
     reader_ = std::move(*reader);
@@ -188,10 +188,10 @@ TEST_F(AdminServerTest, APodReportsItsReadiness) {
   ASSERT_NE(pod, nullptr);
   EXPECT_FALSE(pod->readiness.ready);
   EXPECT_EQ(pod->readiness.reason, "warming up");
-  EXPECT_EQ(send(http::verb::put, "/api/v1/namespaces/default/pods/ghost/readiness",
-                 R"({"ready": true})")
-                .status,
-            404u);
+  EXPECT_EQ(
+      send(http::verb::put, "/api/v1/namespaces/default/pods/ghost/readiness", R"({"ready": true})")
+          .status,
+      404u);
   Reply extra = send(http::verb::put, "/api/v1/namespaces/default/pods/web-1/readiness",
                      R"({"ready": true, "colour": "green"})");
   EXPECT_EQ(extra.status, 400u);

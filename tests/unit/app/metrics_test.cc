@@ -20,10 +20,9 @@ store::SnapshotPtr snapshotWithEndpoints() {
                      {*store::IpAddress::parse("10.0.1.4"), true, "c", "", {}}};
   store::Pod pod;
   pod.name = "a";
-  return std::make_shared<const store::Snapshot>(42, std::nullopt,
-                                                 std::vector<store::ServiceEntry>{entry},
-                                                 std::vector<store::Pod>{pod},
-                                                 std::vector<store::EndpointSet>{});
+  return std::make_shared<const store::Snapshot>(
+      42, std::nullopt, std::vector<store::ServiceEntry>{entry}, std::vector<store::Pod>{pod},
+      std::vector<store::EndpointSet>{});
 }
 
 TEST(ServeMetricsTest, RendersEverySourceInPrometheusText) {
@@ -34,8 +33,8 @@ TEST(ServeMetricsTest, RendersEverySourceInPrometheusText) {
     dns.requests[dns::kProtoTcp][dns::qtypeSlot(dns::kTypeSrv)] = 2;
     dns.responses[dns::rcodeSlot(dns::kNxDomain)] = 3;
     dns.responses[dns::rcodeSlot(dns::kBadVers)] = 1;
-    dns.request_duration.counts[0] = 4;  // <= 0.00025
-    dns.request_duration.counts[3] = 1;  // <= 0.002
+    dns.request_duration.counts[0] = 4;   // <= 0.00025
+    dns.request_duration.counts[3] = 1;   // <= 0.002
     dns.request_duration.counts[16] = 1;  // above 8.192
     dns.request_duration.sum_seconds = 10.5;
     dns.cache_hits = 5;
@@ -81,7 +80,8 @@ TEST(ServeMetricsTest, RendersEverySourceInPrometheusText) {
            "svcbox_dns_cache_hits_total 5",
            "svcbox_dns_cache_misses_total 6",
            "svcbox_dns_forward_requests_total{to=\"192.0.2.53:53\"} 2",
-           "svcbox_dns_forward_request_duration_seconds_bucket{to=\"192.0.2.53:53\",le=\"0.008\"} 2",
+           "svcbox_dns_forward_request_duration_seconds_bucket{to=\"192.0.2.53:53\",le=\"0.008\"} "
+           "2",
            "svcbox_dns_forward_request_duration_seconds_count{to=\"192.0.2.53:53\"} 2",
            "# TYPE svcbox_sync_proxy_rules_duration_seconds histogram",
            "svcbox_sync_proxy_rules_duration_seconds_bucket{le=\"0.001\"} 2",
@@ -121,7 +121,8 @@ TEST(ServeMetricsTest, AbsentSourcesShowNoFamilies) {
   EXPECT_THAT(text, Not(HasSubstr("svcbox_sync_proxy_rules")));
   EXPECT_THAT(text, Not(HasSubstr("svcbox_probe_")));
   // The programming histogram is serve's own and always there.
-  EXPECT_THAT(text, HasSubstr("svcbox_network_programming_duration_seconds_count{target=\"rules\"} 0\n"));
+  EXPECT_THAT(text,
+              HasSubstr("svcbox_network_programming_duration_seconds_count{target=\"rules\"} 0\n"));
 }
 
 TEST(DnsMetricsTest, SlotsAndHistogramBuckets) {
