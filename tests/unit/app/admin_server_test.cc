@@ -8,8 +8,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "app/common.h"
+#include "app/serve_admin.h"
 #include "tests/unit/temp_dir.h"
 
 // A real AdminServer on 127.0.0.1:0 over a real registry file, asked by a real HTTP client.
@@ -273,6 +276,28 @@ TEST(AdminServerBindTest, ANonLoopbackAddressNeedsAToken) {
   EXPECT_TRUE(constantTimeEquals("abc", "abc"));
   EXPECT_FALSE(constantTimeEquals("abc", "abd"));
   EXPECT_FALSE(constantTimeEquals("abc", "abcd"));
+}
+
+TEST(AdminSettingsTest, TheTokenFileIsReadAndTrimmed) {
+  testing::TempDir dir;
+  std::ofstream(dir.file("token")) << "  s3cret \n";
+  std::ofstream(dir.file("empty")) << " \n";
+  Settings settings(std::nullopt);
+  AdminFlags flags{std::string("none"), dir.file("token")};
+  AdminOptions options = resolveAdminOptions(settings, flags);
+  EXPECT_EQ(options.listen, "none");
+  EXPECT_EQ(options.token, "s3cret");
+  EXPECT_EQ(startAdminServer(options, AdminHooks{}), nullptr);
+  for (const char* file : {"empty", "missing"}) {
+    Settings again(std::nullopt);
+    AdminFlags bad{std::nullopt, dir.file(file)};
+    try {
+      resolveAdminOptions(again, bad);
+      ADD_FAILURE() << file << " was accepted";
+    } catch (const CommandError& error) {
+      EXPECT_THAT(error.what(), HasSubstr("--admin-token-file")) << file;
+    }
+  }
 }
 
 }  // namespace
