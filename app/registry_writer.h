@@ -13,6 +13,18 @@ namespace svcbox::app {
 // watcher reads on a connection of its own; after each commit it is woken so the change reaches
 // DNS and the rules without waiting for the next poll.
 class RegistryWriter {
+  // First: the members below use them, and an `auto` function must be defined before its use.
+  template <typename Function>
+  auto locked(Function function) {
+    std::lock_guard lock(mutex_);
+    return function();
+  }
+  template <typename T>
+  store::Result<T> committed(store::Result<T> result) {
+    if (result && on_commit_) on_commit_();
+    return result;
+  }
+
  public:
   RegistryWriter(std::unique_ptr<store::Registry> registry, store::CidrChoice cidr,
                  std::function<void()> on_commit)
@@ -28,22 +40,29 @@ class RegistryWriter {
   store::Result<size_t> setReadiness(const std::vector<store::ReadinessUpdate>& updates) {
     return committed(locked([&] { return registry_->setPodReadiness(updates); }));
   }
+  // The registry as this connection reads it now, under the writers' lock: what the admin API
+  // checks before a create and answers after a write, without waiting for the watcher.
+  store::Result<store::SnapshotPtr> read() {
+    return locked([&] { return registry_->loadSnapshot(); });
+  }
+  // Runs `function(registry's current snapshot)` and, when it returns objects, applies them, all
+  // under the writers' lock: a check-then-write no other writer of this process can interleave.
+  store::Result<std::vector<store::Change>> applyIf(
+      const std::function<store::Status(const store::Snapshot&)>& check,
+      const std::vector<store::Object>& objects, size_t* failed_object = nullptr) {
+    return committed(locked([&]() -> store::Result<std::vector<store::Change>> {
+      auto current = registry_->loadSnapshot();
+      if (!current) return current.error();
+      auto allowed = check(**current);
+      if (!allowed) return allowed.error();
+      return registry_->apply(objects, cidr_, failed_object);
+    }));
+  }
   store::Status setDefaultProbe(store::DefaultProbe probe) {
     return locked([&] { return registry_->setDefaultProbe(probe); });
   }
 
  private:
-  template <typename Function>
-  auto locked(Function function) {
-    std::lock_guard lock(mutex_);
-    return function();
-  }
-  template <typename T>
-  store::Result<T> committed(store::Result<T> result) {
-    if (result && on_commit_) on_commit_();
-    return result;
-  }
-
   std::mutex mutex_;
   std::unique_ptr<store::Registry> registry_;
   store::CidrChoice cidr_;

@@ -29,6 +29,7 @@ struct Forwarder::Watch {
   bool want_write = false;
   bool reading = false;
   bool writing = false;
+  int upstream = -2;  // -2: not looked up yet (see upstreamOf)
 };
 
 namespace {
@@ -62,8 +63,15 @@ std::string Upstream::toString() const {
 }
 
 Forwarder::Forwarder(asio::io_context& context, ForwarderOptions options, AnswerCache& cache)
-    : context_(context), options_(std::move(options)), cache_(cache), timer_(context) {
+    : context_(context),
+      options_(std::move(options)),
+      cache_(cache),
+      timer_(context),
+      upstream_latency_(options_.upstreams.size()) {
   initLibrary();
+  for (const auto& upstream : options_.upstreams) {
+    upstream_ips_.push_back(store::IpAddress::parse(upstream.address).value_or(store::IpAddress{}));
+  }
   ares_options ares{};
   ares.sock_state_cb = &Forwarder::socketStateCallback;
   ares.sock_state_cb_data = this;
@@ -134,7 +142,7 @@ void Forwarder::start(std::shared_ptr<ForwardJob> job) {
   }
   ++in_flight_;
   counters_.forwarded.fetch_add(1, std::memory_order_relaxed);
-  auto* in_flight = new InFlight{this, std::move(job)};
+  auto* in_flight = new InFlight{this, std::move(job), std::chrono::steady_clock::now()};
   ares_send(channel_, question.data(), static_cast<int>(question.size()),
             &Forwarder::answerCallback, in_flight);
   rearmTimer();
@@ -146,7 +154,12 @@ void Forwarder::answerCallback(void* arg, int status, int, unsigned char* answer
   if (status == ARES_EDESTRUCTION) return;
   std::span<const uint8_t> upstream;
   if (status == ARES_SUCCESS && length > 0) upstream = {answer, static_cast<size_t>(length)};
-  in_flight->self->finish(*in_flight->job, upstream);
+  Forwarder& self = *in_flight->self;
+  if (!upstream.empty() && self.reading_upstream_ >= 0) {
+    self.upstream_latency_[static_cast<size_t>(self.reading_upstream_)].observe(
+        std::chrono::steady_clock::now() - in_flight->sent);
+  }
+  self.finish(*in_flight->job, upstream);
 }
 
 void Forwarder::finish(ForwardJob& job, std::span<const uint8_t> upstream) {
@@ -172,6 +185,31 @@ void Forwarder::finish(ForwardJob& job, std::span<const uint8_t> upstream) {
     length = writeError(job.query, kServFail, true, out);
   }
   job.reply(std::span(out.data(), length));
+}
+
+int Forwarder::upstreamOf(ares_socket_t fd) const {
+  sockaddr_storage peer{};
+  socklen_t length = sizeof peer;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0) return -1;
+  auto ip = addressOf(reinterpret_cast<const sockaddr*>(&peer));
+  if (!ip) return -1;
+  uint16_t port = peer.ss_family == AF_INET
+                      ? ntohs(reinterpret_cast<const sockaddr_in*>(&peer)->sin_port)
+                      : ntohs(reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_port);
+  for (size_t i = 0; i < options_.upstreams.size(); ++i) {
+    if (upstream_ips_[i] == *ip && options_.upstreams[i].port == port) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::vector<UpstreamMetrics> Forwarder::upstreamMetrics() const {
+  std::vector<UpstreamMetrics> metrics(options_.upstreams.size());
+  for (size_t i = 0; i < metrics.size(); ++i) {
+    metrics[i].to = options_.upstreams[i].toString();
+    upstream_latency_[i].addTo(metrics[i].duration);
+    metrics[i].requests = metrics[i].duration.count();
+  }
+  return metrics;
 }
 
 void Forwarder::socketStateCallback(void* self, ares_socket_t fd, int readable, int writable) {
@@ -204,8 +242,13 @@ void Forwarder::arm(const std::shared_ptr<Watch>& watch, bool for_read) {
     (for_read ? watch->reading : watch->writing) = false;
     auto current = watches_.find(watch->fd);
     if (error || current == watches_.end() || current->second != watch) return;
+    if (for_read) {
+      if (watch->upstream == -2) watch->upstream = upstreamOf(watch->fd);
+      reading_upstream_ = watch->upstream;
+    }
     ares_process_fd(channel_, for_read ? watch->fd : ARES_SOCKET_BAD,
                     for_read ? ARES_SOCKET_BAD : watch->fd);
+    reading_upstream_ = -1;
     current = watches_.find(watch->fd);
     if (current != watches_.end() && current->second == watch) {
       bool wanted = for_read ? watch->want_read : watch->want_write;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "dns/cache.h"
+#include "dns/metrics.h"
 #include "dns/wire.h"
 #include "store/ip.h"
 #include "store/result.h"
@@ -62,6 +63,10 @@ class Forwarder {
   // Thread-safe: queues the job on the forwarder's event loop.
   void submit(std::unique_ptr<ForwardJob> job);
   const ForwarderCounters& counters() const { return counters_; }
+  // Per configured upstream: answers received from it and their latency (from the question
+  // leaving svcbox to the answer). c-ares picks the server; an answer is credited to the
+  // upstream whose socket it arrived on. Thread-safe.
+  std::vector<UpstreamMetrics> upstreamMetrics() const;
   // Releases c-ares' sockets; call after the event loop stopped.
   void shutdown();
 
@@ -70,7 +75,10 @@ class Forwarder {
   struct InFlight {
     Forwarder* self;
     std::shared_ptr<ForwardJob> job;
+    std::chrono::steady_clock::time_point sent;
   };
+  // Which configured upstream a c-ares socket talks to; -1 when none matches.
+  int upstreamOf(ares_socket_t fd) const;
   void start(std::shared_ptr<ForwardJob> job);
   void finish(ForwardJob& job, std::span<const uint8_t> upstream);
   void onSocketState(ares_socket_t fd, bool readable, bool writable);
@@ -88,6 +96,11 @@ class Forwarder {
   std::unordered_map<ares_socket_t, std::shared_ptr<Watch>> watches_;
   size_t in_flight_ = 0;
   ForwarderCounters counters_;
+  // Parallel to options_.upstreams; written by the forwarder's thread only.
+  std::vector<LatencyHistogram> upstream_latency_;
+  std::vector<store::IpAddress> upstream_ips_;
+  // The upstream whose socket c-ares is reading while it runs answer callbacks; -1 otherwise.
+  int reading_upstream_ = -1;
 };
 
 // The nameservers of a resolv.conf file, minus svcbox itself: any nameserver on a port svcbox

@@ -21,6 +21,8 @@ using asio::ip::udp;
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 constexpr size_t kBatch = 32;
 // A query in one Ethernet frame; anything larger is not a query a resolver sends (and the
 // buffers of every batch are resident memory).
@@ -110,6 +112,8 @@ class DnsServer::Impl {
   std::vector<std::string> bound_;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
   std::atomic<size_t> tcp_connections_{0};
+  // Responses to forwarded queries: written by the forwarder's thread only.
+  QueryCounters forwarded_queries_;
   bool started_ = false;
 };
 
@@ -129,9 +133,10 @@ struct DnsServer::Impl::Worker {
   // Answers `query` from the table or the cache into `out` and returns the length to send; 0
   // with `job` set when the answer needs the network (the transport adds how to reply), 0 alone
   // when nothing is to be said. Shared by UDP and TCP.
+  // `started`: when the query arrived, for the duration histogram.
   size_t answer(const AnswerTable& table, std::span<const uint8_t> packet, const Query& query,
-                const ClientContext& client, std::span<uint8_t> out,
-                std::unique_ptr<ForwardJob>& job);
+                const ClientContext& client, Proto proto, Clock::time_point started,
+                std::span<uint8_t> out, std::unique_ptr<ForwardJob>& job);
   void count(const Response& response);
 
   Impl& server;
@@ -141,6 +146,7 @@ struct DnsServer::Impl::Worker {
   AnswerTablePtr current;
   uint64_t seen_generation = 0;
   Counters counters;
+  QueryCounters queries;
 };
 
 namespace {
@@ -160,15 +166,18 @@ std::unique_ptr<ForwardJob> forwardJob(std::span<const uint8_t> packet, size_t s
 }  // namespace
 
 size_t DnsServer::Impl::Worker::answer(const AnswerTable& table, std::span<const uint8_t> packet,
-                                       const Query& query, const ClientContext& client,
-                                       std::span<uint8_t> out, std::unique_ptr<ForwardJob>& job) {
+                                       const Query& query, const ClientContext& client, Proto proto,
+                                       Clock::time_point started, std::span<uint8_t> out,
+                                       std::unique_ptr<ForwardJob>& job) {
   Response response = respond(query, table, client, out);
+  if (response.disposition != Disposition::kDrop) queries.request(proto, query.qtype);
   switch (response.disposition) {
     case Disposition::kDrop:
       counters.add(counters.dropped);
       return 0;
     case Disposition::kSend:
       count(response);
+      queries.response(response.rcode, Clock::now() - started);
       return response.length;
     case Disposition::kForward: {
       bool truncated = false;
@@ -176,6 +185,7 @@ size_t DnsServer::Impl::Worker::answer(const AnswerTable& table, std::span<const
       if (length) {
         counters.add(counters.cache_hits);
         if (truncated) counters.add(counters.truncated);
+        queries.response(out.data(), length, Clock::now() - started);
         return length;
       }
       counters.add(counters.cache_misses);
@@ -272,6 +282,7 @@ class UdpListener {
 
   // Answers datagram i into out_[i]; 0 when nothing is to be sent now.
   size_t answer(size_t i, const AnswerTable& table) {
+    auto started = Clock::now();
     Counters& counters = worker_.counters;
     counters.add(counters.udp_queries);
     if (in_headers_[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -282,19 +293,21 @@ class UdpListener {
     Query query = parseQuery(packet);
     ClientContext client{worker_.server.recursionAllowed(peers_[i]), query.udpLimit()};
     std::unique_ptr<ForwardJob> job;
-    size_t length = worker_.answer(table, packet, query, client, out_[i], job);
-    if (job) forward(i, std::move(job));
+    size_t length = worker_.answer(table, packet, query, client, kProtoUdp, started, out_[i], job);
+    if (job) forward(i, std::move(job), started);
     return length;
   }
 
-  void forward(size_t i, std::unique_ptr<ForwardJob> job) {
+  void forward(size_t i, std::unique_ptr<ForwardJob> job, Clock::time_point started) {
     int fd = socket_.native_handle();
     sockaddr_storage peer = peers_[i];
     socklen_t peer_length = in_headers_[i].msg_hdr.msg_namelen;
+    QueryCounters* queries = &worker_.server.forwarded_queries_;
     // Sent from the forwarder's thread: a datagram socket takes sendto from any thread.
-    job->reply = [fd, peer, peer_length](std::span<const uint8_t> bytes) {
+    job->reply = [fd, peer, peer_length, queries, started](std::span<const uint8_t> bytes) {
       (void)!::sendto(fd, bytes.data(), bytes.size(), MSG_DONTWAIT,
                       reinterpret_cast<const sockaddr*>(&peer), peer_length);
+      queries->response(bytes.data(), bytes.size(), Clock::now() - started);
     };
     worker_.server.forwarder_.submit(std::move(job));
   }
@@ -375,21 +388,27 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   }
 
   void answer() {
+    auto started = Clock::now();
     worker_.counters.add(worker_.counters.tcp_queries);
     Query query = parseQuery(query_);
     ClientContext client{recursion_allowed_, kMaxResponse};
     std::vector<uint8_t> out(kMaxResponse);
     std::unique_ptr<ForwardJob> job;
     // The table is fetched once: a second call may swap it.
-    size_t length = worker_.answer(worker_.table(), query_, query, client, out, job);
-    if (job) return forward(std::move(job));
+    size_t length =
+        worker_.answer(worker_.table(), query_, query, client, kProtoTcp, started, out, job);
+    if (job) return forward(std::move(job), started);
     if (length) deliver(std::span(out.data(), length));
   }
 
-  void forward(std::unique_ptr<ForwardJob> job) {
+  void forward(std::unique_ptr<ForwardJob> job, Clock::time_point started) {
     std::weak_ptr<TcpSession> weak = shared_from_this();
     auto executor = socket_.get_executor();
-    job->reply = [weak, executor](std::span<const uint8_t> bytes) {
+    QueryCounters* queries = &worker_.server.forwarded_queries_;
+    job->reply = [weak, executor, queries, started](std::span<const uint8_t> bytes) {
+      // Counted on the forwarder's thread (the counters' one writer), as the answer is handed
+      // to the connection.
+      queries->response(bytes.data(), bytes.size(), Clock::now() - started);
       asio::post(executor, [weak, copy = std::vector<uint8_t>(bytes.begin(), bytes.end())] {
         if (auto self = weak.lock()) self->deliver(copy);
       });
@@ -566,6 +585,41 @@ DnsCounters DnsServer::counters() const {
   total.forwarded = read(forwarder.forwarded);
   total.upstream_failures = read(forwarder.upstream_failures);
   total.refused_over_limit = read(forwarder.refused_over_limit);
+  return total;
+}
+
+}  // namespace svcbox::dns
+
+namespace svcbox::dns {
+
+DnsMetrics DnsServer::metrics() const {
+  DnsMetrics total;
+  auto read = [](const std::atomic<uint64_t>& counter) {
+    return counter.load(std::memory_order_relaxed);
+  };
+  auto addQueries = [&](const QueryCounters& queries) {
+    for (size_t proto = 0; proto < kProtoSlots; ++proto) {
+      for (size_t slot = 0; slot < kQtypeSlots; ++slot) {
+        total.requests[proto][slot] += read(queries.requests[proto][slot]);
+      }
+    }
+    for (size_t slot = 0; slot < kRcodeSlots; ++slot) {
+      total.responses[slot] += read(queries.responses[slot]);
+    }
+    queries.duration.addTo(total.request_duration);
+  };
+  for (const auto& worker : impl_->workers_) addQueries(worker->queries);
+  addQueries(impl_->forwarded_queries_);
+  DnsCounters sums = counters();
+  total.cache_hits = sums.cache_hits;
+  total.cache_misses = sums.cache_misses;
+  total.forwarded = sums.forwarded;
+  total.upstream_failures = sums.upstream_failures;
+  total.refused_over_limit = sums.refused_over_limit;
+  total.dropped = sums.dropped;
+  total.malformed = sums.malformed;
+  total.truncated = sums.truncated;
+  total.upstreams = impl_->forwarder_.upstreamMetrics();
   return total;
 }
 

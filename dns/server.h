@@ -11,6 +11,7 @@
 #include "dns/answer_table.h"
 #include "dns/cache.h"
 #include "dns/forwarder.h"
+#include "dns/metrics.h"
 #include "store/ip.h"
 #include "store/result.h"
 #include "store/snapshot.h"
@@ -82,6 +83,9 @@ class DnsServer {
   // The addresses actually bound (port 0 resolved), for logs and tests.
   std::vector<std::string> boundAddresses() const;
   DnsCounters counters() const;
+  // Requests, responses and durations in CoreDNS's shapes, summed over the threads; a reader
+  // never slows the query path (relaxed loads of per-thread counters).
+  DnsMetrics metrics() const;
   const DnsOptions& options() const { return options_; }
 
   class Impl;

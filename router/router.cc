@@ -25,7 +25,22 @@ std::chrono::milliseconds testPauseBetweenTables() {
   return std::chrono::milliseconds(value ? std::atol(value) : 0);
 }
 
+void recordDuration(RouterStats& stats, std::chrono::duration<double> took) {
+  size_t bucket = 0;
+  while (bucket < kSyncDurationBuckets && took.count() > syncDurationBound(bucket)) ++bucket;
+  ++stats.duration_counts[bucket];
+  stats.duration_sum_seconds += took.count();
+}
+
+TableRuleCount countRules(const Table& table) {
+  TableRuleCount count{table.name, table.hooks.size(), table.chains.size()};
+  for (const auto& chain : table.chains) count.rules += chain.rules.size();
+  return count;
+}
+
 }  // namespace
+
+double syncDurationBound(size_t bucket) { return 0.001 * static_cast<double>(1u << bucket); }
 
 Router::Router(RouterOptions options, RouterTiming timing, LogFunction log,
                std::unique_ptr<TableWriter> writer)
@@ -87,6 +102,18 @@ uint64_t Router::failureCount() const {
   return failures_;
 }
 
+RouterStats Router::stats() const {
+  std::lock_guard lock(mutex_);
+  RouterStats copy = stats_;
+  copy.syncs = syncs_;
+  copy.failures = failures_;
+  return copy;
+}
+
+void Router::setOnSynced(std::function<void(const store::SnapshotPtr& installed)> on_synced) {
+  on_synced_ = std::move(on_synced);
+}
+
 bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& failure) {
   auto started = Clock::now();
   DesiredState desired = computeDesiredState(*snapshot, options_);
@@ -97,6 +124,7 @@ bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& fa
     if (!writer_->sync(*table, full, stats, failure)) {
       std::lock_guard lock(mutex_);
       ++failures_;
+      recordDuration(stats_, Clock::now() - started);
       return false;
     }
     summary += ", " + table->name + " " + std::to_string(stats.chains_written) + " written/" +
@@ -132,8 +160,18 @@ bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& fa
                               " IPv6 service ports have no rules: svcbox routes IPv4 only");
   }
   reported_ipv6_ = desired.skipped_ipv6;
-  std::lock_guard lock(mutex_);
-  ++syncs_;
+  {
+    std::lock_guard lock(mutex_);
+    ++syncs_;
+    recordDuration(stats_, Clock::now() - started);
+    stats_.tables = {countRules(desired.nat), countRules(desired.filter),
+                     countRules(desired.mangle)};
+    stats_.last_sync_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+    stats_.installed_version = snapshot->version();
+  }
+  if (on_synced_) on_synced_(snapshot);
   return true;
 }
 

@@ -1,10 +1,12 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -23,6 +25,29 @@ struct RouterTiming {
   std::chrono::milliseconds canary_interval{5000};
   std::chrono::milliseconds first_backoff{500};
   std::chrono::milliseconds max_backoff{30000};
+};
+
+// kube-proxy's sync_proxy_rules_duration_seconds buckets: 0.001 * 2^n seconds, n = 0..14.
+inline constexpr size_t kSyncDurationBuckets = 15;
+double syncDurationBound(size_t bucket);
+
+// What one table holds after the last successful sync (from the desired state it applied).
+struct TableRuleCount {
+  std::string table;  // "nat", "filter", "mangle"
+  size_t rules = 0;   // rules in svcbox's chains plus its jumps from built-in chains
+  size_t chains = 0;  // svcbox's chains
+};
+
+// The router's counters for the metrics page: a plain copy, taken under the router's lock.
+struct RouterStats {
+  uint64_t syncs = 0;     // successful
+  uint64_t failures = 0;  // failed
+  // Every sync's duration, successful or not: per bucket (not cumulative), the last above all.
+  std::array<uint64_t, kSyncDurationBuckets + 1> duration_counts{};
+  double duration_sum_seconds = 0;
+  std::vector<TableRuleCount> tables;         // empty before the first successful sync
+  int64_t last_sync_ms = 0;                   // wall clock of the last successful sync; 0: none yet
+  std::optional<uint64_t> installed_version;  // the snapshot the kernel's rules come from
 };
 
 enum class LogLevel { kDebug, kInfo, kWarn };
@@ -50,6 +75,11 @@ class Router {
 
   uint64_t syncCount() const;
   uint64_t failureCount() const;
+  // Thread-safe.
+  RouterStats stats() const;
+  // Called after each successful sync with the snapshot now installed: on the router's thread,
+  // and for the first sync on the thread that called start(). Set before start().
+  void setOnSynced(std::function<void(const store::SnapshotPtr& installed)> on_synced);
 
  private:
   // `retry_first`: the first sync (in start) failed and is retried after the first backoff.
@@ -71,6 +101,8 @@ class Router {
   bool stopping_ = false;
   uint64_t syncs_ = 0;
   uint64_t failures_ = 0;
+  RouterStats stats_;  // syncs and failures live in the fields above
+  std::function<void(const store::SnapshotPtr&)> on_synced_;
   std::thread thread_;
 };
 

@@ -7,7 +7,7 @@ packages=(
   # build
   g++ cmake ninja-build pkg-config
   libsqlite3-dev libyaml-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
-  libboost1.81-dev libldns-dev libc-ares-dev libiptc-dev libnetfilter-conntrack-dev
+  libboost1.81-dev prometheus-cpp-dev libldns-dev libc-ares-dev libiptc-dev libnetfilter-conntrack-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev python3 sqlite3 procps util-linux
   dnsutils knot-dnsutils iproute2 iptables conntrack curl

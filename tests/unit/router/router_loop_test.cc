@@ -157,5 +157,51 @@ TEST_F(RouterLoopTest, PeriodicAndCanaryResyncsAreFull) {
   router->stop(false);
 }
 
+TEST_F(RouterLoopTest, StatsAndTheSyncedHookFollowEachSuccessfulSync) {
+  RouterTiming timing;
+  timing.min_interval = 1ms;
+  timing.first_backoff = 10ms;
+  auto router = makeRouter(timing);
+  std::mutex mutex;
+  std::vector<uint64_t> installed;
+  router->setOnSynced([&](const store::SnapshotPtr& snapshot) {
+    std::lock_guard lock(mutex);
+    installed.push_back(snapshot->version());
+  });
+  EXPECT_FALSE(router->stats().installed_version);
+  SyncFailure failure;
+  ASSERT_TRUE(router->start(snapshotWith(1, 1), failure));
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->failures_left = 1;
+  }
+  router->update(snapshotWith(7, 2));
+  ASSERT_TRUE(waitFor([](const auto& calls) { return calls.size() == 2; }));
+  // The hook runs after the writer returned: wait for it too (bounded).
+  for (int i = 0; i < 500 && router->stats().installed_version != 7u; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  RouterStats stats = router->stats();
+  EXPECT_EQ(stats.syncs, 2u);
+  EXPECT_EQ(stats.failures, 1u);
+  uint64_t observed = 0;
+  for (uint64_t count : stats.duration_counts) observed += count;
+  EXPECT_EQ(observed, 3u);  // failed syncs are timed too
+  EXPECT_GT(stats.last_sync_ms, 0);
+  ASSERT_EQ(stats.installed_version, 7u);
+  ASSERT_EQ(stats.tables.size(), 3u);
+  EXPECT_EQ(stats.tables[0].table, "nat");
+  EXPECT_EQ(stats.tables[0].chains, 5u);  // 3 + one per Service, as snapshotWith says
+  EXPECT_GT(stats.tables[0].rules, stats.tables[0].chains);
+  EXPECT_EQ(stats.tables[2].table, "mangle");
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(installed, (std::vector<uint64_t>{1, 7}));
+  }
+  EXPECT_DOUBLE_EQ(syncDurationBound(0), 0.001);
+  EXPECT_DOUBLE_EQ(syncDurationBound(14), 16.384);
+  router->stop(false);
+}
+
 }  // namespace
 }  // namespace svcbox::router

@@ -1,0 +1,340 @@
+#include "app/admin_api.h"
+
+#include <nlohmann/json.hpp>
+
+#include "app/manifest.h"
+#include "app/render.h"
+
+namespace svcbox::app {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kServices = "services";
+constexpr std::string_view kPods = "pods";
+
+ApiResponse text(unsigned status, std::string body) {
+  return ApiResponse{status, "text/plain; charset=utf-8", std::move(body), {}};
+}
+
+ApiResponse jsonResponse(unsigned status, const json& value) {
+  return ApiResponse{status, "application/json", value.dump() + "\n", {}};
+}
+
+ApiResponse methodNotAllowed(const std::string& method, const std::string& allow) {
+  ApiResponse response =
+      statusResponse(405, "MethodNotAllowed", method + " is not allowed here; use " + allow);
+  response.allow = allow;
+  return response;
+}
+
+ApiResponse notFound(std::string_view kind, const std::string& namespace_name,
+                     const std::string& name) {
+  std::string singular = kind == kServices ? "service" : "pod";
+  return statusResponse(404, "NotFound",
+                        singular + " \"" + namespace_name + "/" + name + "\" not found");
+}
+
+// A registry error as a Status: what the user must change is 400, a clash 409, a busy or
+// failing registry 503/500.
+ApiResponse fromError(const store::Error& error) {
+  std::string message = error.field.empty() || error.message.find(error.field) != std::string::npos
+                            ? error.message
+                            : error.field + ": " + error.message;
+  switch (error.kind) {
+    case store::ErrorKind::kInvalid:
+      return statusResponse(400, "Invalid", message);
+    case store::ErrorKind::kNotFound:
+      return statusResponse(404, "NotFound", message);
+    case store::ErrorKind::kConflict:
+      return statusResponse(409, "Conflict", message);
+    case store::ErrorKind::kBusy:
+      return statusResponse(503, "ServiceUnavailable", message);
+    case store::ErrorKind::kInternal:
+      break;
+  }
+  return statusResponse(500, "InternalError", message);
+}
+
+std::vector<std::string> splitPath(std::string_view target) {
+  target = target.substr(0, target.find('?'));
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start < target.size()) {
+    size_t slash = target.find('/', start);
+    if (slash == std::string_view::npos) slash = target.size();
+    if (slash > start) parts.emplace_back(target.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return parts;
+}
+
+bool isKind(std::string_view segment) { return segment == kServices || segment == kPods; }
+
+const std::string* objectName(const store::Object& object) {
+  if (const auto* service = std::get_if<store::Service>(&object)) return &service->name;
+  if (const auto* pod = std::get_if<store::Pod>(&object)) return &pod->name;
+  return nullptr;
+}
+
+json objectJson(const store::Snapshot& snapshot, std::string_view kind,
+                const std::string& namespace_name, const std::string& name) {
+  if (kind == kServices) {
+    const auto* entry = snapshot.findService(namespace_name, name);
+    return entry ? toJson(entry->service) : json();
+  }
+  const auto* pod = snapshot.findPod(namespace_name, name);
+  return pod ? toJson(*pod) : json();
+}
+
+}  // namespace
+
+bool constantTimeEquals(std::string_view a, std::string_view b) {
+  unsigned char difference = a.size() == b.size() ? 0 : 1;
+  size_t length = std::max(a.size(), b.size());
+  for (size_t i = 0; i < length; ++i) {
+    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    difference |= static_cast<unsigned char>(x ^ y);
+  }
+  return difference == 0;
+}
+
+ApiResponse statusResponse(unsigned code, const std::string& reason, const std::string& message) {
+  return jsonResponse(code, json{{"kind", "Status"},
+                                 {"apiVersion", "v1"},
+                                 {"metadata", json::object()},
+                                 {"status", code < 300 ? "Success" : "Failure"},
+                                 {"message", message},
+                                 {"reason", reason},
+                                 {"code", code}});
+}
+
+AdminApi::AdminApi(AdminHooks hooks, std::optional<std::string> token)
+    : hooks_(std::move(hooks)), token_(std::move(token)) {}
+
+bool AdminApi::authorized(const std::string& header) const {
+  if (!token_) return true;
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.size() < kBearer.size() || header.compare(0, kBearer.size(), kBearer) != 0) {
+    return false;
+  }
+  return constantTimeEquals(std::string_view(header).substr(kBearer.size()), *token_);
+}
+
+ApiResponse AdminApi::handle(const ApiRequest& request) const {
+  auto path = splitPath(request.target);
+  bool reading = request.method == "GET" || request.method == "HEAD";
+  if (path.size() == 1 && (path[0] == "healthz" || path[0] == "readyz" || path[0] == "metrics")) {
+    if (!reading) return methodNotAllowed(request.method, "GET");
+    if (path[0] == "healthz") return text(200, "ok\n");
+    if (path[0] == "metrics") {
+      ApiResponse response = text(200, hooks_.metrics ? hooks_.metrics() : "");
+      response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      return response;
+    }
+    auto reasons = hooks_.not_ready ? hooks_.not_ready() : std::vector<std::string>{};
+    if (reasons.empty()) return text(200, "ok\n");
+    std::string body;
+    for (const auto& reason : reasons) body += reason + "\n";
+    return text(503, body);
+  }
+  if (path.size() >= 2 && path[0] == "api" && path[1] == "v1") {
+    if (!authorized(request.authorization)) {
+      return statusResponse(401, "Unauthorized",
+                            "this API needs \"Authorization: Bearer <token>\" with the token of "
+                            "--admin-token-file");
+    }
+    return api(request, path);
+  }
+  return statusResponse(404, "NotFound", "no such path: " + request.target);
+}
+
+ApiResponse AdminApi::api(const ApiRequest& request, const std::vector<std::string>& path) const {
+  const std::string& method = request.method;
+  bool reading = method == "GET" || method == "HEAD";
+  // /api/v1/services, /api/v1/pods
+  if (path.size() == 3 && isKind(path[2])) {
+    if (!reading) return methodNotAllowed(method, "GET");
+    return list(path[2], nullptr);
+  }
+  if (path.size() < 5 || path[2] != "namespaces" || !isKind(path[4])) {
+    return statusResponse(404, "NotFound", "no such path: " + request.target);
+  }
+  const std::string& namespace_name = path[3];
+  const std::string& kind = path[4];
+  if (path.size() == 5) {
+    if (reading) return list(kind, &namespace_name);
+    if (method == "POST") return write(request, kind, namespace_name, nullptr);
+    return methodNotAllowed(method, "GET, POST");
+  }
+  const std::string& name = path[5];
+  if (path.size() == 6) {
+    if (reading) return get(kind, namespace_name, name);
+    if (method == "PUT") return write(request, kind, namespace_name, &name);
+    if (method == "DELETE") return remove(kind, namespace_name, name);
+    return methodNotAllowed(method, "GET, PUT, DELETE");
+  }
+  if (path.size() == 7 && kind == kPods && path[6] == "readiness") {
+    if (method == "PUT") return readiness(request, namespace_name, name);
+    return methodNotAllowed(method, "PUT");
+  }
+  return statusResponse(404, "NotFound", "no such path: " + request.target);
+}
+
+ApiResponse AdminApi::list(std::string_view kind, const std::string* namespace_name) const {
+  store::SnapshotPtr snapshot = hooks_.snapshot ? hooks_.snapshot() : nullptr;
+  json items = json::array();
+  if (snapshot && kind == kServices) {
+    for (const auto& entry : snapshot->services()) {
+      if (!namespace_name || entry.service.namespace_name == *namespace_name) {
+        items.push_back(toJson(entry.service));
+      }
+    }
+  } else if (snapshot) {
+    for (const auto& pod : snapshot->pods()) {
+      if (!namespace_name || pod->namespace_name == *namespace_name) items.push_back(toJson(*pod));
+    }
+  }
+  std::string version = snapshot ? std::to_string(snapshot->version()) : "0";
+  return jsonResponse(200, json{{"apiVersion", "v1"},
+                                {"kind", kind == kServices ? "ServiceList" : "PodList"},
+                                {"metadata", {{"resourceVersion", version}}},
+                                {"items", std::move(items)}});
+}
+
+ApiResponse AdminApi::get(std::string_view kind, const std::string& namespace_name,
+                          const std::string& name) const {
+  store::SnapshotPtr snapshot = hooks_.snapshot ? hooks_.snapshot() : nullptr;
+  json object = snapshot ? objectJson(*snapshot, kind, namespace_name, name) : json();
+  if (object.is_null()) return notFound(kind, namespace_name, name);
+  return jsonResponse(200, object);
+}
+
+ApiResponse AdminApi::write(const ApiRequest& request, std::string_view kind,
+                            const std::string& namespace_name, const std::string* name) const {
+  if (!hooks_.writer) return methodNotAllowed(request.method, "GET");
+  ManifestOptions options;
+  options.validation = Validation::kStrict;
+  options.namespace_name = namespace_name;
+  options.namespace_given = true;  // an object naming another namespace is an error
+  std::vector<std::string> warnings;
+  std::vector<ManifestObject> objects;
+  try {
+    objects = parseManifest(request.body, "request body", options, warnings);
+  } catch (const ManifestError& error) {
+    return statusResponse(400, "BadRequest", error.what());
+  } catch (const std::exception& error) {
+    return statusResponse(400, "BadRequest", std::string("request body: ") + error.what());
+  }
+  if (objects.size() != 1) {
+    return statusResponse(
+        400, "BadRequest",
+        "request body: expected one object, found " + std::to_string(objects.size()));
+  }
+  const store::Object& object = objects.front().object;
+  bool is_service = std::holds_alternative<store::Service>(object);
+  bool is_pod = std::holds_alternative<store::Pod>(object);
+  if ((kind == kServices && !is_service) || (kind == kPods && !is_pod)) {
+    return statusResponse(400, "BadRequest",
+                          "request body: kind must be " +
+                              std::string(kind == kServices ? "Service" : "Pod") + " under /" +
+                              std::string(kind));
+  }
+  const std::string& object_name = *objectName(object);
+  if (name && object_name != *name) {
+    return statusResponse(400, "BadRequest",
+                          "metadata.name: \"" + object_name +
+                              "\" does not match the name in the path, \"" + *name + "\"");
+  }
+  bool create_only = name == nullptr;
+  bool existed = false;
+  auto check = [&](const store::Snapshot& current) -> store::Status {
+    existed = !objectJson(current, kind, namespace_name, object_name).is_null();
+    if (create_only && existed) {
+      return store::Error{store::ErrorKind::kConflict, "already exists", {}};
+    }
+    return store::Ok{};
+  };
+  auto changes = hooks_.writer->applyIf(check, {object});
+  if (!changes) {
+    if (create_only && existed) {
+      return statusResponse(409, "AlreadyExists",
+                            std::string(kind == kServices ? "service" : "pod") + " \"" +
+                                namespace_name + "/" + object_name + "\" already exists");
+    }
+    return fromError(changes.error());
+  }
+  unsigned code = existed ? 200 : 201;
+  auto stored = hooks_.writer->read();
+  json body = stored ? objectJson(**stored, kind, namespace_name, object_name) : json();
+  if (body.is_null()) {
+    body = is_service ? toJson(std::get<store::Service>(object))
+                      : toJson(std::get<store::Pod>(object));
+  }
+  return jsonResponse(code, body);
+}
+
+ApiResponse AdminApi::remove(std::string_view kind, const std::string& namespace_name,
+                             const std::string& name) const {
+  if (!hooks_.writer) return methodNotAllowed("DELETE", "GET");
+  store::ObjectRef ref{kind == kServices ? store::ObjectKind::kService : store::ObjectKind::kPod,
+                       namespace_name, name};
+  auto changes = hooks_.writer->remove({ref});
+  if (!changes) return fromError(changes.error());
+  if (changes->empty() || changes->front().action == store::Change::Action::kNotFound) {
+    return notFound(kind, namespace_name, name);
+  }
+  ApiResponse response = statusResponse(200, "",
+                                        std::string(kind == kServices ? "service" : "pod") + " \"" +
+                                            namespace_name + "/" + name + "\" deleted");
+  auto body = json::parse(response.body);
+  body.erase("reason");
+  body["details"] = {{"name", name}, {"kind", kind}};
+  return jsonResponse(200, body);
+}
+
+ApiResponse AdminApi::readiness(const ApiRequest& request, const std::string& namespace_name,
+                                const std::string& name) const {
+  if (!hooks_.writer) return methodNotAllowed(request.method, "GET");
+  json body = json::parse(request.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return statusResponse(400, "BadRequest",
+                          "request body: expected a JSON object like {\"ready\": true, "
+                          "\"reason\": \"...\"}");
+  }
+  store::Readiness readiness;
+  bool has_ready = false;
+  for (const auto& [field, value] : body.items()) {
+    if (field == "ready" && value.is_boolean()) {
+      readiness.ready = value.get<bool>();
+      has_ready = true;
+    } else if (field == "reason" && value.is_string()) {
+      readiness.reason = value.get<std::string>();
+    } else if (field == "ready" || field == "reason") {
+      return statusResponse(
+          400, "BadRequest",
+          field + ": must be " + (field == "ready" ? "true or false" : "a string"));
+    } else {
+      return statusResponse(400, "BadRequest",
+                            "unknown field \"" + field +
+                                "\" (a readiness report has \"ready\" "
+                                "and \"reason\")");
+    }
+  }
+  if (!has_ready) return statusResponse(400, "BadRequest", "ready: required (true or false)");
+  auto current = hooks_.writer->read();
+  if (!current) return fromError(current.error());
+  if (!(*current)->findPod(namespace_name, name)) return notFound(kPods, namespace_name, name);
+  readiness.changed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  auto changed = hooks_.writer->setReadiness({{namespace_name, name, readiness}});
+  if (!changed) return fromError(changed.error());
+  auto stored = hooks_.writer->read();
+  const store::Pod* pod = stored ? (*stored)->findPod(namespace_name, name) : nullptr;
+  if (!pod) return notFound(kPods, namespace_name, name);  // deleted meanwhile
+  return jsonResponse(200, toJson(*pod));
+}
+
+}  // namespace svcbox::app

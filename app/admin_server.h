@@ -1,0 +1,42 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "app/admin_api.h"
+#include "store/result.h"
+
+// serve's admin HTTP server: /healthz, /readyz, /metrics and /api/v1 (see admin_api.h), on
+// Boost.Beast with a thread of its own.
+namespace svcbox::app {
+
+struct AdminOptions {
+  std::string listen = "127.0.0.1:9153";  // ADDR:PORT or [v6]:PORT; port 0 picks one
+  std::optional<std::string> token;       // required for /api/ when set
+  size_t max_connections = 64;
+};
+
+class AdminServer {
+ public:
+  AdminServer(AdminOptions options, AdminHooks hooks);
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  // Binds the listen address; the error names --admin-listen and why. A listen address that is
+  // not loopback needs a token (--admin-token-file).
+  store::Status bind();
+  // Serves on its own thread until stop().
+  void start();
+  void stop();
+  // "127.0.0.1:9153" or "[::1]:9153", the port resolved; empty before bind().
+  std::string boundAddress() const;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace svcbox::app
