@@ -323,18 +323,22 @@ ApiResponse AdminApi::readiness(const ApiRequest& request, const std::string& na
     }
   }
   if (!has_ready) return statusResponse(400, "BadRequest", "ready: required (true or false)");
-  auto current = hooks_.writer->read();
-  if (!current) return fromError(current.error());
-  if (!(*current)->findPod(namespace_name, name)) return notFound(kPods, namespace_name, name);
+  // The prober leaves pods that speak for themselves alone; the prefix is how it knows.
+  readiness.reason = std::string(store::kReportedByPod) +
+                     (readiness.reason.empty() ? "" : ": " + readiness.reason);
+  // The published snapshot is enough to know the pod exists, and far cheaper than a registry
+  // read on a large registry; a pod deleted meanwhile is simply not updated.
+  auto current = hooks_.snapshot ? hooks_.snapshot() : nullptr;
+  const store::Pod* known = current ? current->findPod(namespace_name, name) : nullptr;
+  if (!known) return notFound(kPods, namespace_name, name);
   readiness.changed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
   auto changed = hooks_.writer->setReadiness({{namespace_name, name, readiness}});
   if (!changed) return fromError(changed.error());
-  auto stored = hooks_.writer->read();
-  const store::Pod* pod = stored ? (*stored)->findPod(namespace_name, name) : nullptr;
-  if (!pod) return notFound(kPods, namespace_name, name);  // deleted meanwhile
-  return jsonResponse(200, toJson(*pod));
+  store::Pod reported = *known;
+  reported.readiness = readiness;
+  return jsonResponse(200, toJson(reported));
 }
 
 }  // namespace svcbox::app

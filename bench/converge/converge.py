@@ -152,7 +152,7 @@ try:
                     dns_at = time.monotonic()
             if rules_at is None:
                 _, text = request("GET", "/metrics")
-                if metric(text, "svcbox_rules_snapshot_version") >= target_version:
+                if metric(text, "svcbox_sync_proxy_rules_installed_version") >= target_version:
                     rules_at = time.monotonic()
             time.sleep(0.0005)
         results.append({"kind": kind, "dns_ms": None if dns_at is None else (dns_at - sent) * 1000,

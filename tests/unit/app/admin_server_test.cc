@@ -190,7 +190,7 @@ TEST_F(AdminServerTest, APodReportsItsReadiness) {
   const store::Pod* pod = current()->findPod("default", "web-1");
   ASSERT_NE(pod, nullptr);
   EXPECT_FALSE(pod->readiness.ready);
-  EXPECT_EQ(pod->readiness.reason, "warming up");
+  EXPECT_EQ(pod->readiness.reason, "reported by the pod: warming up");
   EXPECT_EQ(
       send(http::verb::put, "/api/v1/namespaces/default/pods/ghost/readiness", R"({"ready": true})")
           .status,
