@@ -193,7 +193,7 @@ class ReadinessTest(ServeTestCase):
         self.assertGreater(len(after), 50)
         self.assertEqual([r for r in after if not r[2]], [], "failed new connections after removal")
         self.assertEqual({r[3] for r in after}, {"pod2", "pod3"})
-        reason = self.svcbox("get", "pod", "pod1")
+        reason = self.svcbox("get", "pod", "pod1", "-o", "wide")
         self.assertIn("NotReady", reason)
         self.assertIn("readiness probe failed", reason)
 
@@ -208,7 +208,7 @@ class ReadinessTest(ServeTestCase):
         self.wait_for("every probed pod in the rules", lambda: self.pods_in_rules() == set(POD_IPS))
         self.topo.x(self.topo.node, "curl", "-sS", "--max-time", "3", f"http://{POD_IPS['pod2']}:8080/fail")
         self.wait_for("pod2 out after a 503", lambda: self.pods_in_rules() == {"pod1", "pod3"}, timeout=10)
-        self.assertIn("HTTP 503", self.svcbox("get", "pod", "pod2"))
+        self.assertIn("HTTP 503", self.svcbox("get", "pod", "pod2", "-o", "wide"))
         self.topo.x(self.topo.node, "curl", "-sS", "--max-time", "3", f"http://{POD_IPS['pod2']}:8080/recover")
         self.wait_for("pod2 back after a 200", lambda: self.pods_in_rules() == set(POD_IPS), timeout=10)
 
@@ -221,7 +221,7 @@ class ReadinessTest(ServeTestCase):
         self.wait_for("pod1 and pod2 in the rules", lambda: self.pods_in_rules() == {"pod1", "pod2"})
         time.sleep(1)
         self.assertEqual(self.pods_in_rules(), {"pod1", "pod2"})
-        listing = self.svcbox("get", "pods")
+        listing = self.svcbox("get", "pods", "-o", "wide")
         self.assertRegex(listing, r"pod3\s+0/1\s+NotReady")
         self.assertEqual(self.curl_counts(f"http://{CLUSTER_IP}/", 40).keys(), {"pod1", "pod2"})
 
