@@ -28,11 +28,12 @@ std::unique_ptr<health::Prober> makeProber(store::DefaultProbe default_probe,
   health::ProberOptions options;
   options.default_probe = default_probe;
   auto write = [&writer](std::vector<store::ReadinessUpdate> updates) {
-    if (auto written = writer.setReadiness(updates); !written) {
-      // The next probe round finds the same verdicts unwritten and tries again.
+    auto written = writer.setReadiness(updates);
+    if (!written) {
       logWarn("cannot record " + std::to_string(updates.size()) +
-              " readiness change(s): " + written.error().message);
+              " readiness change(s), will retry after the next probes: " + written.error().message);
     }
+    return bool(written);
   };
   auto log = [](health::LogLevel level, const std::string& message) {
     switch (level) {

@@ -81,9 +81,8 @@ void addRouterFlags(CLI::App& command, RouterFlags& flags) {
 }
 
 std::vector<std::string> withRouterSettingNames(std::vector<std::string> names) {
-  for (const char* name :
-       {"proxy-mode", "cluster-cidr", "masquerade-all", "cleanup-on-exit", "sync-period",
-        "proxy-bind"}) {
+  for (const char* name : {"proxy-mode", "cluster-cidr", "masquerade-all", "cleanup-on-exit",
+                           "sync-period", "proxy-bind"}) {
     names.push_back(name);
   }
   return names;
@@ -124,8 +123,9 @@ RouterSettings resolveRouterSettings(Settings& settings, const RouterFlags& flag
   if (auto bind = settings.find("proxy-bind", flags.proxy_bind)) {
     out.proxy_bind = store::IpAddress::parse(bind->value);
     if (!out.proxy_bind) {
-      throw CommandError(kExitUserError, bind->source + ": --proxy-bind must be an IP address "
-                                                        "such as 127.0.0.1, not \"" +
+      throw CommandError(kExitUserError, bind->source +
+                                             ": --proxy-bind must be an IP address "
+                                             "such as 127.0.0.1, not \"" +
                                              bind->value + "\"");
     }
   }

@@ -375,19 +375,30 @@ class Prober::Impl {
   void flush() {
     flush_armed_ = false;
     std::vector<store::ReadinessUpdate> batch;
+    std::vector<std::string> keys;
     for (auto& pending : pending_) {
       // A session restarted or a pod removed since: its verdict no longer applies.
       auto tracked = tracked_.find(pending.key);
       if (tracked == tracked_.end() || tracked->second.id != pending.id) continue;
       batch.push_back(std::move(pending.update));
+      keys.push_back(pending.key);
     }
     pending_.clear();
     if (batch.empty() || !write_) return;
+    bool written = false;
     try {
-      write_(std::move(batch));
+      written = write_(std::move(batch));
     } catch (const std::exception& error) {
       log(LogLevel::kWarn,
           std::string("readiness prober: writing verdicts failed: ") + error.what());
+    }
+    if (written) return;
+    // Forget them, so the next probe result finds the stored readiness still wrong and writes
+    // again (a busy registry, say).
+    for (const auto& key : keys) {
+      if (auto tracked = tracked_.find(key); tracked != tracked_.end()) {
+        tracked->second.written.reset();
+      }
     }
   }
 

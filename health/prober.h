@@ -50,7 +50,9 @@ struct ProbeCounters {                                // cumulative, read by /me
 
 class Prober {
  public:
-  using WriteFunction = std::function<void(std::vector<store::ReadinessUpdate>)>;
+  // Returns whether the batch was recorded; verdicts of a failed write are written again after
+  // the pod's next probe.
+  using WriteFunction = std::function<bool(std::vector<store::ReadinessUpdate>)>;
 
   // `write` receives every readiness transition found in one pass, as one batch, called from the
   // prober's own thread (it may block for a SQLite write).

@@ -124,7 +124,7 @@ const char* defaultProbeName(DefaultProbe probe) {
 // Set by `serve --default-probe`; a registry no serve has run on has none.
 DefaultProbe storedDefaultProbe(Connection& db) {
   return metaValue(db, "default_probe") == std::optional<std::string>("tcp") ? DefaultProbe::kTcp
-                                                                           : DefaultProbe::kNone;
+                                                                             : DefaultProbe::kNone;
 }
 
 Readiness initialReadiness(const Pod& pod, int64_t now, DefaultProbe default_probe) {
@@ -599,9 +599,8 @@ Result<SnapshotPtr> Registry::loadSnapshot() {
     services.reserve(service_rows.size());
     for (const auto& service : service_rows) services.push_back(*service);
     auto entries = resolveEndpoints(std::move(services), pods, sets);
-    auto snapshot = std::make_shared<const Snapshot>(version, cidr, std::move(entries),
-                                                     std::move(pods), std::move(sets),
-                                                     committed_ms);
+    auto snapshot = std::make_shared<const Snapshot>(
+        version, cidr, std::move(entries), std::move(pods), std::move(sets), committed_ms);
     // Cached Services point into the snapshot that holds them (an aliasing shared_ptr), so each
     // Service is kept once, not once in the cache and again in the snapshot.
     for (auto& [id, row] : cache_->services) {

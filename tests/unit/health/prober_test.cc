@@ -1,7 +1,7 @@
 #include "health/prober.h"
 
-#include <cstdlib>
 #include <gtest/gtest.h>
+#include <cstdlib>
 
 #include <atomic>
 #include <future>
@@ -158,10 +158,24 @@ class FakeRegistry {
   void attach(Prober* prober) { prober_ = prober; }
   void setPublish(bool publish) { publish_ = publish; }
 
-  void write(std::vector<ReadinessUpdate> updates) {
+  void failNextWrites(int count) {
+    std::lock_guard lock(mutex_);
+    failures_left_ = count;
+  }
+  int failedWrites() {
+    std::lock_guard lock(mutex_);
+    return failed_writes_;
+  }
+
+  bool write(std::vector<ReadinessUpdate> updates) {
     store::SnapshotPtr snapshot;
     {
       std::lock_guard lock(mutex_);
+      if (failures_left_ > 0) {
+        --failures_left_;
+        ++failed_writes_;
+        return false;
+      }
       for (const auto& update : updates) {
         for (auto& pod : pods_) {
           if (pod.namespace_name == update.namespace_name && pod.name == update.name) {
@@ -173,6 +187,7 @@ class FakeRegistry {
       if (publish_) snapshot = snapshotLocked();
     }
     if (snapshot) prober_->update(snapshot);
+    return true;
   }
 
   store::SnapshotPtr snapshot() {
@@ -219,6 +234,8 @@ class FakeRegistry {
   std::vector<Pod> pods_;
   std::vector<store::Service> services_;
   std::vector<Batch> batches_;
+  int failures_left_ = 0;
+  int failed_writes_ = 0;
   uint64_t version_ = 0;
   Prober* prober_ = nullptr;
   bool publish_ = true;
@@ -263,7 +280,7 @@ struct Harness {
       : registry(std::move(pods), std::move(services)),
         prober(
             options,
-            [this](std::vector<ReadinessUpdate> batch) { registry.write(std::move(batch)); },
+            [this](std::vector<ReadinessUpdate> batch) { return registry.write(std::move(batch)); },
             [this](LogLevel level, const std::string& line) {
               std::lock_guard lock(log_mutex);
               logs.emplace_back(level, line);
@@ -298,6 +315,18 @@ TEST(ProberTest, TcpSocketSuccessMakesAnAwaitingPodReady) {
   EXPECT_GE(writes[0].changed_ms, before);
   EXPECT_EQ(harness.registry.batches()[0].counters.tcp_success, 1u);
   EXPECT_EQ(harness.prober.counters().sessions, 1u);
+}
+
+TEST(ProberTest, AVerdictWhoseWriteFailedIsWrittenAfterTheNextProbe) {
+  Servers servers;
+  Probe probe = tcpProbe(servers.tcp("127.0.0.1"));
+  probe.initial_delay_seconds = 4;  // 200 ms: time to make the first write fail
+  probe.period_seconds = 1;
+  Harness harness({pod("web-0", "127.0.0.1", probe, awaiting())});
+  harness.registry.failNextWrites(1);
+  ASSERT_TRUE(eventually([&] { return !harness.registry.writesFor("web-0").empty(); }));
+  EXPECT_EQ(harness.registry.failedWrites(), 1);
+  EXPECT_TRUE(harness.registry.writesFor("web-0")[0].ready);
 }
 
 TEST(ProberTest, RefusedNeedsFailureThresholdFailuresAndRecoveryNeedsSuccessThreshold) {
