@@ -61,7 +61,7 @@ subprocess.run([svcbox, "apply", "-f", "-"], input="\n---\n".join(docs), env=env
 log = open(os.path.join(work, "serve.log"), "w")
 serve = subprocess.Popen([svcbox, "serve", "--proxy-mode", "iptables", "--dns-listen", f"127.0.0.1:{DNS_PORT}",
                           "--admin-listen", f"127.0.0.1:{ADMIN_PORT}", "--upstream", "127.0.0.1:9",
-                          "--default-probe", "none", "--log-level", "warn"], env=env, stdout=log,
+                          "--default-probe", "none", "--log-level", os.environ.get("SERVE_LOG_LEVEL", "warn")], env=env, stdout=log,
                          stderr=subprocess.STDOUT)
 admin = None
 
@@ -191,4 +191,6 @@ finally:
         serve.kill()
     subprocess.run([svcbox, "cleanup"], env=env, capture_output=True, timeout=60)
     log.close()
+    if os.environ.get("KEEP_SERVE_LOG"):
+        shutil.copy(os.path.join(work, "serve.log"), os.environ["KEEP_SERVE_LOG"])
     shutil.rmtree(work, ignore_errors=True)
