@@ -207,8 +207,11 @@ int runServe(const ServeFlags& flags) {
                       c.default_success, c.default_failure, c.sessions};
   });
 
-  // DNS first: a change should reach answers before anything slower (logging, rules) runs.
+  // The router only records the snapshot and wakes its own thread, so it goes first: its sync
+  // (hundreds of milliseconds at 10,000 Services) then runs beside the zone compile instead of
+  // after it. Then DNS, before anything slower (the prober, the log).
   auto on_snapshot = [&](const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
+    if (router) router->update(current);
     auto zone = dns_server->publish(*current);
     if (previous) observeProgramming(metrics, "dns", *current);
     if (zone.unchanged) {
@@ -218,7 +221,6 @@ int runServe(const ServeFlags& flags) {
                std::to_string(zone.names) + " names, " + std::to_string(zone.bytes / 1024) +
                " KiB, compiled in " + std::to_string(zone.took.count() / 1000) + " ms");
     }
-    if (router) router->update(current);
     prober->update(current);
     logChanges(previous, current);
   };

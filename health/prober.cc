@@ -122,6 +122,11 @@ class Prober::Impl {
     store::Readiness stored;
     std::optional<store::Readiness> written;  // written but not yet seen in a snapshot
     std::shared_ptr<Session> session;
+    // The pod object last reconciled (alive in reconciled_) and its default-probe ports: a
+    // snapshot that shares both left this pod as it was, and is skipped without planning.
+    const store::Pod* seen = nullptr;
+    std::vector<uint16_t> default_ports;
+    uint64_t visited = 0;  // the reconcile round that last saw the pod
   };
 
   struct PendingWrite {
@@ -150,23 +155,37 @@ class Prober::Impl {
       snapshot = std::move(latest_);
       reconcile_posted_ = false;
     }
-    if (snapshot) reconcile(*snapshot);
+    if (!snapshot) return;
+    auto started = std::chrono::steady_clock::now();
+    reconcile(snapshot);
+    auto took = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - started);
+    // Only a slow round is worth a line: at debug level every snapshot would log one.
+    if (took < std::chrono::milliseconds(10)) return;
+    log(LogLevel::kDebug, "snapshot " + std::to_string(snapshot->version()) + ": " +
+                              std::to_string(tracked_.size()) + " pods reconciled in " +
+                              std::to_string(took.count() / 1000) + " ms");
   }
 
-  void reconcile(const store::Snapshot& snapshot) {
+  void reconcile(const store::SnapshotPtr& snapshot) {
     std::unordered_map<std::string, std::vector<uint16_t>> default_ports;
     if (options_.default_probe == store::DefaultProbe::kTcp) {
-      default_ports = defaultProbePorts(snapshot);
+      default_ports = defaultProbePorts(*snapshot);
     }
-    std::unordered_map<std::string, Tracked> next;
-    next.reserve(snapshot.pods().size());
-    for (const auto& pod_ptr : snapshot.pods()) {
+    static const std::vector<uint16_t> kNoPorts;
+    ++round_;
+    for (const auto& pod_ptr : snapshot->pods()) {
       const store::Pod& pod = *pod_ptr;
       std::string key = podKey(pod.namespace_name, pod.name);
-      auto ports = default_ports.find(key);
-      PodPlan plan =
-          planFor(pod, ports == default_ports.end() ? nullptr : &ports->second, options_);
+      auto found = default_ports.find(key);
+      const std::vector<uint16_t>* ports = found == default_ports.end() ? nullptr : &found->second;
       auto old = tracked_.find(key);
+      if (old != tracked_.end() && old->second.seen == &pod &&
+          old->second.default_ports == (ports ? *ports : kNoPorts)) {
+        old->second.visited = round_;
+        continue;
+      }
+      PodPlan plan = planFor(pod, ports, options_);
       if (old != tracked_.end() && sameShape(old->second, plan, pod)) {
         Tracked& kept = old->second;
         kept.stored = pod.readiness;
@@ -174,7 +193,9 @@ class Prober::Impl {
             kept.written->reason == pod.readiness.reason) {
           kept.written.reset();
         }
-        next.emplace(key, std::move(kept));
+        kept.seen = &pod;
+        kept.default_ports = ports ? *ports : kNoPorts;
+        kept.visited = round_;
         continue;
       }
       if (old != tracked_.end()) cancel(old->second);
@@ -185,6 +206,9 @@ class Prober::Impl {
       fresh.plan = std::move(plan);
       fresh.ips = pod.ips;
       fresh.stored = pod.readiness;
+      fresh.seen = &pod;
+      fresh.default_ports = ports ? *ports : kNoPorts;
+      fresh.visited = round_;
       if (fresh.plan.kind == PodPlan::Kind::kProbe) {
         fresh.session = startSession(fresh, pod);
       } else if (fresh.plan.kind == PodPlan::Kind::kVerdict &&
@@ -192,12 +216,18 @@ class Prober::Impl {
                   fresh.plan.verdict.reason != pod.readiness.reason)) {
         emit(key, fresh, fresh.plan.verdict);
       }
-      next.emplace(std::move(key), std::move(fresh));
+      tracked_.insert_or_assign(std::move(key), std::move(fresh));
     }
-    for (auto& [key, tracked] : tracked_) {
-      if (!next.contains(key)) cancel(tracked);
+    for (auto it = tracked_.begin(); it != tracked_.end();) {
+      if (it->second.visited == round_) {
+        ++it;
+        continue;
+      }
+      cancel(it->second);
+      it = tracked_.erase(it);
     }
-    tracked_ = std::move(next);
+    // Keeps every `seen` pointer valid until the next round compares with it.
+    reconciled_ = snapshot;
   }
 
   // Whether the pod is probed as before. The registry resets readiness to "awaiting" whenever
@@ -426,6 +456,8 @@ class Prober::Impl {
   std::deque<std::weak_ptr<Session>> waiting_;
   std::vector<PendingWrite> pending_;
   bool flush_armed_ = false;
+  uint64_t round_ = 0;
+  store::SnapshotPtr reconciled_;
 };
 
 Prober::Prober(ProberOptions options, WriteFunction write, LogFunction log)
