@@ -168,66 +168,125 @@ class Prober::Impl {
   }
 
   void reconcile(const store::SnapshotPtr& snapshot) {
-    std::unordered_map<std::string, std::vector<uint16_t>> default_ports;
-    if (options_.default_probe == store::DefaultProbe::kTcp) {
-      default_ports = defaultProbePorts(*snapshot);
-    }
-    static const std::vector<uint16_t> kNoPorts;
-    ++round_;
-    for (const auto& pod_ptr : snapshot->pods()) {
-      const store::Pod& pod = *pod_ptr;
-      std::string key = podKey(pod.namespace_name, pod.name);
-      auto found = default_ports.find(key);
-      const std::vector<uint16_t>* ports = found == default_ports.end() ? nullptr : &found->second;
-      auto old = tracked_.find(key);
-      if (old != tracked_.end() && old->second.seen == &pod &&
-          old->second.default_ports == (ports ? *ports : kNoPorts)) {
-        old->second.visited = round_;
-        continue;
-      }
-      PodPlan plan = planFor(pod, ports, options_);
-      if (old != tracked_.end() && sameShape(old->second, plan, pod)) {
-        Tracked& kept = old->second;
-        kept.stored = pod.readiness;
-        if (kept.written && kept.written->ready == pod.readiness.ready &&
-            kept.written->reason == pod.readiness.reason) {
-          kept.written.reset();
+    bool tcp = options_.default_probe == store::DefaultProbe::kTcp;
+    bool targets_changed = tcp && (!reconciled_ || !sameProbeTargets(*reconciled_, *snapshot));
+    if (targets_changed) default_ports_ = defaultProbePorts(*snapshot);
+    if (reconciled_ && !targets_changed) {
+      // Unchanged pods are the very objects of the previous snapshot: one walk over both sorted
+      // lists finds the few that changed, without a lookup per pod.
+      const auto& before = reconciled_->pods();
+      const auto& after = snapshot->pods();
+      size_t i = 0, j = 0;
+      while (i < before.size() || j < after.size()) {
+        auto order = i == before.size()  ? 1
+                     : j == after.size() ? -1
+                                         : compareNames(*before[i], *after[j]);
+        if (order < 0) {
+          forget(podKey(before[i]->namespace_name, before[i]->name));
+          ++i;
+        } else if (order > 0) {
+          reconcilePod(*after[j++]);
+        } else {
+          if (before[i].get() != after[j].get()) reconcilePod(*after[j]);
+          ++i;
+          ++j;
         }
-        kept.seen = &pod;
-        kept.default_ports = ports ? *ports : kNoPorts;
-        kept.visited = round_;
-        continue;
       }
-      if (old != tracked_.end()) cancel(old->second);
-      Tracked fresh;
-      fresh.id = ++last_id_;
-      fresh.namespace_name = pod.namespace_name;
-      fresh.name = pod.name;
-      fresh.plan = std::move(plan);
-      fresh.ips = pod.ips;
-      fresh.stored = pod.readiness;
-      fresh.seen = &pod;
-      fresh.default_ports = ports ? *ports : kNoPorts;
-      fresh.visited = round_;
-      if (fresh.plan.kind == PodPlan::Kind::kProbe) {
-        fresh.session = startSession(fresh, pod);
-      } else if (fresh.plan.kind == PodPlan::Kind::kVerdict &&
-                 (fresh.plan.verdict.ready != pod.readiness.ready ||
-                  fresh.plan.verdict.reason != pod.readiness.reason)) {
-        emit(key, fresh, fresh.plan.verdict);
+    } else {
+      ++round_;
+      for (const auto& pod : snapshot->pods()) reconcilePod(*pod);
+      for (auto it = tracked_.begin(); it != tracked_.end();) {
+        if (it->second.visited == round_) {
+          ++it;
+          continue;
+        }
+        cancel(it->second);
+        it = tracked_.erase(it);
       }
-      tracked_.insert_or_assign(std::move(key), std::move(fresh));
-    }
-    for (auto it = tracked_.begin(); it != tracked_.end();) {
-      if (it->second.visited == round_) {
-        ++it;
-        continue;
-      }
-      cancel(it->second);
-      it = tracked_.erase(it);
     }
     // Keeps every `seen` pointer valid until the next round compares with it.
     reconciled_ = snapshot;
+  }
+
+  static int compareNames(const store::Pod& a, const store::Pod& b) {
+    if (int order = a.namespace_name.compare(b.namespace_name); order != 0) return order;
+    return a.name.compare(b.name);
+  }
+
+  // What the default probe targets depends only on each Service's ports and on which pod
+  // serves which port; readiness flips (the prober's own writes) leave it as it was.
+  static bool sameProbeTargets(const store::Snapshot& a, const store::Snapshot& b) {
+    const auto& x = a.services();
+    const auto& y = b.services();
+    if (x.size() != y.size()) return false;
+    for (size_t s = 0; s < x.size(); ++s) {
+      if (x[s].service.namespace_name != y[s].service.namespace_name ||
+          x[s].service.ports != y[s].service.ports ||
+          x[s].endpoints.size() != y[s].endpoints.size()) {
+        return false;
+      }
+      for (size_t e = 0; e < x[s].endpoints.size(); ++e) {
+        const auto& p = x[s].endpoints[e];
+        const auto& q = y[s].endpoints[e];
+        if (p.pod_name != q.pod_name || p.ports != q.ports) return false;
+      }
+    }
+    return true;
+  }
+
+  void forget(const std::string& key) {
+    auto it = tracked_.find(key);
+    if (it == tracked_.end()) return;
+    cancel(it->second);
+    tracked_.erase(it);
+  }
+
+  void reconcilePod(const store::Pod& pod) {
+    static const std::vector<uint16_t> kNoPorts;
+    std::string key = podKey(pod.namespace_name, pod.name);
+    const std::vector<uint16_t>* ports = nullptr;
+    if (options_.default_probe == store::DefaultProbe::kTcp) {
+      auto found = default_ports_.find(key);
+      if (found != default_ports_.end()) ports = &found->second;
+    }
+    auto old = tracked_.find(key);
+    if (old != tracked_.end() && old->second.seen == &pod &&
+        old->second.default_ports == (ports ? *ports : kNoPorts)) {
+      old->second.visited = round_;
+      return;
+    }
+    PodPlan plan = planFor(pod, ports, options_);
+    if (old != tracked_.end() && sameShape(old->second, plan, pod)) {
+      Tracked& kept = old->second;
+      kept.stored = pod.readiness;
+      if (kept.written && kept.written->ready == pod.readiness.ready &&
+          kept.written->reason == pod.readiness.reason) {
+        kept.written.reset();
+      }
+      kept.seen = &pod;
+      kept.default_ports = ports ? *ports : kNoPorts;
+      kept.visited = round_;
+      return;
+    }
+    if (old != tracked_.end()) cancel(old->second);
+    Tracked fresh;
+    fresh.id = ++last_id_;
+    fresh.namespace_name = pod.namespace_name;
+    fresh.name = pod.name;
+    fresh.plan = std::move(plan);
+    fresh.ips = pod.ips;
+    fresh.stored = pod.readiness;
+    fresh.seen = &pod;
+    fresh.default_ports = ports ? *ports : kNoPorts;
+    fresh.visited = round_;
+    if (fresh.plan.kind == PodPlan::Kind::kProbe) {
+      fresh.session = startSession(fresh, pod);
+    } else if (fresh.plan.kind == PodPlan::Kind::kVerdict &&
+               (fresh.plan.verdict.ready != pod.readiness.ready ||
+                fresh.plan.verdict.reason != pod.readiness.reason)) {
+      emit(key, fresh, fresh.plan.verdict);
+    }
+    tracked_.insert_or_assign(std::move(key), std::move(fresh));
   }
 
   // Whether the pod is probed as before. The registry resets readiness to "awaiting" whenever
@@ -458,6 +517,8 @@ class Prober::Impl {
   bool flush_armed_ = false;
   uint64_t round_ = 0;
   store::SnapshotPtr reconciled_;
+  // The default probe's ports of every pod, recomputed only when the Services' targets change.
+  std::unordered_map<std::string, std::vector<uint16_t>> default_ports_;
 };
 
 Prober::Prober(ProberOptions options, WriteFunction write, LogFunction log)
