@@ -211,6 +211,10 @@ int runServe(const ServeFlags& flags) {
   // (hundreds of milliseconds at 10,000 Services) then runs beside the zone compile instead of
   // after it. Then DNS, before anything slower (the prober, the log).
   auto on_snapshot = [&](const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
+    if (previous && current->committedMs() > 0) {
+      logDebug("snapshot " + std::to_string(current->version()) + " loaded " +
+               std::to_string(wallClockMs() - current->committedMs()) + " ms after its commit");
+    }
     if (router) router->update(current);
     auto zone = dns_server->publish(*current);
     if (previous) observeProgramming(metrics, "dns", *current);
