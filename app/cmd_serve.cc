@@ -112,6 +112,17 @@ void observeProgramming(ServeMetrics& metrics, const char* target,
   metrics.observeProgramming(target, std::chrono::duration<double>(latency_ms / 1000.0));
 }
 
+// What DNS answers for the Services the userspace proxy listens for.
+dns::ProxiedServices proxiedServices(const std::vector<router::userspace::PortMapping>& mapping) {
+  dns::ProxiedServices out;
+  for (const auto& port : mapping) {
+    auto& service = out[{port.namespace_name, port.name}];
+    service.address = port.address;
+    service.ports[{port.protocol, port.service_port}] = port.listen_port;
+  }
+  return out;
+}
+
 // What /readyz reports until every part has come up.
 struct Readiness {
   std::atomic<bool> registry_loaded{false};
@@ -188,7 +199,13 @@ int runServe(const ServeFlags& flags) {
   auto dns_server = startDnsServer(std::move(dns_options));
   readiness.dns_bound = true;
   metrics.setDnsSource([&dns_server] { return dns_server->metrics(); });
-  auto router = makeRouter(router_settings);
+  auto parts = makeProxyParts(router_settings);
+  auto& router = parts.router;
+  auto& proxy = parts.proxy;
+  if (proxy) {
+    metrics.setProxySource([&proxy] { return proxy->stats(); });
+    proxy->start();
+  }
   if (router) {
     metrics.setRouterSource([&router] { return router->stats(); });
     // The first sync installs what may have been committed long ago: not counted.
@@ -208,8 +225,11 @@ int runServe(const ServeFlags& flags) {
   });
 
   // DNS first: a change should reach answers before anything slower (logging, rules) runs.
+  // The userspace proxy goes before DNS: a name must not point at a listener not yet open.
+  dns::ProxiedServices proxied;
   auto on_snapshot = [&](const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
-    auto zone = dns_server->publish(*current);
+    if (proxy) proxied = proxiedServices(proxy->update(current));
+    auto zone = dns_server->publish(*current, proxy ? &proxied : nullptr);
     if (previous) observeProgramming(metrics, "dns", *current);
     if (zone.unchanged) {
       logDebug("DNS zone unchanged by snapshot " + std::to_string(current->version()));
@@ -253,6 +273,7 @@ int runServe(const ServeFlags& flags) {
   watcher_for_wake = nullptr;
   watcher.stop();
   stopRouter(router.get(), router_settings);
+  if (proxy) proxy->stop();
   dns_server->stop();
   auto dns = dns_server->counters();
   logInfo("DNS answered " + std::to_string(dns.udp_queries) + " UDP and " +
