@@ -15,6 +15,7 @@
 #include "app/common.h"
 #include "app/log.h"
 #include "app/metrics.h"
+#include "app/proxy_ports.h"
 #include "app/registry_writer.h"
 #include "app/serve_admin.h"
 #include "app/serve_dns.h"
@@ -227,8 +228,16 @@ int runServe(const ServeFlags& flags) {
   // DNS first: a change should reach answers before anything slower (logging, rules) runs.
   // The userspace proxy goes before DNS: a name must not point at a listener not yet open.
   dns::ProxiedServices proxied;
+  std::vector<router::userspace::PortMapping> recorded_mapping;
   auto on_snapshot = [&](const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
-    if (proxy) proxied = proxiedServices(proxy->update(current));
+    if (proxy) {
+      auto mapping = proxy->update(current);
+      if (mapping != recorded_mapping) {
+        writeProxyPorts(path.value, mapping);
+        recorded_mapping = mapping;
+      }
+      proxied = proxiedServices(mapping);
+    }
     auto zone = dns_server->publish(*current, proxy ? &proxied : nullptr);
     if (previous) observeProgramming(metrics, "dns", *current);
     if (zone.unchanged) {
@@ -273,7 +282,10 @@ int runServe(const ServeFlags& flags) {
   watcher_for_wake = nullptr;
   watcher.stop();
   stopRouter(router.get(), router_settings);
-  if (proxy) proxy->stop();
+  if (proxy) {
+    proxy->stop();
+    removeProxyPorts(path.value);
+  }
   dns_server->stop();
   auto dns = dns_server->counters();
   logInfo("DNS answered " + std::to_string(dns.udp_queries) + " UDP and " +

@@ -147,7 +147,7 @@ RouterSettings resolveRouterSettings(Settings& settings, const RouterFlags& flag
     auto address = store::IpAddress::parse(bind->value);
     if (!address || address->isUnspecified()) {
       throw CommandError(kExitUserError, bind->source +
-                                             ": --proxy-bind must be one IP address "
+                                             ": --proxy-bind must be an IP address "
                                              "such as 127.0.0.1, not \"" +
                                              bind->value + "\"");
     }

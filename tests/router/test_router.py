@@ -503,7 +503,6 @@ spec: {{selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
             self.assertEqual(len(errors), 1, result.stderr)
             self.assertEqual(result.stderr.strip().splitlines()[-1], errors[0])
             self.assertIn("CAP_NET_ADMIN", errors[0])
-            self.assertIn("userspace proxy mode", errors[0])
             self.assertIn("--proxy-mode userspace", errors[0])
             self.assertIn("--proxy-mode none", errors[0])
             auto = subprocess.Popen(nobody + ["--proxy-mode", "auto"], env=env, stdout=subprocess.PIPE,

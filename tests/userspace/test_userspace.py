@@ -195,6 +195,15 @@ class UserspaceWithoutRootTest(unittest.TestCase):
         self.assertEqual(self.resolve("web", "echo"), ("127.0.0.1", 9000))
         self.assertEqual(self.resolve("web", "dns", "udp"), ("127.0.0.1", 20053))
 
+    def test_get_svc_shows_the_mapping(self):
+        """`svcbox get svc` (another process) shows the proxy address and PORT:LISTENER while
+        serve runs."""
+        out = run(BIN, "get", "svc", "--db", os.path.join(self.dir, "registry.db")).stdout
+        web = [line.split() for line in out.splitlines() if line.startswith("web ")]
+        self.assertEqual(len(web), 1, out)
+        self.assertEqual(web[0][3], "127.0.0.1", out)
+        self.assertEqual(web[0][4], "80:20080/TCP,53:20053/UDP,9000:9000/TCP", out)
+
     def test_services_sharing_a_port_are_told_apart_by_srv(self):
         """web and www both use port 80: each gets its own listener port, and SRV says which (web
         comes first in name order, so it has 20080 and www a port the kernel picked)."""
