@@ -203,6 +203,7 @@ int runServe(const ServeFlags& flags) {
   auto parts = makeProxyParts(router_settings);
   auto& router = parts.router;
   auto& proxy = parts.proxy;
+  auto& redirect = parts.redirect;
   if (proxy) {
     metrics.setProxySource([&proxy] { return proxy->stats(); });
     proxy->start();
@@ -236,9 +237,18 @@ int runServe(const ServeFlags& flags) {
         writeProxyPorts(path.value, mapping);
         recorded_mapping = mapping;
       }
-      proxied = proxiedServices(mapping);
+      if (redirect) {
+        router::SyncFailure failure;
+        if (redirect->apply(*current, mapping, failure)) {
+          readiness.rules_synced = true;
+        } else {
+          logWarn("REDIRECT rules not written (the next change retries): " + failure.message);
+        }
+      } else {
+        proxied = proxiedServices(mapping);
+      }
     }
-    auto zone = dns_server->publish(*current, proxy ? &proxied : nullptr);
+    auto zone = dns_server->publish(*current, proxy && !redirect ? &proxied : nullptr);
     if (previous) observeProgramming(metrics, "dns", *current);
     if (zone.unchanged) {
       logDebug("DNS zone unchanged by snapshot " + std::to_string(current->version()));
@@ -285,6 +295,11 @@ int runServe(const ServeFlags& flags) {
   if (proxy) {
     proxy->stop();
     removeProxyPorts(path.value);
+  }
+  if (redirect && router_settings.cleanup_on_exit) {
+    router::SyncFailure failure;
+    bool changed = false;
+    if (!router::cleanupAll(failure, changed)) logWarn("cleanup failed: " + failure.message);
   }
   dns_server->stop();
   auto dns = dns_server->counters();

@@ -152,6 +152,7 @@ RouterSettings resolveRouterSettings(Settings& settings, const RouterFlags& flag
                                              bind->value + "\"");
     }
     out.proxy.bind_address = *address;
+    out.proxy_bind_given = true;
   }
   auto base = settings.resolve("proxy-port-base", flags.proxy_port_base, "20000");
   out.proxy.mapped_port_base = static_cast<uint16_t>(parseCount(base, "proxy-port-base", 65535));
@@ -188,7 +189,22 @@ ProxyParts makeProxyParts(const RouterSettings& settings) {
     return parts;
   }
   if (mode == "userspace") {
-    parts.proxy = makeUserspace(settings, settings.proxy_mode.source);
+    router::SyncFailure failure;
+    if (settings.proxy_bind_given || !router::canWriteNetfilter(failure)) {
+      parts.proxy = makeUserspace(settings, settings.proxy_mode.source);
+      return parts;
+    }
+    auto options = settings.proxy;
+    options.bind_address = *store::IpAddress::parse("0.0.0.0");
+    options.own_port_first = false;
+    logInfo("proxy mode userspace (" + settings.proxy_mode.source +
+            ") with REDIRECT: nat rules send ClusterIP traffic to svcbox's listeners on every "
+            "address (from port " +
+            std::to_string(options.mapped_port_base) +
+            " + the Service port), and svcbox relays it; give --proxy-bind to bind one address "
+            "and write no rules");
+    parts.proxy = std::make_unique<router::userspace::UserspaceProxy>(options, logFromRouter);
+    parts.redirect = std::make_unique<router::userspace::RedirectRules>();
     return parts;
   }
   router::SyncFailure failure;

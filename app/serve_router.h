@@ -9,6 +9,7 @@
 #include "app/config.h"
 #include "router/router.h"
 #include "router/userspace/proxy.h"
+#include "router/userspace/redirect.h"
 
 // serve's side of the router: its flags and settings, the proxy-mode decision, start and stop.
 namespace svcbox::app {
@@ -30,6 +31,7 @@ struct RouterSettings {
   Setting proxy_mode;  // "iptables", "userspace", "none" or "auto"
   // The userspace mode's listeners; bind_address is --proxy-bind (127.0.0.1 when not given).
   router::userspace::ProxyOptions proxy;
+  bool proxy_bind_given = false;
   router::RouterOptions options;
   router::RouterTiming timing;
   bool cleanup_on_exit = false;
@@ -46,6 +48,9 @@ RouterSettings resolveRouterSettings(Settings& settings, const RouterFlags& flag
 struct ProxyParts {
   std::unique_ptr<router::Router> router;
   std::unique_ptr<router::userspace::UserspaceProxy> proxy;
+  // Userspace mode where svcbox may write netfilter and no --proxy-bind was given: ClusterIP
+  // traffic is REDIRECTed to listeners on every address, and DNS keeps answering ClusterIPs.
+  std::unique_ptr<router::userspace::RedirectRules> redirect;
 };
 
 // Decides the proxy mode (auto: iptables where svcbox may write netfilter, else userspace, logged

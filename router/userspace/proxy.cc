@@ -317,7 +317,8 @@ class UserspaceProxy::Impl {
 
   // The ports a listener tries, in order: the Service's own, the mapped one, any.
   std::vector<uint16_t> candidatePorts(uint16_t service_port) const {
-    std::vector<uint16_t> ports{service_port};
+    std::vector<uint16_t> ports;
+    if (options_.own_port_first) ports.push_back(service_port);
     uint32_t mapped = uint32_t{options_.mapped_port_base} + service_port;
     if (options_.mapped_port_base != 0 && mapped <= 65535) {
       ports.push_back(static_cast<uint16_t>(mapped));
@@ -366,7 +367,8 @@ class UserspaceProxy::Impl {
                                 why_not_own + " on " + options_.bind_address.toString());
       return nullptr;
     }
-    logListening(*port, port->listen_port == key.port ? "" : why_not_own);
+    logListening(*port,
+                 port->listen_port == key.port || !options_.own_port_first ? "" : why_not_own);
     tcp_.emplace(key, port);
     asio::co_spawn(context_, acceptLoop(port), asio::detached);
     return port.get();
@@ -397,7 +399,8 @@ class UserspaceProxy::Impl {
                                 why_not_own + " on " + options_.bind_address.toString());
       return nullptr;
     }
-    logListening(*port, port->listen_port == key.port ? "" : why_not_own);
+    logListening(*port,
+                 port->listen_port == key.port || !options_.own_port_first ? "" : why_not_own);
     udp_.emplace(key, port);
     asio::co_spawn(context_, receiveLoop(port), asio::detached);
     return port.get();

@@ -20,6 +20,9 @@ struct ProxyOptions {
   // another Service with the same port number) listens on base + port when that is free and
   // below 65536, else on a port the kernel picks.
   uint16_t mapped_port_base = 20000;
+  // False where REDIRECT brings the traffic: listeners on every address must not claim the
+  // Service's own (often well-known) port on the host, so they start at the mapped one.
+  bool own_port_first = true;
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds tcp_idle_timeout{300000};
   std::chrono::milliseconds udp_idle_timeout{30000};

@@ -285,3 +285,113 @@ class UserspaceWithoutRootTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+REDIRECT_MANIFEST = """
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  clusterIP: 10.96.0.10
+  selector: {app: web}
+  ports:
+    - {name: http, protocol: TCP, port: 80, targetPort: 8080}
+    - {name: echo, protocol: UDP, port: 53, targetPort: 5353}
+"""
+
+
+class UserspaceRedirectTest(unittest.TestCase):
+    """With CAP_NET_ADMIN (root in the node namespace of the router tests' topology), an explicit
+    --proxy-mode userspace REDIRECTs ClusterIP traffic to its listeners: the same client code
+    reaches the pods through the ClusterIP."""
+
+    @classmethod
+    def setUpClass(cls):
+        import sys
+        sys.path.insert(0, os.path.join(HERE, "..", "router"))
+        from topology import POD_IPS, Topology  # noqa: E402 (the router tests' namespaces)
+        problem = None
+        if os.geteuid() != 0:
+            problem = "needs root for network namespaces and netfilter inside them"
+        elif shutil.which("iptables-legacy-save") is None:
+            problem = "needs iptables-legacy"
+        elif run("ip", "netns", "list", check=False).returncode != 0:
+            problem = "cannot use ip netns here"
+        if problem:
+            if IN_CI:
+                raise AssertionError(f"CI=true and the REDIRECT e2e tests cannot run: {problem}")
+            raise unittest.SkipTest(problem)
+        cls.dir = tempfile.mkdtemp(prefix="svcbox-redirect-")
+        cls.topo = Topology()
+        try:
+            cls.topo.up()
+            manifest = os.path.join(cls.dir, "all.yaml")
+            with open(manifest, "w") as f:
+                f.write(REDIRECT_MANIFEST)
+                for name, ip in POD_IPS.items():
+                    f.write("---" + POD.format(name=name, ip=ip, app="web"))
+            cls.db = os.path.join(cls.dir, "registry.db")
+            run(BIN, "apply", "--db", cls.db, "-f", manifest)
+            cls.log = os.path.join(cls.dir, "serve.log")
+            cls.serve = cls.topo.start(cls.topo.node, BIN, "serve", "--db", cls.db,
+                                       "--proxy-mode", "userspace", "--dns-listen",
+                                       f"10.0.0.1:{DNS_PORT}", "--upstream", "127.0.0.1:9",
+                                       "--admin-listen", "127.0.0.1:0", "--default-probe", "none",
+                                       log=cls.log)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and "registry loaded" not in cls.serveLog():
+                time.sleep(0.05)
+            assert "registry loaded" in cls.serveLog(), cls.serveLog()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.topo.down()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    @classmethod
+    def serveLog(cls):
+        with open(cls.log) as f:
+            return f.read()
+
+    def client(self, *args):
+        return run("ip", "netns", "exec", self.topo.client, "python3", os.path.join(HERE, "client.py"),
+                   *args, timeout=60).stdout.splitlines()
+
+    def test_rules_are_redirects_to_the_listeners(self):
+        """nat holds one REDIRECT per Service port (to base + port), hooked from PREROUTING and
+        OUTPUT; filter holds nothing of svcbox's."""
+        self.assertIn("with REDIRECT", self.serveLog())
+        nat = run("ip", "netns", "exec", self.topo.node, "iptables-legacy-save", "-t", "nat").stdout
+        ours = sorted(line for line in nat.splitlines() if "SVCBOX" in line)
+        self.assertEqual(ours, sorted([
+            ":SVCBOX-SERVICES - [0:0]",
+            "-A OUTPUT -j SVCBOX-SERVICES",
+            "-A PREROUTING -j SVCBOX-SERVICES",
+            '-A SVCBOX-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment "default/web:80" '
+            "-m tcp --dport 80 -j REDIRECT --to-ports 20080",
+            '-A SVCBOX-SERVICES -d 10.96.0.10/32 -p udp -m comment --comment "default/web:53" '
+            "-m udp --dport 53 -j REDIRECT --to-ports 20053",
+        ]), nat)
+        filt = run("ip", "netns", "exec", self.topo.node, "iptables-legacy-save", "-t", "filter").stdout
+        self.assertNotIn("SVCBOX", filt)
+
+    def test_client_resolves_the_cluster_ip_and_reaches_every_pod(self):
+        """DNS answers the ClusterIP (no proxy address), and 30 connections to it through the
+        REDIRECT spread over the three pods."""
+        answer = run("ip", "netns", "exec", self.topo.client, "dig", "+short", "+time=2", "+tries=1",
+                     "@10.0.0.1", "-p", str(DNS_PORT), "web.default.svc.cluster.local").stdout.split()
+        self.assertEqual(answer, ["10.96.0.10"])
+        answers = self.client("http", "10.96.0.10", "80", "30")
+        self.assertNotIn("FAILED", " ".join(answers))
+        for pod in ("pod1", "pod2", "pod3"):
+            self.assertEqual(answers.count(pod), 10, answers)
+
+    def test_udp_through_the_redirect_answers_from_the_cluster_ip(self):
+        """A UDP reply relayed by the proxy comes back from ClusterIP:53, as the client asked."""
+        replies = self.client("udp", "10.96.0.10", "53", "3")
+        self.assertEqual(len(replies), 3, replies)
+        for line in replies:
+            self.assertRegex(line, r"^pod[123] 10\.96\.0\.10:53$")
