@@ -1,5 +1,8 @@
 #include "router/userspace/proxy.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -131,10 +134,77 @@ void closeBoth(tcp::socket& a, tcp::socket& b) {
   b.close(ignored);
 }
 
+struct Pipe {
+  int read_end = -1;
+  int write_end = -1;
+  ~Pipe() {
+    if (read_end >= 0) ::close(read_end);
+    if (write_end >= 0) ::close(write_end);
+  }
+};
+
+// The rest of one direction through a pipe with splice(): the bytes stay in the kernel. The pipe
+// holds at most `capacity` bytes and is drained before the next read, so backpressure is as with
+// the buffer. Returns false when a pipe cannot be made (the caller keeps copying).
+asio::awaitable<bool> spliceRest(tcp::socket& from, tcp::socket& to, Flow& flow,
+                                 std::atomic<uint64_t>& bytes, size_t capacity) {
+  Pipe pipe;
+  int ends[2];
+  if (pipe2(ends, O_NONBLOCK | O_CLOEXEC) != 0) co_return false;
+  pipe.read_end = ends[0];
+  pipe.write_end = ends[1];
+  // A smaller pipe than asked (over /proc/sys/fs/pipe-max-size) only means more trips.
+  (void)fcntl(pipe.write_end, F_SETPIPE_SZ, static_cast<int>(capacity));
+  error_code ignored;
+  from.native_non_blocking(true, ignored);
+  to.native_non_blocking(true, ignored);
+  constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+  for (;;) {
+    ssize_t n = splice(from.native_handle(), nullptr, pipe.write_end, nullptr, capacity, kFlags);
+    if (n < 0 && errno == EAGAIN) {
+      auto [error] = co_await from.async_wait(tcp::socket::wait_read, kTuple);
+      if (error) {
+        closeBoth(from, to);
+        co_return true;
+      }
+      continue;
+    }
+    if (n < 0) {
+      closeBoth(from, to);
+      co_return true;
+    }
+    if (n == 0) {
+      to.shutdown(tcp::socket::shutdown_send, ignored);
+      co_return true;
+    }
+    flow.last_activity = Clock::now();
+    auto in_pipe = static_cast<size_t>(n);
+    while (in_pipe > 0) {
+      ssize_t out = splice(pipe.read_end, nullptr, to.native_handle(), nullptr, in_pipe, kFlags);
+      if (out < 0 && errno == EAGAIN) {
+        auto [error] = co_await to.async_wait(tcp::socket::wait_write, kTuple);
+        if (error) {
+          closeBoth(from, to);
+          co_return true;
+        }
+        continue;
+      }
+      if (out <= 0) {
+        closeBoth(from, to);
+        co_return true;
+      }
+      in_pipe -= static_cast<size_t>(out);
+      bytes.fetch_add(static_cast<uint64_t>(out), std::memory_order_relaxed);
+    }
+    flow.last_activity = Clock::now();
+  }
+}
+
 // One direction. Reading waits for the previous write to finish, so a slow reader holds at most
-// one buffer here; end of stream is passed on as a half-close.
+// one buffer here; end of stream is passed on as a half-close. A stream that fills the buffer is
+// bulk: it moves on to splice(), while short exchanges never pay for a pipe.
 asio::awaitable<void> transfer(tcp::socket& from, tcp::socket& to, Flow& flow,
-                               std::atomic<uint64_t>& bytes, size_t buffer_size) {
+                               std::atomic<uint64_t>& bytes, size_t buffer_size, bool use_splice) {
   std::unique_ptr<char[]> buffer(new char[buffer_size]);
   for (;;) {
     auto [read_error, n] =
@@ -149,6 +219,12 @@ asio::awaitable<void> transfer(tcp::socket& from, tcp::socket& to, Flow& flow,
         co_return;
       }
       flow.last_activity = Clock::now();
+      if (use_splice && n == buffer_size && !read_error) {
+        buffer.reset();
+        if (co_await spliceRest(from, to, flow, bytes, buffer_size)) co_return;
+        buffer.reset(new char[buffer_size]);
+        use_splice = false;
+      }
     }
     if (read_error == asio::error::eof) {
       error_code ignored;
@@ -461,8 +537,10 @@ class UserspaceProxy::Impl {
         port->backends.end()) {
       flow.drain_deadline = Clock::now() + options_.drain_timeout;
     }
-    co_await ((transfer(client, upstream, flow, counters.bytes_to_pods, options_.buffer_size) &&
-               transfer(upstream, client, flow, counters.bytes_to_clients, options_.buffer_size)) ||
+    co_await ((transfer(client, upstream, flow, counters.bytes_to_pods, options_.buffer_size,
+                        options_.splice) &&
+               transfer(upstream, client, flow, counters.bytes_to_clients, options_.buffer_size,
+                        options_.splice)) ||
               watchdog(flow, options_.tcp_idle_timeout));
     counters.active.fetch_sub(1, std::memory_order_relaxed);
     port->flows.erase(&flow);

@@ -32,6 +32,9 @@ struct ProxyOptions {
   size_t max_connections = 1024;
   // One buffer per direction per connection: the most svcbox holds for a slow reader.
   size_t buffer_size = 64 * 1024;
+  // A TCP direction that fills the buffer in one read continues with splice() through a pipe of
+  // the same size: bulk bytes stay in the kernel, short exchanges never pay for the pipe.
+  bool splice = true;
 };
 
 // Where one Service port is served.

@@ -208,6 +208,41 @@ TEST_F(UserspaceProxyTest, AnUnreadyPodsConnectionDrainsThenCloses) {
   EXPECT_EQ(greeting(port), "");  // and new connections find no ready pod
 }
 
+// Large enough that both directions fill the buffer and move on to splice().
+TEST_F(UserspaceProxyTest, BulkBytesArriveIntactAndHalfCloseEndsTheStream) {
+  Backend a("a");
+  startProxy();
+  auto port = listenPort(proxy_->update(snapshotWith({{a.port(), true}})));
+  int fd = -1;
+  ASSERT_EQ(greeting(port, &fd), "a");
+  std::string sent(4 * 1024 * 1024, '\0');
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>(i * 7 + i / 4096);
+  std::thread writer([&] {
+    size_t offset = 0;
+    while (offset < sent.size()) {
+      ssize_t n = write(fd, sent.data() + offset, sent.size() - offset);
+      if (n <= 0) break;
+      offset += static_cast<size_t>(n);
+    }
+    shutdown(fd, SHUT_WR);
+  });
+  std::string received;
+  char buffer[65536];
+  for (;;) {
+    pollfd readable{fd, POLLIN, 0};
+    if (poll(&readable, 1, 10000) <= 0) break;
+    ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n <= 0) break;  // the backend closed after our half-close reached it
+    received.append(buffer, static_cast<size_t>(n));
+  }
+  writer.join();
+  close(fd);
+  EXPECT_EQ(received.size(), sent.size());
+  EXPECT_TRUE(received == sent);
+  auto stats = proxy_->stats();
+  EXPECT_EQ(stats[0].bytes_to_pods, sent.size());
+}
+
 TEST_F(UserspaceProxyTest, UdpRepliesComeFromTheListener) {
   int backend = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   auto backend_address = loopback(0);
