@@ -20,6 +20,7 @@ PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "${KEEP_LOGS:-}" ]; then cp "$S"/*.log "$KEEP_LOGS"/ 2>/dev/null || true; fi
   ip netns del $NODE 2>/dev/null || true; ip netns del $PODNS 2>/dev/null || true; rm -rf "$S"
 }
 trap cleanup EXIT
@@ -55,10 +56,11 @@ YAML
 for _ in $(seq 50); do grep -q ready "$S/pod.log" && break; sleep 0.1; done
 
 serve() {  # MODE [flags...]: start svcbox serve in the node namespace, wait until it serves
+  SERVES=$((${SERVES:-0} + 1)); local log="$S/serve-$SERVES.log"
   $N "$BIN" serve --db "$S/registry.db" --proxy-mode "$@" --dns-listen 127.0.0.1:5300 \
-    --upstream 127.0.0.1:9 --admin-listen none --default-probe none > "$S/serve.log" 2>&1 &
+    --upstream 127.0.0.1:9 --admin-listen none --default-probe none > "$log" 2>&1 &
   SERVE=$!; PIDS+=($SERVE)
-  for _ in $(seq 100); do grep -q "registry loaded" "$S/serve.log" && break; sleep 0.1; done
+  for _ in $(seq 100); do grep -q "registry loaded" "$log" && break; sleep 0.1; done
   sleep 0.5
 }
 stop_serve() { kill $SERVE; wait $SERVE 2>/dev/null || true; }

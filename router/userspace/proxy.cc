@@ -1,6 +1,8 @@
 #include "router/userspace/proxy.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -253,7 +255,16 @@ class UserspaceProxy::Impl {
       : options_(std::move(options)), log_(std::move(log)) {}
 
   void start() {
-    thread_ = std::thread([this] { context_.run(); });
+    thread_ = std::thread([this] {
+      // splice() into a socket whose peer is gone raises SIGPIPE (it has no MSG_NOSIGNAL), which
+      // would end the whole process. Blocked on this thread, it stays pending and the call
+      // fails with EPIPE instead.
+      sigset_t pipe_signal;
+      sigemptyset(&pipe_signal);
+      sigaddset(&pipe_signal, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+      context_.run();
+    });
   }
 
   void stop() {

@@ -243,6 +243,49 @@ TEST_F(UserspaceProxyTest, BulkBytesArriveIntactAndHalfCloseEndsTheStream) {
   EXPECT_EQ(stats[0].bytes_to_pods, sent.size());
 }
 
+// A pod that resets in the middle of a bulk stream ends only that connection; the proxy keeps
+// serving.
+TEST_F(UserspaceProxyTest, APodVanishingMidStreamEndsOnlyThatConnection) {
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto address = loopback(0);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(listen(listener, 8), 0);
+  std::thread rude([listener] {
+    pollfd readable{listener, POLLIN, 0};
+    if (poll(&readable, 1, 5000) <= 0) return;
+    int peer = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    char buffer[200000];
+    size_t total = 0;
+    while (total < sizeof buffer) {  // take a little, then reset the connection
+      ssize_t n = read(peer, buffer, sizeof buffer - total);
+      if (n <= 0) break;
+      total += static_cast<size_t>(n);
+    }
+    linger reset{1, 0};
+    setsockopt(peer, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    close(peer);
+  });
+  Backend b("b");
+  startProxy();
+  auto port =
+      listenPort(proxy_->update(snapshotWith({{portOf(listener), true}, {b.port(), true}})));
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto proxy_address = loopback(port);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&proxy_address), sizeof proxy_address), 0);
+  std::string chunk(1 << 20, 'x');
+  for (int i = 0; i < 16; ++i) {
+    pollfd writable{fd, POLLOUT, 0};
+    if (poll(&writable, 1, 2000) <= 0) break;
+    if (send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) {
+      break;
+    }
+  }
+  rude.join();
+  close(fd);
+  close(listener);
+  EXPECT_EQ(greeting(port), "b");  // the round-robin's next turn, on a proxy still running
+}
+
 TEST_F(UserspaceProxyTest, UdpRepliesComeFromTheListener) {
   int backend = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   auto backend_address = loopback(0);
