@@ -100,6 +100,9 @@ void addRouterFlags(CLI::App& command, RouterFlags& flags) {
                      "(default 20000)");
   command.add_option("--proxy-idle-timeout", flags.proxy_idle_timeout,
                      "userspace mode: an idle TCP connection is closed after this (default 5m)");
+  command.add_option("--proxy-udp-idle-timeout", flags.proxy_udp_idle_timeout,
+                     "userspace mode: a UDP session without datagrams ends after this (default "
+                     "30s)");
   command.add_option("--proxy-drain-timeout", flags.proxy_drain_timeout,
                      "userspace mode: connections to a pod that became unready may run this long "
                      "(default 30s)");
@@ -108,9 +111,10 @@ void addRouterFlags(CLI::App& command, RouterFlags& flags) {
 }
 
 std::vector<std::string> withRouterSettingNames(std::vector<std::string> names) {
-  for (const char* name : {"proxy-mode", "cluster-cidr", "masquerade-all", "cleanup-on-exit",
-                           "sync-period", "proxy-bind", "proxy-port-base", "proxy-idle-timeout",
-                           "proxy-drain-timeout", "proxy-max-connections"}) {
+  for (const char* name :
+       {"proxy-mode", "cluster-cidr", "masquerade-all", "cleanup-on-exit", "sync-period",
+        "proxy-bind", "proxy-port-base", "proxy-idle-timeout", "proxy-udp-idle-timeout",
+        "proxy-drain-timeout", "proxy-max-connections"}) {
     names.push_back(name);
   }
   return names;
@@ -158,6 +162,9 @@ RouterSettings resolveRouterSettings(Settings& settings, const RouterFlags& flag
   out.proxy.mapped_port_base = static_cast<uint16_t>(parseCount(base, "proxy-port-base", 65535));
   out.proxy.tcp_idle_timeout = parseDuration(
       settings.resolve("proxy-idle-timeout", flags.proxy_idle_timeout, "5m"), "proxy-idle-timeout");
+  out.proxy.udp_idle_timeout =
+      parseDuration(settings.resolve("proxy-udp-idle-timeout", flags.proxy_udp_idle_timeout, "30s"),
+                    "proxy-udp-idle-timeout");
   out.proxy.drain_timeout =
       parseDuration(settings.resolve("proxy-drain-timeout", flags.proxy_drain_timeout, "30s"),
                     "proxy-drain-timeout");

@@ -24,6 +24,7 @@ struct RouterFlags {
   std::optional<std::string> proxy_port_base;
   std::optional<std::string> proxy_idle_timeout;
   std::optional<std::string> proxy_drain_timeout;
+  std::optional<std::string> proxy_udp_idle_timeout;
   std::optional<std::string> proxy_max_connections;
 };
 
