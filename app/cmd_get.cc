@@ -126,7 +126,9 @@ class Lister {
           std::string external_ip = external ? s.external_name : "<none>";
           std::string ports = servicePorts(s);
           if (proxied != proxy_ports_.end() && !proxied->second.empty()) {
-            external_ip = proxied->second.front().address.toString();
+            // Listeners on every address are reached through REDIRECT from the ClusterIP.
+            const auto& address = proxied->second.front().address;
+            if (!address.isUnspecified()) external_ip = address.toString();
             ports = proxiedPorts(s, proxied->second);
           }
           std::vector<std::string> row{s.name, external ? "ExternalName" : "ClusterIP",

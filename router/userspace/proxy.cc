@@ -566,13 +566,15 @@ class UserspaceProxy::Impl {
           asio::buffer(buffer.get(), kMaxDatagram), from, kTuple);
       if (!port->socket.is_open() || error == asio::error::operation_aborted) co_return;
       if (error) continue;
-      auto& session = port->sessions[from];
-      if (!session) {
+      // A copy, not a reference into the map: the session may end (and leave the map) while
+      // the send below is in flight.
+      std::shared_ptr<UdpSession> session;
+      if (auto it = port->sessions.find(from); it != port->sessions.end()) {
+        session = it->second;
+      } else {
         session = openSession(*port, from);
-        if (!session) {
-          port->sessions.erase(from);
-          continue;
-        }
+        if (!session) continue;
+        port->sessions.emplace(from, session);
         asio::co_spawn(context_, sessionLoop(port, session), asio::detached);
       }
       session->last_activity = Clock::now();
@@ -585,7 +587,7 @@ class UserspaceProxy::Impl {
   std::shared_ptr<UdpSession> openSession(UdpPort& port, const udp::endpoint& from) {
     auto& counters = *port.counters;
     counters.accepted.fetch_add(1, std::memory_order_relaxed);
-    if (port.backends.empty() || port.sessions.size() > options_.max_connections) {
+    if (port.backends.empty() || port.sessions.size() >= options_.max_connections) {
       counters.failed.fetch_add(1, std::memory_order_relaxed);
       return nullptr;
     }

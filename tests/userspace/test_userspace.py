@@ -383,6 +383,12 @@ class UserspaceRedirectTest(unittest.TestCase):
         filt = run("ip", "netns", "exec", self.topo.node, "iptables-legacy-save", "-t", "filter").stdout
         self.assertNotIn("SVCBOX", filt)
 
+    def test_get_svc_shows_the_listeners_and_no_external_address(self):
+        """With REDIRECT clients use the ClusterIP: get svc shows the listener ports only."""
+        out = run(BIN, "get", "svc", "--db", self.db).stdout
+        web = [line.split() for line in out.splitlines() if line.startswith("web ")]
+        self.assertEqual(web[0][2:5], ["10.96.0.10", "<none>", "80:20080/TCP,53:20053/UDP"], out)
+
     def test_client_resolves_the_cluster_ip_and_reaches_every_pod(self):
         """DNS answers the ClusterIP (no proxy address), and 30 connections to it through the
         REDIRECT spread over the three pods."""
