@@ -4,6 +4,7 @@
 
 #include "app/commands.h"
 #include "app/common.h"
+#include "app/proxy_ports.h"
 #include "app/render.h"
 
 namespace svcbox::app {
@@ -28,8 +29,11 @@ int64_t nowMs() {
 
 class Lister {
  public:
-  Lister(const GetFlags& flags, const store::Snapshot& snapshot)
-      : flags_(flags), snapshot_(snapshot), namespace_(flags.namespace_name.value_or("default")) {}
+  Lister(const GetFlags& flags, const store::Snapshot& snapshot, ProxyPortsByService proxy_ports)
+      : flags_(flags),
+        snapshot_(snapshot),
+        namespace_(flags.namespace_name.value_or("default")),
+        proxy_ports_(std::move(proxy_ports)) {}
 
   void run() {
     if (flags_.output != "" && flags_.output != "wide" && flags_.output != "json" &&
@@ -116,12 +120,20 @@ class Lister {
                            : s.headless   ? "None"
                            : s.cluster_ip ? s.cluster_ip->toString()
                                           : "<pending>";
-          std::vector<std::string> row{s.name,
-                                       external ? "ExternalName" : "ClusterIP",
-                                       ip,
-                                       external ? s.external_name : "<none>",
-                                       servicePorts(s),
-                                       formatAge(s.created_ms, now)};
+          // Relayed by serve's userspace proxy: its address as the external one, and each port
+          // as PORT:LISTENER, the way kubectl shows a NodePort.
+          auto proxied = proxy_ports_.find({s.namespace_name, s.name});
+          std::string external_ip = external ? s.external_name : "<none>";
+          std::string ports = servicePorts(s);
+          if (proxied != proxy_ports_.end() && !proxied->second.empty()) {
+            // Listeners on every address are reached through REDIRECT from the ClusterIP.
+            const auto& address = proxied->second.front().address;
+            if (!address.isUnspecified()) external_ip = address.toString();
+            ports = proxiedPorts(s, proxied->second);
+          }
+          std::vector<std::string> row{s.name, external ? "ExternalName" : "ClusterIP",
+                                       ip,     external_ip,
+                                       ports,  formatAge(s.created_ms, now)};
           if (wide) {
             std::string selector;
             for (const auto& [key, value] : s.selector.value_or(store::Labels{})) {
@@ -131,6 +143,22 @@ class Lister {
           }
           return row;
         });
+  }
+
+  static std::string proxiedPorts(const store::Service& service,
+                                  const std::vector<router::userspace::PortMapping>& mapping) {
+    std::string text;
+    for (const auto& port : service.ports) {
+      if (!text.empty()) text += ",";
+      text += std::to_string(port.port);
+      for (const auto& listener : mapping) {
+        if (listener.protocol == port.protocol && listener.service_port == port.port) {
+          text += ":" + std::to_string(listener.listen_port);
+        }
+      }
+      text += std::string("/") + store::protocolName(port.protocol);
+    }
+    return text;
   }
 
   void listPods() {
@@ -181,6 +209,7 @@ class Lister {
   const GetFlags& flags_;
   const store::Snapshot& snapshot_;
   std::string namespace_;
+  ProxyPortsByService proxy_ports_;
 };
 
 void runGet(const GetFlags& flags) {
@@ -190,13 +219,13 @@ void runGet(const GetFlags& flags) {
   // Listing never creates a registry: a missing file lists as empty.
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
-    Lister(flags, store::Snapshot(0, std::nullopt, {}, std::vector<store::PodPtr>{}, {})).run();
+    Lister(flags, store::Snapshot(0, std::nullopt, {}, std::vector<store::PodPtr>{}, {}), {}).run();
     return;
   }
   auto registry = openRegistry(path);
   auto snapshot = registry->loadSnapshot();
   if (!snapshot) failWith(snapshot.error());
-  Lister(flags, **snapshot).run();
+  Lister(flags, **snapshot, readProxyPorts(path)).run();
 }
 
 }  // namespace

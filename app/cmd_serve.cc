@@ -15,6 +15,7 @@
 #include "app/common.h"
 #include "app/log.h"
 #include "app/metrics.h"
+#include "app/proxy_ports.h"
 #include "app/registry_writer.h"
 #include "app/serve_admin.h"
 #include "app/serve_dns.h"
@@ -112,6 +113,17 @@ void observeProgramming(ServeMetrics& metrics, const char* target,
   metrics.observeProgramming(target, std::chrono::duration<double>(latency_ms / 1000.0));
 }
 
+// What DNS answers for the Services the userspace proxy listens for.
+dns::ProxiedServices proxiedServices(const std::vector<router::userspace::PortMapping>& mapping) {
+  dns::ProxiedServices out;
+  for (const auto& port : mapping) {
+    auto& service = out[{port.namespace_name, port.name}];
+    service.address = port.address;
+    service.ports[{port.protocol, port.service_port}] = port.listen_port;
+  }
+  return out;
+}
+
 // What /readyz reports until every part has come up.
 struct Readiness {
   std::atomic<bool> registry_loaded{false};
@@ -188,7 +200,14 @@ int runServe(const ServeFlags& flags) {
   auto dns_server = startDnsServer(std::move(dns_options));
   readiness.dns_bound = true;
   metrics.setDnsSource([&dns_server] { return dns_server->metrics(); });
-  auto router = makeRouter(router_settings);
+  auto parts = makeProxyParts(router_settings);
+  auto& router = parts.router;
+  auto& proxy = parts.proxy;
+  auto& redirect = parts.redirect;
+  if (proxy) {
+    metrics.setProxySource([&proxy] { return proxy->stats(); });
+    proxy->start();
+  }
   if (router) {
     metrics.setRouterSource([&router] { return router->stats(); });
     // The first sync installs what may have been committed long ago: not counted.
@@ -209,14 +228,34 @@ int runServe(const ServeFlags& flags) {
 
   // The router only records the snapshot and wakes its own thread, so it goes first: its sync
   // (hundreds of milliseconds at 10,000 Services) then runs beside the zone compile instead of
-  // after it. Then DNS, before anything slower (the prober, the log).
+  // after it. The userspace proxy goes before DNS too: a name must not point at a listener not
+  // yet open. Then DNS, before anything slower (the prober, the log).
+  dns::ProxiedServices proxied;
+  std::vector<router::userspace::PortMapping> recorded_mapping;
   auto on_snapshot = [&](const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
     if (previous && current->committedMs() > 0) {
       logDebug("snapshot " + std::to_string(current->version()) + " loaded " +
                std::to_string(wallClockMs() - current->committedMs()) + " ms after its commit");
     }
     if (router) router->update(current);
-    auto zone = dns_server->publish(*current);
+    if (proxy) {
+      auto mapping = proxy->update(current);
+      if (mapping != recorded_mapping) {
+        writeProxyPorts(path.value, mapping);
+        recorded_mapping = mapping;
+      }
+      if (redirect) {
+        router::SyncFailure failure;
+        if (redirect->apply(*current, mapping, failure)) {
+          readiness.rules_synced = true;
+        } else {
+          logWarn("REDIRECT rules not written (the next change retries): " + failure.message);
+        }
+      } else {
+        proxied = proxiedServices(mapping);
+      }
+    }
+    auto zone = dns_server->publish(*current, proxy && !redirect ? &proxied : nullptr);
     if (previous) observeProgramming(metrics, "dns", *current);
     if (zone.unchanged) {
       logDebug("DNS zone unchanged by snapshot " + std::to_string(current->version()));
@@ -259,6 +298,15 @@ int runServe(const ServeFlags& flags) {
   watcher_for_wake = nullptr;
   watcher.stop();
   stopRouter(router.get(), router_settings);
+  if (proxy) {
+    proxy->stop();
+    removeProxyPorts(path.value);
+  }
+  if (redirect && router_settings.cleanup_on_exit) {
+    router::SyncFailure failure;
+    bool changed = false;
+    if (!router::cleanupAll(failure, changed)) logWarn("cleanup failed: " + failure.message);
+  }
   dns_server->stop();
   auto dns = dns_server->counters();
   logInfo("DNS answered " + std::to_string(dns.udp_queries) + " UDP and " +

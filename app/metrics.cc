@@ -196,6 +196,40 @@ void collectProbes(const ProbeStats& stats, std::vector<MetricFamily>& out) {
   out.push_back(std::move(sessions));
 }
 
+void collectProxy(const std::vector<router::userspace::PortStats>& ports,
+                  std::vector<MetricFamily>& out) {
+  auto connections =
+      family("svcbox_proxy_connections_total",
+             "Userspace proxy: TCP connections accepted and UDP sessions opened, by result "
+             "(accepted counts all; failed: no ready pod answered or over the limit; retried: "
+             "connects moved on to the next pod).",
+             MetricType::Counter);
+  auto bytes = family("svcbox_proxy_bytes_total", "Userspace proxy: bytes relayed, by direction.",
+                      MetricType::Counter);
+  auto active =
+      family("svcbox_proxy_active_sessions",
+             "Userspace proxy: TCP connections and UDP sessions open now.", MetricType::Gauge);
+  for (const auto& port : ports) {
+    LabelList labels{
+        {"service", port.namespace_name + "/" + port.name},
+        {"port", std::to_string(port.service_port) + "/" + store::protocolName(port.protocol)}};
+    auto with = [&labels](const char* key, const char* value) {
+      auto copy = labels;
+      copy.push_back({key, value});
+      return copy;
+    };
+    addValue(connections, static_cast<double>(port.accepted), with("result", "accepted"));
+    addValue(connections, static_cast<double>(port.failed), with("result", "failed"));
+    addValue(connections, static_cast<double>(port.retried), with("result", "retried"));
+    addValue(bytes, static_cast<double>(port.bytes_to_pods), with("direction", "to_pod"));
+    addValue(bytes, static_cast<double>(port.bytes_to_clients), with("direction", "to_client"));
+    addValue(active, static_cast<double>(port.active), labels);
+  }
+  out.push_back(std::move(connections));
+  out.push_back(std::move(bytes));
+  out.push_back(std::move(active));
+}
+
 }  // namespace
 
 class ServeMetrics::SourceCollector : public prometheus::Collectable {
@@ -209,6 +243,7 @@ class ServeMetrics::SourceCollector : public prometheus::Collectable {
       if (auto current = snapshot()) collectSnapshot(*current, out);
     }
     if (probes) collectProbes(probes(), out);
+    if (proxy) collectProxy(proxy(), out);
     if (registry_errors) {
       auto errors = family("svcbox_registry_read_errors_total",
                            "Failed reads of the registry by serve's watcher.", MetricType::Counter);
@@ -224,6 +259,7 @@ class ServeMetrics::SourceCollector : public prometheus::Collectable {
   std::function<store::SnapshotPtr()> snapshot;
   std::function<ProbeStats()> probes;
   std::function<uint64_t()> registry_errors;
+  std::function<std::vector<router::userspace::PortStats>()> proxy;
 };
 
 ServeMetrics::ServeMetrics()
@@ -269,6 +305,12 @@ void ServeMetrics::setProbeSource(std::function<ProbeStats()> source) {
 void ServeMetrics::setRegistryErrorsSource(std::function<uint64_t()> source) {
   std::lock_guard lock(sources_->mutex);
   sources_->registry_errors = std::move(source);
+}
+
+void ServeMetrics::setProxySource(
+    std::function<std::vector<router::userspace::PortStats>()> source) {
+  std::lock_guard lock(sources_->mutex);
+  sources_->proxy = std::move(source);
 }
 
 void ServeMetrics::observeProgramming(const char* target, std::chrono::duration<double> latency) {

@@ -9,6 +9,7 @@
 
 #include "dns/metrics.h"
 #include "router/router.h"
+#include "router/userspace/proxy.h"
 #include "store/snapshot.h"
 
 namespace prometheus {
@@ -48,6 +49,7 @@ class ServeMetrics {
   void setSnapshotSource(std::function<store::SnapshotPtr()> source);
   void setProbeSource(std::function<ProbeStats()> source);
   void setRegistryErrorsSource(std::function<uint64_t()> source);
+  void setProxySource(std::function<std::vector<router::userspace::PortStats>()> source);
 
   // Commit to "the change is in effect": target "dns" (table published) or "rules" (rules
   // installed). Thread-safe.

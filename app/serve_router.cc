@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include "app/common.h"
@@ -36,6 +37,20 @@ std::chrono::milliseconds parseDuration(const Setting& setting, const std::strin
   return std::chrono::milliseconds(number * scale);
 }
 
+// A whole number from 0 to `max`.
+size_t parseCount(const Setting& setting, const std::string& name, size_t max) {
+  const auto& value = setting.value;
+  bool digits = !value.empty() && value.size() < 10 &&
+                std::all_of(value.begin(), value.end(),
+                            [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  if (!digits || std::stoull(value) > max) {
+    throw CommandError(kExitUserError, setting.source + ": --" + name +
+                                           " must be a whole number from 0 to " +
+                                           std::to_string(max) + ", not \"" + value + "\"");
+  }
+  return std::stoull(value);
+}
+
 void logFromRouter(router::LogLevel level, const std::string& message) {
   switch (level) {
     case router::LogLevel::kDebug:
@@ -54,14 +69,15 @@ void logFromRouter(router::LogLevel level, const std::string& message) {
 
 std::string missingCapabilityMessage(const std::string& what, const std::string& detail) {
   return "error: " + what + " needs CAP_NET_ADMIN to write netfilter rules (" + detail +
-         "); run as root or grant the capability, or use --proxy-mode none (no Service routing "
-         "here; the userspace proxy mode, which needs no capability, is the planned way out)";
+         "); run as root or grant the capability, or use --proxy-mode userspace (svcbox relays "
+         "the connections itself and needs no capability) or --proxy-mode none (no Service "
+         "routing)";
 }
 
 void addRouterFlags(CLI::App& command, RouterFlags& flags) {
   command.add_option("--proxy-mode", flags.proxy_mode,
-                     "iptables, none, or auto (default: iptables when netfilter is writable, "
-                     "else none)");
+                     "iptables, userspace, none, or auto (default: iptables when netfilter is "
+                     "writable, else userspace)");
   command.add_option("--cluster-cidr", flags.cluster_cidr,
                      "Pod CIDR; Service traffic from outside it is masqueraded");
   command
@@ -77,12 +93,28 @@ void addRouterFlags(CLI::App& command, RouterFlags& flags) {
   command.add_option("--sync-period", flags.sync_period,
                      "Full resync interval, e.g. 30s (default)");
   command.add_option("--proxy-bind", flags.proxy_bind,
-                     "Address the userspace proxy mode binds its listeners to");
+                     "Address the userspace proxy mode binds its listeners to (default "
+                     "127.0.0.1); DNS answers it for ClusterIP Services");
+  command.add_option("--proxy-port-base", flags.proxy_port_base,
+                     "userspace mode: a Service port it cannot bind listens on this + port "
+                     "(default 20000)");
+  command.add_option("--proxy-idle-timeout", flags.proxy_idle_timeout,
+                     "userspace mode: an idle TCP connection is closed after this (default 5m)");
+  command.add_option("--proxy-udp-idle-timeout", flags.proxy_udp_idle_timeout,
+                     "userspace mode: a UDP session without datagrams ends after this (default "
+                     "30s)");
+  command.add_option("--proxy-drain-timeout", flags.proxy_drain_timeout,
+                     "userspace mode: connections to a pod that became unready may run this long "
+                     "(default 30s)");
+  command.add_option("--proxy-max-connections", flags.proxy_max_connections,
+                     "userspace mode: concurrent connections per Service port (default 1024)");
 }
 
 std::vector<std::string> withRouterSettingNames(std::vector<std::string> names) {
-  for (const char* name : {"proxy-mode", "cluster-cidr", "masquerade-all", "cleanup-on-exit",
-                           "sync-period", "proxy-bind"}) {
+  for (const char* name :
+       {"proxy-mode", "cluster-cidr", "masquerade-all", "cleanup-on-exit", "sync-period",
+        "proxy-bind", "proxy-port-base", "proxy-idle-timeout", "proxy-udp-idle-timeout",
+        "proxy-drain-timeout", "proxy-max-connections"}) {
     names.push_back(name);
   }
   return names;
@@ -92,16 +124,11 @@ RouterSettings resolveRouterSettings(Settings& settings, const RouterFlags& flag
   RouterSettings out;
   out.proxy_mode = settings.resolve("proxy-mode", flags.proxy_mode, "auto");
   const auto& mode = out.proxy_mode.value;
-  if (mode == "userspace") {
+  if (mode != "iptables" && mode != "userspace" && mode != "none" && mode != "auto") {
     throw CommandError(kExitUserError,
                        out.proxy_mode.source +
-                           ": --proxy-mode userspace is not available in this version of svcbox; "
-                           "use iptables (needs CAP_NET_ADMIN) or none (DNS only)");
-  }
-  if (mode != "iptables" && mode != "none" && mode != "auto") {
-    throw CommandError(kExitUserError, out.proxy_mode.source +
-                                           ": --proxy-mode must be iptables, none or auto, not \"" +
-                                           mode + "\"");
+                           ": --proxy-mode must be iptables, userspace, none or auto, not \"" +
+                           mode + "\"");
   }
   if (auto cidr = settings.find("cluster-cidr", flags.cluster_cidr)) {
     auto parsed = store::Cidr::parse(cidr->value);
@@ -121,24 +148,71 @@ RouterSettings resolveRouterSettings(Settings& settings, const RouterFlags& flag
   out.cleanup_on_exit = parseBool(
       settings.resolve("cleanup-on-exit", flags.cleanup_on_exit, "false"), "cleanup-on-exit");
   if (auto bind = settings.find("proxy-bind", flags.proxy_bind)) {
-    out.proxy_bind = store::IpAddress::parse(bind->value);
-    if (!out.proxy_bind) {
+    auto address = store::IpAddress::parse(bind->value);
+    if (!address || address->isUnspecified()) {
       throw CommandError(kExitUserError, bind->source +
                                              ": --proxy-bind must be an IP address "
                                              "such as 127.0.0.1, not \"" +
                                              bind->value + "\"");
     }
+    out.proxy.bind_address = *address;
+    out.proxy_bind_given = true;
   }
+  auto base = settings.resolve("proxy-port-base", flags.proxy_port_base, "20000");
+  out.proxy.mapped_port_base = static_cast<uint16_t>(parseCount(base, "proxy-port-base", 65535));
+  out.proxy.tcp_idle_timeout = parseDuration(
+      settings.resolve("proxy-idle-timeout", flags.proxy_idle_timeout, "5m"), "proxy-idle-timeout");
+  out.proxy.udp_idle_timeout =
+      parseDuration(settings.resolve("proxy-udp-idle-timeout", flags.proxy_udp_idle_timeout, "30s"),
+                    "proxy-udp-idle-timeout");
+  out.proxy.drain_timeout =
+      parseDuration(settings.resolve("proxy-drain-timeout", flags.proxy_drain_timeout, "30s"),
+                    "proxy-drain-timeout");
+  out.proxy.max_connections =
+      parseCount(settings.resolve("proxy-max-connections", flags.proxy_max_connections, "1024"),
+                 "proxy-max-connections", 1000000);
   out.timing.sync_period =
       parseDuration(settings.resolve("sync-period", flags.sync_period, "30s"), "sync-period");
   return out;
 }
 
-std::unique_ptr<router::Router> makeRouter(const RouterSettings& settings) {
+namespace {
+
+std::unique_ptr<router::userspace::UserspaceProxy> makeUserspace(const RouterSettings& settings,
+                                                                 const std::string& why) {
+  logInfo("proxy mode userspace (" + why + "): svcbox relays Service connections itself from " +
+          "listeners on " + settings.proxy.bind_address.toString() +
+          ", and DNS answers that address for ClusterIP Services");
+  return std::make_unique<router::userspace::UserspaceProxy>(settings.proxy, logFromRouter);
+}
+
+}  // namespace
+
+ProxyParts makeProxyParts(const RouterSettings& settings) {
   const auto& mode = settings.proxy_mode.value;
+  ProxyParts parts;
   if (mode == "none") {
     logInfo("proxy mode none (" + settings.proxy_mode.source + "): no Service routing rules");
-    return nullptr;
+    return parts;
+  }
+  if (mode == "userspace") {
+    router::SyncFailure failure;
+    if (settings.proxy_bind_given || !router::canWriteNetfilter(failure)) {
+      parts.proxy = makeUserspace(settings, settings.proxy_mode.source);
+      return parts;
+    }
+    auto options = settings.proxy;
+    options.bind_address = *store::IpAddress::parse("0.0.0.0");
+    options.own_port_first = false;
+    logInfo("proxy mode userspace (" + settings.proxy_mode.source +
+            ") with REDIRECT: nat rules send ClusterIP traffic to svcbox's listeners on every "
+            "address (from port " +
+            std::to_string(options.mapped_port_base) +
+            " + the Service port), and svcbox relays it; give --proxy-bind to bind one address "
+            "and write no rules");
+    parts.proxy = std::make_unique<router::userspace::UserspaceProxy>(options, logFromRouter);
+    parts.redirect = std::make_unique<router::userspace::RedirectRules>();
+    return parts;
   }
   router::SyncFailure failure;
   if (!router::canWriteNetfilter(failure)) {
@@ -148,10 +222,10 @@ std::unique_ptr<router::Router> makeRouter(const RouterSettings& settings) {
                              ? missingCapabilityMessage("--proxy-mode iptables", failure.message)
                              : "error: --proxy-mode " + mode + ": " + failure.message);
     }
-    logWarn("proxy mode auto: svcbox cannot write netfilter rules (" + failure.message +
-            "), so it runs with proxy mode none: no Service routing; grant CAP_NET_ADMIN for the "
-            "iptables mode");
-    return nullptr;
+    parts.proxy =
+        makeUserspace(settings, "auto: svcbox cannot write netfilter rules: " + failure.message +
+                                    "; grant CAP_NET_ADMIN for the iptables mode");
+    return parts;
   }
   bool warning = false;
   auto note = router::iptablesFlavorNote(router::iptablesFlavor(), warning);
@@ -159,7 +233,8 @@ std::unique_ptr<router::Router> makeRouter(const RouterSettings& settings) {
   logInfo("proxy mode iptables (" + settings.proxy_mode.source + ")" +
           (settings.options.masquerade_all ? ", masquerading all Service traffic" : "") +
           ", full resync every " + std::to_string(settings.timing.sync_period.count()) + " ms");
-  return std::make_unique<router::Router>(settings.options, settings.timing, logFromRouter);
+  parts.router = std::make_unique<router::Router>(settings.options, settings.timing, logFromRouter);
+  return parts;
 }
 
 void startRouter(router::Router* router, const store::SnapshotPtr& first) {

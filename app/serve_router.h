@@ -8,6 +8,8 @@
 
 #include "app/config.h"
 #include "router/router.h"
+#include "router/userspace/proxy.h"
+#include "router/userspace/redirect.h"
 
 // serve's side of the router: its flags and settings, the proxy-mode decision, start and stop.
 namespace svcbox::app {
@@ -19,12 +21,18 @@ struct RouterFlags {
   std::optional<std::string> cleanup_on_exit;
   std::optional<std::string> sync_period;
   std::optional<std::string> proxy_bind;
+  std::optional<std::string> proxy_port_base;
+  std::optional<std::string> proxy_idle_timeout;
+  std::optional<std::string> proxy_drain_timeout;
+  std::optional<std::string> proxy_udp_idle_timeout;
+  std::optional<std::string> proxy_max_connections;
 };
 
 struct RouterSettings {
-  Setting proxy_mode;  // "iptables", "none" or "auto"
-  // Where the userspace proxy binds its listeners; kept for that mode (it is not built yet).
-  std::optional<store::IpAddress> proxy_bind;
+  Setting proxy_mode;  // "iptables", "userspace", "none" or "auto"
+  // The userspace mode's listeners; bind_address is --proxy-bind (127.0.0.1 when not given).
+  router::userspace::ProxyOptions proxy;
+  bool proxy_bind_given = false;
   router::RouterOptions options;
   router::RouterTiming timing;
   bool cleanup_on_exit = false;
@@ -36,9 +44,20 @@ std::vector<std::string> withRouterSettingNames(std::vector<std::string> names);
 // flag > SVCBOX_* > config file > default; throws CommandError naming the setting when malformed.
 RouterSettings resolveRouterSettings(Settings& settings, const RouterFlags& flags);
 
-// Decides the proxy mode and returns the router (null for none), not yet started. Throws
-// CommandError (one line) when --proxy-mode iptables cannot write netfilter rules.
-std::unique_ptr<router::Router> makeRouter(const RouterSettings& settings);
+// What the proxy mode decision made: the iptables router, or the userspace proxy, or neither
+// (none).
+struct ProxyParts {
+  std::unique_ptr<router::Router> router;
+  std::unique_ptr<router::userspace::UserspaceProxy> proxy;
+  // Userspace mode where svcbox may write netfilter and no --proxy-bind was given: ClusterIP
+  // traffic is REDIRECTed to listeners on every address, and DNS keeps answering ClusterIPs.
+  std::unique_ptr<router::userspace::RedirectRules> redirect;
+};
+
+// Decides the proxy mode (auto: iptables where svcbox may write netfilter, else userspace, logged
+// with the reason) and returns its parts, not yet started. Throws CommandError (one line) when
+// --proxy-mode iptables cannot write netfilter rules.
+ProxyParts makeProxyParts(const RouterSettings& settings);
 // The first sync; throws CommandError when it fails.
 void startRouter(router::Router* router, const store::SnapshotPtr& first);
 void stopRouter(router::Router* router, const RouterSettings& settings);

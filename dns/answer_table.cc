@@ -267,8 +267,9 @@ std::string reverseName(const store::IpAddress& address) {
 // Gathers every name and record from a snapshot, then encodes them into an AnswerTable.
 class TableBuilder {
  public:
-  TableBuilder(const store::Snapshot& snapshot, const ZoneOptions& options)
-      : snapshot_(snapshot), options_(options) {
+  TableBuilder(const store::Snapshot& snapshot, const ZoneOptions& options,
+               const ProxiedServices* proxied)
+      : snapshot_(snapshot), options_(options), proxied_(proxied) {
     domain_ = nameToWire(options.domain);
     svc_ = nameToWire("svc");
     ns_name_ = joinWire("ns", joinWire("dns", domain_));
@@ -410,11 +411,21 @@ class TableBuilder {
     }
     if (!service.headless) {
       if (!service.cluster_ip) return;
+      const ProxiedService* proxied = nullptr;
+      if (proxied_) {
+        auto it = proxied_->find({service.namespace_name, service.name});
+        if (it != proxied_->end()) proxied = &it->second;
+      }
       Draft& node = draft(name, zone);
-      addAddress(node, *service.cluster_ip);
+      addAddress(node, proxied ? proxied->address : *service.cluster_ip);
       for (const auto& port : service.ports) {
         if (port.name.empty()) continue;
-        addRecord(draft(srvName(port, name), zone), kTypeSrv, node.name, 100, port.port);
+        uint16_t number = port.port;
+        if (proxied) {
+          auto it = proxied->ports.find({port.protocol, port.port});
+          if (it != proxied->ports.end()) number = it->second;
+        }
+        addRecord(draft(srvName(port, name), zone), kTypeSrv, node.name, 100, number);
       }
       return;
     }
@@ -605,6 +616,7 @@ class TableBuilder {
 
   const store::Snapshot& snapshot_;
   const ZoneOptions& options_;
+  const ProxiedServices* proxied_;
   std::string domain_;
   std::string svc_;
   std::string ns_name_;
@@ -621,8 +633,9 @@ class TableBuilder {
 };
 
 std::shared_ptr<const AnswerTable> AnswerTable::build(const store::Snapshot& snapshot,
-                                                      const ZoneOptions& options) {
-  return TableBuilder(snapshot, options).build();
+                                                      const ZoneOptions& options,
+                                                      const ProxiedServices* proxied) {
+  return TableBuilder(snapshot, options, proxied).build();
 }
 
 const AnswerTable::Node* AnswerTable::find(std::string_view lower_name) const {

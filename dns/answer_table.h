@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -23,6 +24,17 @@ struct ZoneOptions {
   // wildcard address only.
   std::optional<store::IpAddress> ns_address;
 };
+
+// Where clients reach a ClusterIP Service that svcbox relays from a listener of its own (the
+// userspace proxy without REDIRECT): A/AAAA answer `address` instead of the ClusterIP, and each
+// SRV the port the listener got (a port below 1024 may be mapped to a high one).
+struct ProxiedService {
+  store::IpAddress address;
+  std::map<std::pair<store::Protocol, uint16_t>, uint16_t> ports;  // (protocol, port) -> listener
+  bool operator==(const ProxiedService&) const = default;
+};
+// By (namespace, name).
+using ProxiedServices = std::map<std::pair<std::string, std::string>, ProxiedService>;
 
 class AnswerTable {
  public:
@@ -54,7 +66,8 @@ class AnswerTable {
   };
 
   static std::shared_ptr<const AnswerTable> build(const store::Snapshot& snapshot,
-                                                  const ZoneOptions& options);
+                                                  const ZoneOptions& options,
+                                                  const ProxiedServices* proxied = nullptr);
 
   // The node for an exact lower-cased wire name, or null.
   const Node* find(std::string_view lower_name) const;

@@ -543,12 +543,16 @@ store::Status DnsServer::bind() { return impl_->bind(); }
 void DnsServer::start() { impl_->start(); }
 void DnsServer::stop() { impl_->stop(); }
 
-DnsServer::Published DnsServer::publish(const store::Snapshot& snapshot) {
+DnsServer::Published DnsServer::publish(const store::Snapshot& snapshot,
+                                        const ProxiedServices* proxied) {
   auto started = std::chrono::steady_clock::now();
   uint64_t fingerprint = zoneFingerprint(snapshot);
-  if (fingerprint_ == fingerprint) return Published{.unchanged = true};
+  static const ProxiedServices kNone;
+  const ProxiedServices& now_proxied = proxied ? *proxied : kNone;
+  if (fingerprint_ == fingerprint && proxied_ == now_proxied) return Published{.unchanged = true};
   fingerprint_ = fingerprint;
-  auto table = AnswerTable::build(snapshot, options_.zone);
+  proxied_ = now_proxied;
+  auto table = AnswerTable::build(snapshot, options_.zone, &proxied_);
   Published published{false, table->nodeCount(), table->memoryUsage(),
                       std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - started)};

@@ -76,8 +76,9 @@ class DnsServer {
     std::chrono::microseconds took{0};
   };
   // Compiles the snapshot's zone and swaps it in; in-flight queries finish on the old table.
-  // Called from one thread (serve's watcher).
-  Published publish(const store::Snapshot& snapshot);
+  // Called from one thread (serve's watcher). `proxied`: the Services the userspace proxy serves
+  // from addresses of its own (see ProxiedServices); null when none.
+  Published publish(const store::Snapshot& snapshot, const ProxiedServices* proxied = nullptr);
   void stop();
 
   // The addresses actually bound (port 0 resolved), for logs and tests.
@@ -94,6 +95,7 @@ class DnsServer {
   DnsOptions options_;
   std::unique_ptr<Impl> impl_;
   std::optional<uint64_t> fingerprint_;  // of the snapshot the table in use was built from
+  ProxiedServices proxied_;              // and the proxied Services it was built with
 };
 
 }  // namespace svcbox::dns

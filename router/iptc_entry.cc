@@ -83,6 +83,14 @@ void writeTarget(EntryWriter& writer, const Target& target) {
       range->min_proto.all = range->max_proto.all = htons(target.port);
       break;
     }
+    case TargetKind::kRedirect: {
+      // Revision 0 is the IPv4 REDIRECT iptables-legacy writes and prints as --to-ports.
+      auto* range = writer.addTarget<nf_nat_ipv4_multi_range_compat>("REDIRECT", 0);
+      range->rangesize = 1;
+      range->range[0].flags = NF_NAT_RANGE_PROTO_SPECIFIED;
+      range->range[0].min.all = range->range[0].max.all = htons(target.port);
+      break;
+    }
     case TargetKind::kMasquerade: {
       auto* range = writer.addTarget<nf_nat_ipv4_multi_range_compat>("MASQUERADE", 0);
       range->rangesize = 1;

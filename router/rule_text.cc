@@ -58,6 +58,8 @@ std::string targetText(const Target& target) {
       return " -j MARK --set-xmark " + hex(target.mark) + "/" + hex(target.mark_mask);
     case TargetKind::kReject:
       return " -j REJECT --reject-with icmp-port-unreachable";
+    case TargetKind::kRedirect:
+      return " -j REDIRECT --to-ports " + std::to_string(target.port);
   }
   return "";
 }

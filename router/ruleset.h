@@ -19,13 +19,22 @@ struct Ipv4Prefix {
   bool operator==(const Ipv4Prefix&) const = default;
 };
 
-enum class TargetKind : uint8_t { kJump, kAccept, kReturn, kDnat, kMasquerade, kMark, kReject };
+enum class TargetKind : uint8_t {
+  kJump,
+  kAccept,
+  kReturn,
+  kDnat,
+  kMasquerade,
+  kMark,
+  kReject,
+  kRedirect,  // to `port` on the address the packet arrived at (the userspace proxy's listener)
+};
 
 struct Target {
   TargetKind kind = TargetKind::kJump;
   std::string chain;     // kJump
   uint32_t address = 0;  // kDnat
-  uint16_t port = 0;     // kDnat
+  uint16_t port = 0;     // kDnat, kRedirect
   uint32_t mark = 0;     // kMark: packet mark = (mark & ~mask) ^ value, as MARK --set-xmark
   uint32_t mark_mask = 0;
   bool operator==(const Target&) const = default;

@@ -11,8 +11,8 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev python3 sqlite3 procps util-linux
   dnsutils knot-dnsutils iproute2 iptables conntrack curl
-  # benchmarks (bench/router's nft -f column)
-  nftables
+  # benchmarks (bench/router's nft -f column; bench/proxy's load and bulk clients)
+  nftables wrk iperf3
   # fuzz targets (clang + libFuzzer only there; the product builds with g++)
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
   # formatting

@@ -254,7 +254,7 @@ class BadInputTest(CliTestCase):
         self.assertIn("no such file", self.fails("apply", "-f", os.path.join(self.dir, "missing.yaml")))
         self.assertIn("is not a CIDR", self.fails("apply", "-f", SEED, "--service-cidr", "10.96.0.1/12"))
         # Router settings are checked before anything starts, and name the flag at fault.
-        self.assertIn('--proxy-mode must be iptables, none or auto, not "fast"',
+        self.assertIn('--proxy-mode must be iptables, userspace, none or auto, not "fast"',
                       self.fails("serve", "--proxy-mode", "fast"))
         self.assertIn("--sync-period must be a positive duration", self.fails("serve", "--sync-period", "soon"))
         self.assertIn("--cluster-cidr must be an IPv4 CIDR", self.fails("serve", "--cluster-cidr", "10.244.0.0"))

@@ -481,7 +481,7 @@ spec: {{selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
 
     def test_without_cap_net_admin_one_line_error(self):
         """Dropped privileges for real: --proxy-mode iptables fails with one line naming the
-        capability and the way out; auto falls back to no routing and keeps serving."""
+        capability and the way out; auto falls back to the userspace proxy and keeps serving."""
         private = tempfile.mkdtemp(prefix="svcbox-nocap-")
         try:
             os.chmod(private, 0o755)
@@ -503,16 +503,16 @@ spec: {{selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
             self.assertEqual(len(errors), 1, result.stderr)
             self.assertEqual(result.stderr.strip().splitlines()[-1], errors[0])
             self.assertIn("CAP_NET_ADMIN", errors[0])
-            self.assertIn("userspace proxy mode", errors[0])
+            self.assertIn("--proxy-mode userspace", errors[0])
             self.assertIn("--proxy-mode none", errors[0])
             auto = subprocess.Popen(nobody + ["--proxy-mode", "auto"], env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True)
             self.topo.processes.append(auto)
             line = ""
             deadline = time.monotonic() + 10
-            while "proxy mode none" not in line and time.monotonic() < deadline:
+            while "proxy mode userspace" not in line and time.monotonic() < deadline:
                 line = auto.stdout.readline()
-            self.assertIn("runs with proxy mode none", line)
+            self.assertIn("proxy mode userspace (auto: svcbox cannot write netfilter rules", line)
             self.topo.kill(auto)
             auto.stdout.close()
             self.assertEqual(auto.returncode, 0)

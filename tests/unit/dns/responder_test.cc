@@ -217,6 +217,32 @@ TEST(AnswerTableTest, DomainAndTtlAreConfigurable) {
               ElementsAre("web.default.svc.corp.example. 30 IN A 10.96.0.10"));
 }
 
+TEST(AnswerTableTest, ProxiedServicesAnswerTheProxyAddressAndListenerPort) {
+  auto snapshot = makeSnapshot({clusterIpService("default", "web", "10.96.0.10"),
+                                clusterIpService("default", "www", "10.96.0.11")});
+  ProxiedServices proxied;
+  proxied[{"default", "web"}] =
+      ProxiedService{*store::IpAddress::parse("127.0.0.1"), {{{store::Protocol::kTcp, 80}, 20080}}};
+  auto table = AnswerTable::build(*snapshot, ZoneOptions{}, &proxied);
+  std::array<uint8_t, kMaxResponse> out;
+  auto ask = [&](const std::string& name, uint16_t type) {
+    auto packet = makeQuery(name, type);
+    Response response = respond(parseQuery(packet), *table, ClientContext{true, 512}, out);
+    return decode(std::span(out.data(), response.length)).answer;
+  };
+  EXPECT_THAT(ask("web.default.svc.cluster.local", kTypeA),
+              ElementsAre("web.default.svc.cluster.local. 5 IN A 127.0.0.1"));
+  EXPECT_THAT(ask("_http._tcp.web.default.svc.cluster.local", kTypeSrv),
+              ElementsAre("_http._tcp.web.default.svc.cluster.local. 5 IN SRV 0 100 20080 "
+                          "web.default.svc.cluster.local."));
+  // A Service the proxy does not serve keeps its ClusterIP and port.
+  EXPECT_THAT(ask("www.default.svc.cluster.local", kTypeA),
+              ElementsAre("www.default.svc.cluster.local. 5 IN A 10.96.0.11"));
+  EXPECT_THAT(ask("_http._tcp.www.default.svc.cluster.local", kTypeSrv),
+              ElementsAre("_http._tcp.www.default.svc.cluster.local. 5 IN SRV 0 100 80 "
+                          "www.default.svc.cluster.local."));
+}
+
 }  // namespace
 }  // namespace svcbox::dns
 

@@ -1,0 +1,92 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "router/router.h"
+#include "store/snapshot.h"
+
+// The userspace proxy mode: svcbox accepts each Service connection itself and relays the bytes to
+// a ready pod, for hosts where it may not write netfilter rules. It works from snapshots alone.
+namespace svcbox::router::userspace {
+
+struct ProxyOptions {
+  // Every listener binds here; DNS then answers this address for the Services.
+  store::IpAddress bind_address = *store::IpAddress::parse("127.0.0.1");
+  // A Service port that cannot be bound (below 1024 without CAP_NET_BIND_SERVICE, or taken by
+  // another Service with the same port number) listens on base + port when that is free and
+  // below 65536, else on a port the kernel picks.
+  uint16_t mapped_port_base = 20000;
+  // False where REDIRECT brings the traffic: listeners on every address must not claim the
+  // Service's own (often well-known) port on the host, so they start at the mapped one.
+  bool own_port_first = true;
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds tcp_idle_timeout{300000};
+  std::chrono::milliseconds udp_idle_timeout{30000};
+  // How long a connection to a pod that stopped being ready may still run.
+  std::chrono::milliseconds drain_timeout{30000};
+  // Per Service port; a connection over it is closed at once (and counted as failed).
+  size_t max_connections = 1024;
+  // One buffer per direction per connection: the most svcbox holds for a slow reader.
+  size_t buffer_size = 64 * 1024;
+  // A TCP direction that fills the buffer in one read continues with splice() through a pipe of
+  // the same size: bulk bytes stay in the kernel, short exchanges never pay for the pipe.
+  bool splice = true;
+};
+
+// Where one Service port is served.
+struct PortMapping {
+  std::string namespace_name;
+  std::string name;
+  std::string port_name;
+  store::Protocol protocol = store::Protocol::kTcp;
+  uint16_t service_port = 0;
+  store::IpAddress address;
+  uint16_t listen_port = 0;
+  bool operator==(const PortMapping&) const = default;
+};
+
+// Totals since start, per Service port.
+struct PortStats {
+  std::string namespace_name;
+  std::string name;
+  store::Protocol protocol = store::Protocol::kTcp;
+  uint16_t service_port = 0;
+  uint64_t accepted = 0;  // TCP connections accepted, UDP sessions opened
+  uint64_t failed = 0;    // no ready pod answered, or over the connection limit
+  uint64_t retried = 0;   // connects to the next pod after one failed
+  uint64_t bytes_to_pods = 0;
+  uint64_t bytes_to_clients = 0;
+  uint64_t active = 0;  // connections or sessions open now
+};
+
+class UserspaceProxy {
+ public:
+  UserspaceProxy(ProxyOptions options, LogFunction log);
+  ~UserspaceProxy();
+  UserspaceProxy(const UserspaceProxy&) = delete;
+  UserspaceProxy& operator=(const UserspaceProxy&) = delete;
+
+  // Starts the relay thread.
+  void start();
+  // Opens listeners for new Service ports, closes those of removed ones and gives new
+  // connections the snapshot's ready endpoints at once. A port keeps its listener for as long as
+  // the Service has it. Blocks until the relay thread applied it; returns the mapping in effect.
+  std::vector<PortMapping> update(const store::SnapshotPtr& snapshot);
+  // Closes every listener and connection and joins the thread.
+  void stop();
+
+  // Thread-safe.
+  std::vector<PortMapping> mapping() const;
+  std::vector<PortStats> stats() const;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace svcbox::router::userspace

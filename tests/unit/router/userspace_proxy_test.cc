@@ -1,0 +1,338 @@
+#include "router/userspace/proxy.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+
+// The proxy in-process on loopback. Service ports are 0, so every listener gets a port the kernel
+// picks and nothing here depends on which ports the machine has free. Backends are plain sockets
+// served by threads of the test; every wait is bounded.
+namespace svcbox::router::userspace {
+namespace {
+
+using namespace std::chrono_literals;
+
+sockaddr_in loopback(uint16_t port) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return address;
+}
+
+uint16_t portOf(int fd) {
+  sockaddr_in address{};
+  socklen_t length = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  return ntohs(address.sin_port);
+}
+
+// A TCP backend that writes its name to every connection, then echoes until the peer closes.
+class Backend {
+ public:
+  explicit Backend(std::string name) : name_(std::move(name)) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    auto address = loopback(0);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    EXPECT_EQ(listen(fd_, 64), 0);
+    port_ = portOf(fd_);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Backend() {
+    stopping_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    close(fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  void run() {
+    while (!stopping_) {
+      pollfd wait{fd_, POLLIN, 0};
+      if (poll(&wait, 1, 100) <= 0) continue;
+      int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) continue;
+      std::thread([name = name_, client] {
+        (void)!write(client, name.data(), name.size());
+        char buffer[4096];
+        for (;;) {
+          pollfd readable{client, POLLIN, 0};
+          if (poll(&readable, 1, 5000) <= 0) break;
+          ssize_t n = read(client, buffer, sizeof buffer);
+          if (n <= 0) break;
+          (void)!write(client, buffer, static_cast<size_t>(n));
+        }
+        close(client);
+      }).detach();
+    }
+  }
+
+  std::string name_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+// A port nothing listens on: bound, then closed.
+uint16_t deadPort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto address = loopback(0);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  uint16_t port = portOf(fd);
+  close(fd);
+  return port;
+}
+
+store::SnapshotPtr snapshotWith(std::vector<std::pair<uint16_t, bool>> backends,
+                                store::Protocol protocol = store::Protocol::kTcp) {
+  store::ServiceEntry entry;
+  entry.service.name = "web";
+  entry.service.cluster_ip = store::IpAddress::parse("10.96.0.10");
+  entry.service.ports = {{"http", protocol, 0, {8080, ""}}};
+  for (auto [port, ready] : backends) {
+    store::Endpoint endpoint;
+    endpoint.ip = *store::IpAddress::parse("127.0.0.1");
+    endpoint.ready = ready;
+    endpoint.ports = {port};
+    entry.endpoints.push_back(endpoint);
+  }
+  return std::make_shared<store::Snapshot>(1, std::nullopt, std::vector<store::ServiceEntry>{entry},
+                                           std::vector<store::PodPtr>{},
+                                           std::vector<store::EndpointSet>{});
+}
+
+// Connects to the proxy and returns the first bytes (the backend's name); "" when the proxy
+// closed or reset the connection. `keep` receives the socket when given.
+std::string greeting(uint16_t port, int* keep = nullptr) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto address = loopback(port);
+  std::string name;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+    pollfd readable{fd, POLLIN, 0};
+    char buffer[64];
+    if (poll(&readable, 1, 5000) > 0) {
+      ssize_t n = read(fd, buffer, sizeof buffer);
+      if (n > 0) name.assign(buffer, static_cast<size_t>(n));
+    }
+  }
+  if (keep) {
+    *keep = fd;
+  } else {
+    close(fd);
+  }
+  return name;
+}
+
+class UserspaceProxyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_.drain_timeout = 300ms;
+    options_.connect_timeout = 1000ms;
+  }
+  void startProxy() {
+    proxy_ = std::make_unique<UserspaceProxy>(options_, [](LogLevel, const std::string&) {});
+    proxy_->start();
+  }
+  uint16_t listenPort(const std::vector<PortMapping>& mapping) {
+    EXPECT_EQ(mapping.size(), 1u);
+    return mapping.empty() ? 0 : mapping[0].listen_port;
+  }
+
+  ProxyOptions options_;
+  std::unique_ptr<UserspaceProxy> proxy_;
+};
+
+TEST_F(UserspaceProxyTest, RoundRobinAndADeadPodCostsARetryNotAFailure) {
+  Backend a("a");
+  Backend b("b");
+  startProxy();
+  auto port = listenPort(
+      proxy_->update(snapshotWith({{a.port(), true}, {deadPort(), true}, {b.port(), true}})));
+  std::multiset<std::string> seen;
+  for (int i = 0; i < 6; ++i) seen.insert(greeting(port));
+  EXPECT_EQ(seen.count("a"), 2u);
+  EXPECT_EQ(seen.count("b"), 4u);  // the dead pod's turns go to the next one
+  auto stats = proxy_->stats();
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_EQ(stats[0].accepted, 6u);
+  EXPECT_EQ(stats[0].failed, 0u);
+  EXPECT_EQ(stats[0].retried, 2u);
+}
+
+TEST_F(UserspaceProxyTest, NoReadyPodIsAFailedConnectionAtOnce) {
+  startProxy();
+  auto port = listenPort(proxy_->update(snapshotWith({{deadPort(), false}})));
+  EXPECT_EQ(greeting(port), "");
+  EXPECT_EQ(proxy_->stats()[0].failed, 1u);
+}
+
+TEST_F(UserspaceProxyTest, ARemovedServiceClosesItsListener) {
+  startProxy();
+  auto port = listenPort(proxy_->update(snapshotWith({})));
+  auto empty = std::make_shared<store::Snapshot>(
+      2, std::nullopt, std::vector<store::ServiceEntry>{}, std::vector<store::PodPtr>{},
+      std::vector<store::EndpointSet>{});
+  EXPECT_TRUE(proxy_->update(empty).empty());
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto address = loopback(port);
+  EXPECT_NE(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  close(fd);
+}
+
+TEST_F(UserspaceProxyTest, AnUnreadyPodsConnectionDrainsThenCloses) {
+  Backend a("a");
+  startProxy();
+  auto port = listenPort(proxy_->update(snapshotWith({{a.port(), true}})));
+  int kept = -1;
+  ASSERT_EQ(greeting(port, &kept), "a");
+  auto unready = snapshotWith({{a.port(), false}});
+  proxy_->update(unready);
+  EXPECT_EQ(proxy_->stats()[0].active, 1u);  // left to finish
+  // Within the drain timeout (300 ms) plus slack the proxy closes it: read sees the end.
+  pollfd readable{kept, POLLIN, 0};
+  ASSERT_GT(poll(&readable, 1, 5000), 0);
+  char byte;
+  EXPECT_LE(read(kept, &byte, 1), 0);
+  close(kept);
+  EXPECT_EQ(greeting(port), "");  // and new connections find no ready pod
+}
+
+// Large enough that both directions fill the buffer and move on to splice().
+TEST_F(UserspaceProxyTest, BulkBytesArriveIntactAndHalfCloseEndsTheStream) {
+  Backend a("a");
+  startProxy();
+  auto port = listenPort(proxy_->update(snapshotWith({{a.port(), true}})));
+  int fd = -1;
+  ASSERT_EQ(greeting(port, &fd), "a");
+  std::string sent(4 * 1024 * 1024, '\0');
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>(i * 7 + i / 4096);
+  std::thread writer([&] {
+    size_t offset = 0;
+    while (offset < sent.size()) {
+      ssize_t n = write(fd, sent.data() + offset, sent.size() - offset);
+      if (n <= 0) break;
+      offset += static_cast<size_t>(n);
+    }
+    shutdown(fd, SHUT_WR);
+  });
+  std::string received;
+  char buffer[65536];
+  for (;;) {
+    pollfd readable{fd, POLLIN, 0};
+    if (poll(&readable, 1, 10000) <= 0) break;
+    ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n <= 0) break;  // the backend closed after our half-close reached it
+    received.append(buffer, static_cast<size_t>(n));
+  }
+  writer.join();
+  close(fd);
+  EXPECT_EQ(received.size(), sent.size());
+  EXPECT_TRUE(received == sent);
+  auto stats = proxy_->stats();
+  EXPECT_EQ(stats[0].bytes_to_pods, sent.size());
+}
+
+// A pod that resets in the middle of a bulk stream ends only that connection; the proxy keeps
+// serving.
+TEST_F(UserspaceProxyTest, APodVanishingMidStreamEndsOnlyThatConnection) {
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto address = loopback(0);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(listen(listener, 8), 0);
+  std::thread rude([listener] {
+    pollfd readable{listener, POLLIN, 0};
+    if (poll(&readable, 1, 5000) <= 0) return;
+    int peer = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    char buffer[200000];
+    size_t total = 0;
+    while (total < sizeof buffer) {  // take a little, then reset the connection
+      ssize_t n = read(peer, buffer, sizeof buffer - total);
+      if (n <= 0) break;
+      total += static_cast<size_t>(n);
+    }
+    linger reset{1, 0};
+    setsockopt(peer, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    close(peer);
+  });
+  Backend b("b");
+  startProxy();
+  auto port =
+      listenPort(proxy_->update(snapshotWith({{portOf(listener), true}, {b.port(), true}})));
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto proxy_address = loopback(port);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&proxy_address), sizeof proxy_address), 0);
+  std::string chunk(1 << 20, 'x');
+  for (int i = 0; i < 16; ++i) {
+    pollfd writable{fd, POLLOUT, 0};
+    if (poll(&writable, 1, 2000) <= 0) break;
+    if (send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) {
+      break;
+    }
+  }
+  rude.join();
+  close(fd);
+  close(listener);
+  EXPECT_EQ(greeting(port), "b");  // the round-robin's next turn, on a proxy still running
+}
+
+TEST_F(UserspaceProxyTest, UdpRepliesComeFromTheListener) {
+  int backend = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  auto backend_address = loopback(0);
+  ASSERT_EQ(bind(backend, reinterpret_cast<sockaddr*>(&backend_address), sizeof backend_address),
+            0);
+  std::thread echo([backend] {
+    char buffer[512];
+    sockaddr_in peer{};
+    socklen_t length = sizeof peer;
+    pollfd readable{backend, POLLIN, 0};
+    if (poll(&readable, 1, 5000) <= 0) return;
+    ssize_t n =
+        recvfrom(backend, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&peer), &length);
+    if (n > 0) {
+      sendto(backend, buffer, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&peer),
+             length);
+    }
+  });
+  startProxy();
+  auto port =
+      listenPort(proxy_->update(snapshotWith({{portOf(backend), true}}, store::Protocol::kUdp)));
+  int client = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  auto proxy_address = loopback(port);
+  ASSERT_EQ(sendto(client, "ping", 4, 0, reinterpret_cast<sockaddr*>(&proxy_address),
+                   sizeof proxy_address),
+            4);
+  pollfd readable{client, POLLIN, 0};
+  ASSERT_GT(poll(&readable, 1, 5000), 0);
+  char buffer[16];
+  sockaddr_in from{};
+  socklen_t length = sizeof from;
+  ssize_t n =
+      recvfrom(client, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from), &length);
+  EXPECT_EQ(std::string(buffer, static_cast<size_t>(std::max<ssize_t>(n, 0))), "ping");
+  EXPECT_EQ(ntohs(from.sin_port), port);
+  echo.join();
+  close(client);
+  close(backend);
+  // The relay thread counts a datagram after its send completed, which may be after it arrived.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (proxy_->stats()[0].bytes_to_clients < 4 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  auto stats = proxy_->stats();
+  EXPECT_EQ(stats[0].bytes_to_pods, 4u);
+  EXPECT_EQ(stats[0].bytes_to_clients, 4u);
+}
+
+}  // namespace
+}  // namespace svcbox::router::userspace
