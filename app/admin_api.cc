@@ -258,8 +258,8 @@ ApiResponse AdminApi::write(const ApiRequest& request, std::string_view kind,
   };
   // PUT creates or replaces, so it needs no check, and no snapshot read before its commit
   // (a full read costs tens of milliseconds on a large registry).
-  auto changes = create_only ? hooks_.writer->applyIf(check, {object})
-                             : hooks_.writer->apply({object});
+  auto changes =
+      create_only ? hooks_.writer->applyIf(check, {object}) : hooks_.writer->apply({object});
   if (!changes) {
     if (create_only && existed) {
       return statusResponse(409, "AlreadyExists",

@@ -21,6 +21,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -427,6 +428,22 @@ class UserspaceProxy::Impl {
     log_(why_not_own.empty() ? LogLevel::kInfo : LogLevel::kWarn, where);
   }
 
+  // The Service's own port first, then the mapped ones: the first that `open` binds (it returns
+  // the port bound, or sets `error`). Empty when none could be bound; `why_not_own` then, or
+  // when the own port was refused, says why.
+  template <typename Open>
+  std::optional<uint16_t> bindFirst(const Key& key, std::string& why_not_own, Open open) {
+    for (uint16_t candidate : candidatePorts(key.port)) {
+      error_code error;
+      uint16_t bound = open(candidate, error);
+      if (!error) return bound;
+      if (why_not_own.empty()) why_not_own = error.message();
+    }
+    log_(LogLevel::kWarn, "userspace proxy: " + key.toString() + " has no listener: " +
+                              why_not_own + " on " + options_.bind_address.toString());
+    return std::nullopt;
+  }
+
   PortState* tcpPort(const Key& key, const std::string& port_name) {
     if (auto it = tcp_.find(key); it != tcp_.end()) return it->second.get();
     auto port = std::make_shared<TcpPort>(context_);
@@ -434,26 +451,22 @@ class UserspaceProxy::Impl {
     port->port_name = port_name;
     auto address = toAsio(options_.bind_address);
     std::string why_not_own;
-    for (uint16_t candidate : candidatePorts(key.port)) {
-      error_code error;
+    auto bound = bindFirst(key, why_not_own, [&](uint16_t candidate, error_code& error) {
       tcp::acceptor acceptor(context_);
       tcp::endpoint endpoint(address, candidate);
       if (acceptor.open(endpoint.protocol(), error) ||
           acceptor.set_option(tcp::acceptor::reuse_address(true), error) ||
           acceptor.bind(endpoint, error) ||
           acceptor.listen(asio::socket_base::max_listen_connections, error)) {
-        if (why_not_own.empty()) why_not_own = error.message();
-        continue;
+        return uint16_t{0};
       }
-      port->listen_port = acceptor.local_endpoint(error).port();
+      error_code unused;  // a bound socket always has a local address
+      uint16_t local = acceptor.local_endpoint(unused).port();
       port->acceptor = std::move(acceptor);
-      break;
-    }
-    if (!port->acceptor.is_open()) {
-      log_(LogLevel::kWarn, "userspace proxy: " + key.toString() + " has no listener: " +
-                                why_not_own + " on " + options_.bind_address.toString());
-      return nullptr;
-    }
+      return local;
+    });
+    if (!bound) return nullptr;
+    port->listen_port = *bound;
     logListening(*port,
                  port->listen_port == key.port || !options_.own_port_first ? "" : why_not_own);
     tcp_.emplace(key, port);
@@ -468,24 +481,20 @@ class UserspaceProxy::Impl {
     port->port_name = port_name;
     auto address = toAsio(options_.bind_address);
     std::string why_not_own;
-    for (uint16_t candidate : candidatePorts(key.port)) {
-      error_code error;
+    auto bound = bindFirst(key, why_not_own, [&](uint16_t candidate, error_code& error) {
       udp::socket socket(context_);
       udp::endpoint endpoint(address, candidate);
       // No SO_REUSEADDR: on Linux it would let two Services share one UDP port.
       if (socket.open(endpoint.protocol(), error) || socket.bind(endpoint, error)) {
-        if (why_not_own.empty()) why_not_own = error.message();
-        continue;
+        return uint16_t{0};
       }
-      port->listen_port = socket.local_endpoint(error).port();
+      error_code unused;  // a bound socket always has a local address
+      uint16_t local = socket.local_endpoint(unused).port();
       port->socket = std::move(socket);
-      break;
-    }
-    if (!port->socket.is_open()) {
-      log_(LogLevel::kWarn, "userspace proxy: " + key.toString() + " has no listener: " +
-                                why_not_own + " on " + options_.bind_address.toString());
-      return nullptr;
-    }
+      return local;
+    });
+    if (!bound) return nullptr;
+    port->listen_port = *bound;
     logListening(*port,
                  port->listen_port == key.port || !options_.own_port_first ? "" : why_not_own);
     udp_.emplace(key, port);
