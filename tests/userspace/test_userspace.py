@@ -288,9 +288,6 @@ class UserspaceWithoutRootTest(unittest.TestCase):
         self.assertLess(during - before, 16 * 1024, (before, during))
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 REDIRECT_MANIFEST = """
 apiVersion: v1
@@ -406,3 +403,7 @@ class UserspaceRedirectTest(unittest.TestCase):
         self.assertEqual(len(replies), 3, replies)
         for line in replies:
             self.assertRegex(line, r"^pod[123] 10\.96\.0\.10:53$")
+
+
+if __name__ == "__main__":
+    unittest.main()
