@@ -65,6 +65,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+[ "$check" = 1 ] && say "layout $layout, namespaces $prefix-*, files in $work"
 db=$work/registry.db
 export SVCBOX_DB=$db
 log=$work/serve.log
