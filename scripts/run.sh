@@ -87,6 +87,8 @@ wait_for() {
   shift
   for _ in $(seq $((seconds * 10))); do
     "$@" >/dev/null 2>&1 && return 0
+    # A serve that stopped (port taken, say) will not come up: say so now, not after the bound.
+    if [ -n "${serve_pid:-}" ] && ! kill -0 "$serve_pid" 2>/dev/null; then fail "svcbox serve stopped"; fi
     sleep 0.1
   done
   return 1
@@ -260,11 +262,12 @@ Ctrl-C stops svcbox and removes the namespaces.
 
 INFO
 else
+  mapped=""
+  [ "$port" = 80 ] || mapped=" (ports below 1024 need root or CAP_NET_BIND_SERVICE, so 80 maps to 20000 + 80)"
   cat <<INFO
 
 No root, so no network namespaces and no netfilter: svcbox serve runs the userspace proxy mode,
-relaying service-test's port 80 on 127.0.0.1:$port (ports below 1024 need root or
-CAP_NET_BIND_SERVICE, so 80 maps to 20000 + 80), DNS on 127.0.0.1:1053 (answering the proxy's
+relaying service-test's port 80 on 127.0.0.1:$port$mapped, DNS on 127.0.0.1:1053 (answering the proxy's
 address 127.0.0.1 for the Service), admin API on 127.0.0.1:9153. The pods server-pod-1
 (127.0.0.2:8080) and server-pod-2 (127.0.0.3:8080) answer with their names. In another terminal, try:
 
