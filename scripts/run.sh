@@ -58,7 +58,7 @@ cleanup() {
   for ((i = ${#namespaces[@]} - 1; i >= 0; i--)); do ip netns del "${namespaces[i]}"; done
   [ -n "$netns_etc" ] && rm -rf "$netns_etc"
   rm -rf "$work"
-  [ "$check" = 1 ] && { [ "$status" -eq 0 ] && say "check passed" || say "check failed"; }
+  if [ "$check" = 1 ]; then if [ "$status" -eq 0 ]; then say "check passed"; else say "check failed"; fi; fi
   exit "$status"
 }
 trap cleanup EXIT
