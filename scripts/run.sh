@@ -44,6 +44,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/svcbox-demo.XXXXXX")
 pids=()
 namespaces=()
 netns_etc=""
+netns_parent_made=""
 
 cleanup() {
   local status=$?
@@ -57,6 +58,8 @@ cleanup() {
   done
   for ((i = ${#namespaces[@]} - 1; i >= 0; i--)); do ip netns del "${namespaces[i]}"; done
   [ -n "$netns_etc" ] && rm -rf "$netns_etc"
+  # /etc/netns too when this run made it and nothing else is in it now.
+  [ -n "$netns_parent_made" ] && rmdir /etc/netns 2>/dev/null
   rm -rf "$work"
   if [ "$check" = 1 ]; then if [ "$status" -eq 0 ]; then say "check passed"; else say "check failed"; fi; fi
   exit "$status"
@@ -152,6 +155,7 @@ if [ "$layout" = netns ]; then
 
   netns_etc=/etc/netns/$client
   [ -e "$netns_etc" ] && { netns_etc=""; fail "/etc/netns/$client already exists"; }
+  [ -d /etc/netns ] || netns_parent_made=1
   mkdir -p "$netns_etc"
   # ip netns exec mounts this over /etc/resolv.conf for the client only: dig, curl and getent
   # there ask svcbox, with the search path a pod in namespace default has in Kubernetes.
