@@ -85,7 +85,9 @@ if [ ! -s "$cache/debian-bookworm-slim.tar" ]; then
   rootfs=$work/rootfs
   timeout 600 debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 ||
     { tail -n 20 "$work/debootstrap.log"; fail "debootstrap"; }
-  cp /etc/apt/sources.list.d/*.sources "$rootfs/etc/apt/sources.list.d/" 2>/dev/null || true
+  # apt in the image uses the host's sources (deb822); debootstrap's sources.list would repeat them
+  cp /etc/apt/sources.list.d/*.sources "$rootfs/etc/apt/sources.list.d/" 2>/dev/null &&
+    rm -f "$rootfs/etc/apt/sources.list"
   rm -rf "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc \
     "$rootfs"/usr/share/man "$rootfs"/usr/share/locale
   tar --numeric-owner -C "$rootfs" -c . | timeout 300 podman import -q - debian:bookworm-slim >/dev/null
