@@ -55,7 +55,54 @@ runroot = "$work/run"
 CONF
 export CONTAINERS_CONF=$work/containers.conf CONTAINERS_STORAGE_CONF=$work/storage.conf
 
-compose=(timeout 300 podman-compose -p "$project" -f "$repo/container/docker-compose.yml")
+# podman-compose 1.0.3 ignores a network's ipam and a service's ipv4_address, dns and dns_search,
+# all of which the demo needs (and Docker Compose honours). The compose file stays plain Docker
+# Compose; here the network is created from its ipam first (podman-compose then uses it), and a
+# podman shim adds --ip/--dns/--dns-search to each `podman run` from the same file.
+compose_file=$repo/container/docker-compose.yml
+mkdir -p "$work/run-args"
+python3 - "$compose_file" "$project" "$work" <<'PY'
+import sys, yaml
+path, project, work = sys.argv[1:]
+doc = yaml.safe_load(open(path))
+nets = doc.get("networks") or {}
+with open(f"{work}/networks.txt", "w") as out:
+    for name, desc in nets.items():
+        args = [f"{project}_{name}"]
+        for c in ((desc or {}).get("ipam") or {}).get("config") or []:
+            args += [f"--subnet={c['subnet']}"]
+            args += [f"--gateway={c['gateway']}"] if "gateway" in c else []
+            args += [f"--ip-range={c['ip_range']}"] if "ip_range" in c else []
+        out.write(" ".join(args) + "\n")
+for service, cnt in doc["services"].items():
+    args = []
+    for desc in (cnt.get("networks") or {}).values() if isinstance(cnt.get("networks"), dict) else []:
+        if desc and "ipv4_address" in desc:
+            args.append(f"--ip={desc['ipv4_address']}")
+    for d in cnt.get("dns") or []:
+        args.append(f"--dns={d}")
+    for d in cnt.get("dns_search") or []:
+        args.append(f"--dns-search={d}")
+    open(f"{work}/run-args/{project}_{service}_1", "w").write("".join(a + "\n" for a in args))
+PY
+cat >"$work/podman" <<'SHIM'
+#!/bin/bash
+# podman, plus the per-container arguments tests/container/run.sh derived from the compose file
+if [ "${1:-}" = run ]; then
+  for arg in "$@"; do
+    case $arg in --name=*) extra=${SVCBOX_CI_RUN_ARGS}/${arg#--name=} ;; esac
+  done
+  if [ -n "${extra:-}" ] && [ -s "$extra" ]; then
+    mapfile -t more <"$extra"
+    shift
+    exec podman run "${more[@]}" "$@"
+  fi
+fi
+exec podman "$@"
+SHIM
+chmod +x "$work/podman"
+export SVCBOX_CI_RUN_ARGS=$work/run-args
+compose=(timeout 300 podman-compose --podman-path "$work/podman" -p "$project" -f "$compose_file")
 nat_before=$(iptables-legacy-save -t nat | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//')
 nft_before=$(iptables-save -t nat 2>/dev/null | grep -c SVCBOX || true)
 
@@ -123,6 +170,13 @@ size=$(timeout 60 podman image inspect svcbox:latest --format '{{.Size}}')
 say "runtime image svcbox:latest: $((size / 1000000)) MB"
 
 # ---- the Compose demo
+while read -r net args; do
+  # the demo pins its subnet: a host that already routes it would have its traffic taken over
+  subnet=$(sed -n 's/.*--subnet=\([^ ]*\).*/\1/p' <<<"$args")
+  [ -z "$subnet" ] || [ -z "$(ip route show match "$subnet" | grep -v '^default')" ] ||
+    fail "the host already routes $subnet (needed by the demo)"
+  timeout 60 podman network create $args "$net" >/dev/null || fail "network $net"
+done <"$work/networks.txt"
 "${compose[@]}" up -d --no-build >"$work/up.log" 2>&1 || { cat "$work/up.log"; fail "compose up"; }
 say "compose up"
 c_svcbox=${project}_svcbox_1 c_pod1=${project}_pod-1_1 c_client=${project}_client_1
