@@ -149,7 +149,9 @@ fi
 timeout 60 podman tag debian:bookworm-slim docker.io/library/debian:bookworm-slim
 
 # ---- the images, keyed by the sources they are built from
-key=$(cd "$repo" && git ls-files -co --exclude-standard | grep -v -e '^tests/' -e '^bench/' -e '^docs/' |
+# only what the images are built from: not tests, docs or the demo's compose and manifest files
+key=$(cd "$repo" && git ls-files -co --exclude-standard |
+  grep -v -e '^tests/' -e '^bench/' -e '^docs/' -e '\.md$' -e '^container/docker-compose.yml$' -e '^container/demo.yaml$' |
   sort | xargs -d '\n' sha256sum 2>/dev/null | sha256sum | cut -c1-16)
 images=$cache/images-$key.tar
 if [ -s "$images" ]; then
