@@ -190,7 +190,7 @@ healthz() {  # $1 container, $2 path: the image's own HTTP check over bash's /de
   timeout 5 podman exec "$1" bash -c "exec 3<>/dev/tcp/127.0.0.1/9153 && printf 'GET $2 HTTP/1.0\r\n\r\n' >&3 && head -n1 <&3" 2>/dev/null | grep -q ' 200 '
 }
 ask() {  # one request through the Service name from the client; prints the pod's name or "error"
-  timeout 10 podman exec "$c_client" curl -s --max-time 3 http://service-test.default.svc 2>/dev/null || echo error
+  timeout 10 podman exec "$c_client" curl -s --max-time 2 http://service-test.default.svc 2>/dev/null || echo error
 }
 count() {  # $1 requests; prints "pod1 pod2 errors"
   local a=0 b=0 e=0 i
@@ -221,8 +221,8 @@ timeout 30 podman stop -t 0 "$c_pod1" >/dev/null
 stopped=$SECONDS
 deadline=$((SECONDS + 15))
 while :; do
-  read -r a b e <<<"$(count 5)"
-  [ "$a" -eq 0 ] && [ "$e" -eq 0 ] && [ "$b" -eq 5 ] && break
+  read -r a b e <<<"$(count 4)"
+  [ "$a" -eq 0 ] && [ "$e" -eq 0 ] && [ "$b" -eq 4 ] && break
   [ $SECONDS -lt $deadline ] || fail "server-pod-1 still chosen 15 s after it stopped"
   sleep 0.5
 done
