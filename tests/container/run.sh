@@ -62,8 +62,9 @@ export CONTAINERS_CONF=$work/containers.conf CONTAINERS_STORAGE_CONF=$work/stora
 compose_file=$repo/container/docker-compose.yml
 mkdir -p "$work/run-args"
 python3 - "$compose_file" "$project" "$work" <<'PY'
-import sys, yaml
+import os, sys, yaml
 path, project, work = sys.argv[1:]
+base = os.path.dirname(os.path.abspath(path))
 doc = yaml.safe_load(open(path))
 nets = doc.get("networks") or {}
 with open(f"{work}/networks.txt", "w") as out:
@@ -84,6 +85,19 @@ for service, cnt in doc["services"].items():
     for d in cnt.get("dns_search") or []:
         args.append(f"--dns-search={d}")
     open(f"{work}/run-args/{project}_{service}_1", "w").write("".join(a + "\n" for a in args))
+    # 1.0.3 also rejects a service's networks in mapping form: give it the names only, and the
+    # relative paths made absolute, since this copy lives in the work folder.
+    if isinstance(cnt.get("networks"), dict):
+        cnt["networks"] = list(cnt["networks"])
+    vols = []
+    for v in cnt.get("volumes") or []:
+        src, rest = v.split(":", 1)
+        vols.append((os.path.normpath(os.path.join(base, src)) if src.startswith(".") else src) + ":" + rest)
+    if vols:
+        cnt["volumes"] = vols
+    if isinstance(cnt.get("build"), dict):
+        cnt["build"]["context"] = os.path.normpath(os.path.join(base, cnt["build"]["context"]))
+yaml.safe_dump(doc, open(f"{work}/docker-compose.yml", "w"))
 PY
 cat >"$work/podman" <<'SHIM'
 #!/bin/bash
@@ -102,7 +116,7 @@ exec podman "$@"
 SHIM
 chmod +x "$work/podman"
 export SVCBOX_CI_RUN_ARGS=$work/run-args
-compose=(timeout 300 podman-compose --podman-path "$work/podman" -p "$project" -f "$compose_file")
+compose=(timeout 300 podman-compose --podman-path "$work/podman" -p "$project" -f "$work/docker-compose.yml")
 nat_before=$(iptables-legacy-save -t nat | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//')
 nft_before=$(iptables-save -t nat 2>/dev/null | grep -c SVCBOX || true)
 
