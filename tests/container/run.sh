@@ -84,7 +84,7 @@ for service, cnt in doc["services"].items():
         args.append(f"--dns={d}")
     for d in cnt.get("dns_search") or []:
         args.append(f"--dns-search={d}")
-    open(f"{work}/run-args/{project}_{service}_1", "w").write("".join(a + "\n" for a in args))
+    open(f"{work}/run-args/{project}_{service}", "w").write("".join(a + "\n" for a in args))
     # 1.0.3 also rejects a service's networks in mapping form: give it the names only, and the
     # relative paths made absolute, since this copy lives in the work folder.
     if isinstance(cnt.get("networks"), dict):
@@ -104,7 +104,8 @@ cat >"$work/podman" <<'SHIM'
 # podman, plus the per-container arguments tests/container/run.sh derived from the compose file
 if [ "${1:-}" = run ]; then
   for arg in "$@"; do
-    case $arg in --name=*) extra=${SVCBOX_CI_RUN_ARGS}/${arg#--name=} ;; esac
+    # NAME is PROJECT_SERVICE_1 for `up`, PROJECT_SERVICE_tmpNNNNN for `run`
+    case $arg in --name=*) name=${arg#--name=} extra=${SVCBOX_CI_RUN_ARGS}/${name%_*} ;; esac
   done
   if [ -n "${extra:-}" ] && [ -s "$extra" ]; then
     mapfile -t more <"$extra"
@@ -224,6 +225,11 @@ say "svcbox ready, Service answering"
 read -r a b e <<<"$(count 20)"
 say "20 requests: server-pod-1 $a, server-pod-2 $b, errors $e"
 [ "$a" -gt 0 ] && [ "$b" -gt 0 ] && [ "$e" -eq 0 ] || fail "both pods should answer, without errors"
+
+answer=$(timeout 120 podman-compose --podman-path "$work/podman" -p "$project" -f "$work/docker-compose.yml" \
+  run --rm client curl -s --max-time 2 http://service-test.default.svc 2>"$work/run-client.err" | tail -n1)
+case $answer in server-pod-[12]) ;; *) cat "$work/run-client.err"; fail "compose run client: '$answer'" ;; esac
+say "compose run --rm client curl: $answer"
 
 rules=$(timeout 10 podman exec "$c_svcbox" iptables-legacy-save -t nat | grep -c SVCBOX || true)
 [ "$rules" -gt 0 ] || fail "no SVCBOX rules inside svcbox's container"
