@@ -239,7 +239,7 @@ stopped=$SECONDS
 # Traffic alone cannot tell "moved" from a lucky run of random picks: wait for svcbox to mark the pod
 # not ready (the probe's verdict), then check the traffic.
 deadline=$((SECONDS + 15))
-until timeout 10 podman exec "$c_svcbox" svcbox get pods server-pod-1 2>/dev/null | grep -q NotReady; do
+until [[ $(timeout 10 podman exec "$c_svcbox" svcbox get pods server-pod-1 2>&1) == *NotReady* ]]; do
   [ $SECONDS -lt $deadline ] || fail "server-pod-1 still ready 15 s after it stopped"
   sleep 0.5
 done
