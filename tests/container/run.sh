@@ -239,8 +239,8 @@ stopped=$SECONDS
 # Traffic alone cannot tell "moved" from a lucky run of random picks: wait for svcbox to mark the pod
 # not ready (the probe's verdict), then check the traffic.
 deadline=$((SECONDS + 15))
-until [[ $(timeout 10 podman exec "$c_svcbox" svcbox get pods server-pod-1 2>&1) == *NotReady* ]]; do
-  [ $SECONDS -lt $deadline ] || fail "server-pod-1 still ready 15 s after it stopped"
+until pods=$(timeout 10 podman exec "$c_svcbox" svcbox get pods server-pod-1 2>&1); [[ $pods == *" 0/1 "* ]]; do
+  [ $SECONDS -lt $deadline ] || fail "server-pod-1 still ready 15 s after it stopped: $pods"
   sleep 0.5
 done
 say "server-pod-1 not ready $((SECONDS - stopped)) s after it stopped"
