@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs every Debian package svcbox needs to build, test and benchmark. Idempotent: when all
 # packages are present it does nothing (and needs no network).
+#   --build-only   only what a release build of the binary needs (container/Dockerfile's builder
+#                  stage uses this, so the image and the developers build with one package list)
 set -euo pipefail
 
-packages=(
-  # build
+build_packages=(
   g++ cmake ninja-build pkg-config
   libsqlite3-dev libyaml-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libboost1.81-dev prometheus-cpp-dev libldns-dev libc-ares-dev libiptc-dev libnetfilter-conntrack-dev
+)
+packages=(
+  "${build_packages[@]}"
   # tests and benchmarks
   libgtest-dev libgmock-dev python3 sqlite3 procps util-linux
   dnsutils knot-dnsutils iproute2 iptables conntrack curl
@@ -18,6 +22,13 @@ packages=(
   # formatting
   clang-format
 )
+
+if [ "${1:-}" = "--build-only" ]; then
+  packages=("${build_packages[@]}")
+elif [ $# -gt 0 ]; then
+  echo "usage: $0 [--build-only]" >&2
+  exit 1
+fi
 
 missing=()
 for package in "${packages[@]}"; do
