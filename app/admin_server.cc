@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "dns/address.h"
+#include "store/ip_asio.h"
 
 namespace svcbox::app {
 namespace asio = boost::asio;
@@ -85,8 +86,7 @@ store::Status AdminServer::Impl::bind() {
         "or listen on 127.0.0.1");
   }
   boost::system::error_code error;
-  auto ip = asio::ip::make_address(parsed->ip.toString(), error);
-  if (error) return fail(error.message());
+  auto ip = store::toAsioAddress(parsed->ip);
   tcp::endpoint endpoint(ip, *parsed->port);
   acceptor_.emplace(context_);
   acceptor_->open(endpoint.protocol(), error);

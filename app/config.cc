@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -84,6 +85,14 @@ Setting Settings::resolve(const std::string& name, const std::optional<std::stri
   Setting setting{fallback, "default"};
   resolved_.emplace_back(name, setting);
   return setting;
+}
+
+std::optional<uint64_t> parseWholeNumber(std::string_view text, uint64_t max) {
+  uint64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, error] = std::from_chars(text.data(), end, value);
+  if (text.empty() || error != std::errc() || ptr != end || value > max) return std::nullopt;
+  return value;
 }
 
 }  // namespace svcbox::app

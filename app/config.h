@@ -1,8 +1,10 @@
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 // Settings come from a flag, an SVCBOX_* environment variable, the YAML config file, or a
@@ -39,5 +41,9 @@ class Settings {
 };
 
 std::string environmentName(const std::string& name);
+
+// A whole number from 0 to `max` written in decimal digits only; empty otherwise. Each setting
+// reports the error in its own words.
+std::optional<uint64_t> parseWholeNumber(std::string_view text, uint64_t max);
 
 }  // namespace svcbox::app

@@ -14,4 +14,18 @@ void logInfo(const std::string& message);
 void logWarn(const std::string& message);
 void logError(const std::string& message);
 
+// Relays a line from a part that reports through its own LogLevel enum (router::LogLevel,
+// health::LogLevel: kDebug, kInfo, kWarn), prefixed with the part's name.
+template <typename Level>
+void logFrom(const char* part, Level level, const std::string& message) {
+  std::string line = std::string(part) + ": " + message;
+  if (level == Level::kDebug) {
+    logDebug(line);
+  } else if (level == Level::kInfo) {
+    logInfo(line);
+  } else {
+    logWarn(line);
+  }
+}
+
 }  // namespace svcbox::app

@@ -1,7 +1,5 @@
 #include "app/serve_dns.h"
 
-#include <charconv>
-
 #include "app/common.h"
 #include "app/log.h"
 #include "dns/wire.h"
@@ -41,13 +39,9 @@ std::vector<std::string> split(const std::string& text) {
 }
 
 uint64_t number(const Setting& setting, const std::string& name, uint64_t max) {
-  uint64_t value = 0;
-  const char* end = setting.value.data() + setting.value.size();
-  auto [ptr, error] = std::from_chars(setting.value.data(), end, value);
-  if (error != std::errc() || ptr != end || value > max) {
-    badSetting(setting, name, "must be a whole number from 0 to " + std::to_string(max));
-  }
-  return value;
+  auto value = parseWholeNumber(setting.value, max);
+  if (!value) badSetting(setting, name, "must be a whole number from 0 to " + std::to_string(max));
+  return *value;
 }
 
 }  // namespace

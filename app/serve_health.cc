@@ -1,7 +1,5 @@
 #include "app/serve_health.h"
 
-#include <spdlog/spdlog.h>
-
 #include "app/common.h"
 #include "app/log.h"
 
@@ -36,17 +34,7 @@ std::unique_ptr<health::Prober> makeProber(store::DefaultProbe default_probe,
     return bool(written);
   };
   auto log = [](health::LogLevel level, const std::string& message) {
-    switch (level) {
-      case health::LogLevel::kDebug:
-        spdlog::debug("prober: " + message);
-        break;
-      case health::LogLevel::kInfo:
-        logInfo("prober: " + message);
-        break;
-      case health::LogLevel::kWarn:
-        logWarn("prober: " + message);
-        break;
-    }
+    logFrom("prober", level, message);
   };
   return std::make_unique<health::Prober>(options, write, log);
 }

@@ -1,8 +1,5 @@
 #include "app/serve_router.h"
 
-#include <spdlog/spdlog.h>
-
-#include <algorithm>
 #include <cctype>
 
 #include "app/common.h"
@@ -39,30 +36,17 @@ std::chrono::milliseconds parseDuration(const Setting& setting, const std::strin
 
 // A whole number from 0 to `max`.
 size_t parseCount(const Setting& setting, const std::string& name, size_t max) {
-  const auto& value = setting.value;
-  bool digits = !value.empty() && value.size() < 10 &&
-                std::all_of(value.begin(), value.end(),
-                            [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-  if (!digits || std::stoull(value) > max) {
+  auto value = parseWholeNumber(setting.value, max);
+  if (!value) {
     throw CommandError(kExitUserError, setting.source + ": --" + name +
                                            " must be a whole number from 0 to " +
-                                           std::to_string(max) + ", not \"" + value + "\"");
+                                           std::to_string(max) + ", not \"" + setting.value + "\"");
   }
-  return std::stoull(value);
+  return *value;
 }
 
 void logFromRouter(router::LogLevel level, const std::string& message) {
-  switch (level) {
-    case router::LogLevel::kDebug:
-      spdlog::debug("router: " + message);
-      break;
-    case router::LogLevel::kInfo:
-      logInfo("router: " + message);
-      break;
-    case router::LogLevel::kWarn:
-      logWarn("router: " + message);
-      break;
-  }
+  logFrom("router", level, message);
 }
 
 }  // namespace

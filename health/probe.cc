@@ -1,5 +1,7 @@
 #include "health/probe.h"
 
+#include "store/ip_asio.h"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -21,14 +23,7 @@ constexpr uint64_t kMaxBodyBytes = 10 * 1024;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 
 tcp::endpoint endpointOf(const store::IpAddress& ip, uint16_t port) {
-  if (ip.isV4()) {
-    asio::ip::address_v4::bytes_type bytes;
-    std::copy_n(ip.bytes.begin(), bytes.size(), bytes.begin());
-    return {asio::ip::address_v4(bytes), port};
-  }
-  asio::ip::address_v6::bytes_type bytes;
-  std::copy_n(ip.bytes.begin(), bytes.size(), bytes.begin());
-  return {asio::ip::address_v6(bytes), port};
+  return {store::toAsioAddress(ip), port};
 }
 
 std::string failureText(const std::string& what, const beast::error_code& error,

@@ -1,5 +1,7 @@
 #include "router/userspace/proxy.h"
 
+#include "store/ip_asio.h"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -37,17 +39,6 @@ using Clock = std::chrono::steady_clock;
 using boost::system::error_code;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kMaxDatagram = 65535;
-
-asio::ip::address toAsio(const store::IpAddress& ip) {
-  if (ip.isV4()) {
-    asio::ip::address_v4::bytes_type bytes;
-    std::copy_n(ip.bytes.begin(), bytes.size(), bytes.begin());
-    return asio::ip::address_v4(bytes);
-  }
-  asio::ip::address_v6::bytes_type bytes;
-  std::copy_n(ip.bytes.begin(), bytes.size(), bytes.begin());
-  return asio::ip::address_v6(bytes);
-}
 
 struct Counters {
   std::atomic<uint64_t> accepted{0};
@@ -332,7 +323,7 @@ class UserspaceProxy::Impl {
         std::vector<Backend> backends;
         for (const auto& endpoint : entry.endpoints) {
           if (!endpoint.ready || i >= endpoint.ports.size() || endpoint.ports[i] == 0) continue;
-          backends.push_back(Backend{toAsio(endpoint.ip), endpoint.ports[i]});
+          backends.push_back(Backend{store::toAsioAddress(endpoint.ip), endpoint.ports[i]});
         }
         PortState* state = nullptr;
         if (port.protocol == store::Protocol::kTcp) {
@@ -449,7 +440,7 @@ class UserspaceProxy::Impl {
     auto port = std::make_shared<TcpPort>(context_);
     port->key = key;
     port->port_name = port_name;
-    auto address = toAsio(options_.bind_address);
+    auto address = store::toAsioAddress(options_.bind_address);
     std::string why_not_own;
     auto bound = bindFirst(key, why_not_own, [&](uint16_t candidate, error_code& error) {
       tcp::acceptor acceptor(context_);
@@ -479,7 +470,7 @@ class UserspaceProxy::Impl {
     auto port = std::make_shared<UdpPort>(context_);
     port->key = key;
     port->port_name = port_name;
-    auto address = toAsio(options_.bind_address);
+    auto address = store::toAsioAddress(options_.bind_address);
     std::string why_not_own;
     auto bound = bindFirst(key, why_not_own, [&](uint16_t candidate, error_code& error) {
       udp::socket socket(context_);
