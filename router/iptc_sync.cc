@@ -1,9 +1,14 @@
 #include "router/iptc_sync.h"
 
 #include <libiptc/libiptc.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <array>
+#include <atomic>
 #include <cerrno>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <unordered_set>
@@ -33,16 +38,71 @@ bool fail(SyncFailure& failure, const std::string& what) {
   return false;
 }
 
-// Lock, then read the table. Returns null (with `failure` set) when either is impossible.
-Handle openTable(const std::string& table, XtablesLock& lock, SyncFailure& failure) {
-  if (!lock.acquire(std::chrono::duration_cast<std::chrono::milliseconds>(kXtablesLockTimeout))) {
-    failure.message = lock.error();
-    failure.permission_denied = lock.permissionDenied();
-    return nullptr;
+// Holds the writer's xtables lock for one scope.
+class LockSession {
+ public:
+  explicit LockSession(XtablesLock& lock) : lock_(lock) {}
+  ~LockSession() {
+    if (held_) lock_.release();
   }
+  LockSession(const LockSession&) = delete;
+  LockSession& operator=(const LockSession&) = delete;
+
+  bool acquire(SyncFailure& failure) {
+    held_ =
+        lock_.acquire(std::chrono::duration_cast<std::chrono::milliseconds>(kXtablesLockTimeout));
+    if (!held_) {
+      failure.message = lock_.error();
+      failure.permission_denied = lock_.permissionDenied();
+    }
+    return held_;
+  }
+
+ private:
+  XtablesLock& lock_;
+  bool held_ = false;
+};
+
+// Lock, then read the table. Returns null (with `failure` set) when either is impossible.
+Handle openTable(const std::string& table, LockSession& session, SyncFailure& failure) {
+  if (!session.acquire(failure)) return nullptr;
   Handle handle(iptc_init(table.c_str()));
   if (!handle) fail(failure, "cannot read the " + table + " table");
   return handle;
+}
+
+// What IPT_SO_GET_INFO tells about a table: any rule added or removed changes it.
+struct TableShape {
+  unsigned valid_hooks = 0;
+  std::array<unsigned, NF_INET_NUMHOOKS> hook_entry{};
+  std::array<unsigned, NF_INET_NUMHOOKS> underflow{};
+  unsigned num_entries = 0;
+  unsigned size = 0;
+  bool operator==(const TableShape&) const = default;
+};
+
+std::optional<TableShape> readShape(int socket, const std::string& table) {
+  ipt_getinfo info{};
+  if (table.size() >= sizeof info.name) return std::nullopt;
+  table.copy(info.name, table.size());
+  socklen_t length = sizeof info;
+  if (getsockopt(socket, IPPROTO_IP, IPT_SO_GET_INFO, &info, &length) != 0) return std::nullopt;
+  TableShape shape;
+  shape.valid_hooks = info.valid_hooks;
+  std::copy(std::begin(info.hook_entry), std::end(info.hook_entry), shape.hook_entry.begin());
+  std::copy(std::begin(info.underflow), std::end(info.underflow), shape.underflow.begin());
+  shape.num_entries = info.num_entries;
+  shape.size = info.size;
+  return shape;
+}
+
+// Commits by any writer of this process: they end no lock session another writer's
+// LockFileWatch could see.
+std::atomic<uint64_t> local_commits{0};
+
+bool commitTable(xtc_handle* handle) {
+  ++local_commits;
+  return iptc_commit(handle);
 }
 
 std::unordered_set<std::string> ownedChains(xtc_handle* handle) {
@@ -116,6 +176,55 @@ bool fixHooks(const Table& desired, xtc_handle* handle, size_t& fixed, SyncFailu
 
 }  // namespace
 
+struct IptcTableWriter::ReadAhead {
+  Handle handle;
+  TableShape shape;
+  uint64_t lock_events = 0;
+  uint64_t local_commits = 0;
+};
+
+IptcTableWriter::IptcTableWriter() = default;
+
+IptcTableWriter::~IptcTableWriter() {
+  retired_.reset();
+  read_ahead_.clear();
+  if (info_socket_ >= 0) ::close(info_socket_);
+}
+
+void IptcTableWriter::prepare(const std::string& table) {
+  retired_.reset();
+  read_ahead_.erase(table);
+  if (info_socket_ < 0) info_socket_ = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (info_socket_ < 0) return;
+  LockSession session(lock_);
+  SyncFailure ignored;
+  if (!session.acquire(ignored)) return;
+  // The lock file exists now; sessions other processes end from here on are counted.
+  if (!lock_watch_.watching() && !lock_watch_.watch(XtablesLock::path())) return;
+  auto ahead = std::make_unique<ReadAhead>();
+  ahead->lock_events = lock_watch_.events();
+  ahead->local_commits = local_commits.load();
+  ahead->handle.reset(iptc_init(table.c_str()));
+  auto shape = readShape(info_socket_, table);
+  if (!ahead->handle || !shape) return;
+  ahead->shape = *shape;
+  read_ahead_[table] = std::move(ahead);
+}
+
+// Called under the lock.
+std::unique_ptr<IptcTableWriter::ReadAhead> IptcTableWriter::takeReadAhead(
+    const std::string& table) {
+  auto found = read_ahead_.find(table);
+  if (found == read_ahead_.end()) return nullptr;
+  auto ahead = std::move(found->second);
+  read_ahead_.erase(found);
+  if (lock_watch_.events() != ahead->lock_events) return nullptr;
+  if (local_commits.load() != ahead->local_commits) return nullptr;
+  auto shape = readShape(info_socket_, table);
+  if (!shape || *shape != ahead->shape) return nullptr;
+  return ahead;
+}
+
 bool IptcTableWriter::sync(const Table& desired, bool full, TableSyncStats& stats,
                            SyncFailure& failure) {
   auto& committed = committed_[desired.name];
@@ -125,20 +234,29 @@ bool IptcTableWriter::sync(const Table& desired, bool full, TableSyncStats& stat
     bool same = true;
     for (const auto& chain : desired.chains) {
       auto known = committed.find(chain.name);
-      same = same && known != committed.end() && known->second == chain.rules;
+      same = known != committed.end() && known->second == chain.rules;
+      if (!same) break;
     }
     if (same) {
       stats.chains_kept = desired.chains.size();
       return true;
     }
   }
-  XtablesLock lock;
+  LockSession session(lock_);
   auto started = Clock::now();
-  Handle handle = openTable(desired.name, lock, failure);
-  if (!handle) {
+  if (!session.acquire(failure)) {
     committed.clear();
     return false;
   }
+  std::unique_ptr<ReadAhead> ahead = takeReadAhead(desired.name);
+  // A full sync is there to repair what others did: it trusts nothing read earlier.
+  if (full) ahead.reset();
+  Handle handle = ahead ? std::move(ahead->handle) : Handle(iptc_init(desired.name.c_str()));
+  if (!handle) {
+    committed.clear();
+    return fail(failure, "cannot read the " + desired.name + " table");
+  }
+  stats.read_ahead = ahead != nullptr;
   stats.init_ms = millisSince(started);
   auto edit_started = Clock::now();
   auto existing = ownedChains(handle.get());
@@ -171,6 +289,7 @@ bool IptcTableWriter::sync(const Table& desired, bool full, TableSyncStats& stat
          fail(failure, "cannot create " + chain.name);
     if (!ok) break;
   }
+  std::vector<const Chain*> written;
   for (const auto& chain : desired.chains) {
     if (!ok) break;
     if (existing.count(chain.name)) {
@@ -183,6 +302,7 @@ bool IptcTableWriter::sync(const Table& desired, bool full, TableSyncStats& stat
            fail(failure, "cannot flush " + chain.name);
     }
     ok = ok && appendRules(chain, handle.get(), failure);
+    written.push_back(&chain);
     ++stats.chains_written;
   }
   ok = ok && fixHooks(desired, handle.get(), stats.jumps_fixed, failure);
@@ -198,20 +318,25 @@ bool IptcTableWriter::sync(const Table& desired, bool full, TableSyncStats& stat
   }
   auto commit_started = Clock::now();
   stats.committed = stats.chains_written + stats.chains_removed + stats.jumps_fixed > 0;
-  if (stats.committed && !iptc_commit(handle.get())) {
+  if (stats.committed && !commitTable(handle.get())) {
     committed.clear();
     return fail(failure, "cannot commit the " + desired.name + " table");
   }
   stats.commit_ms = millisSince(commit_started);
-  committed.clear();
-  for (const auto& chain : desired.chains) committed[chain.name] = chain.rules;
+  // Only what changed is copied: the rest of `committed` already equals `desired`.
+  for (const Chain* chain : written) committed[chain->name] = chain->rules;
+  for (const auto& name : stale) committed.erase(name);
+  // Freeing tens of thousands of parsed rules can wait for the idle time prepare() runs in.
+  retired_ = std::make_unique<ReadAhead>();
+  retired_->handle = std::move(handle);
   return true;
 }
 
 bool IptcTableWriter::cleanup(const std::string& table, bool& changed, SyncFailure& failure) {
   committed_.erase(table);
-  XtablesLock lock;
-  Handle handle = openTable(table, lock, failure);
+  read_ahead_.erase(table);
+  LockSession session(lock_);
+  Handle handle = openTable(table, session, failure);
   if (!handle) return false;
   Table nothing{table, {}, {}};
   size_t fixed = 0;
@@ -226,15 +351,15 @@ bool IptcTableWriter::cleanup(const std::string& table, bool& changed, SyncFailu
       return fail(failure, "cannot delete " + name);
   }
   changed = fixed > 0 || !owned.empty();
-  if (changed && !iptc_commit(handle.get()))
+  if (changed && !commitTable(handle.get()))
     return fail(failure, "cannot commit the " + table + " table");
   return true;
 }
 
 bool IptcTableWriter::chainExists(const std::string& table, const std::string& chain,
                                   SyncFailure& failure) {
-  XtablesLock lock;
-  Handle handle = openTable(table, lock, failure);
+  LockSession session(lock_);
+  Handle handle = openTable(table, session, failure);
   if (!handle) return false;
   failure = {};
   return iptc_is_chain(chain.c_str(), handle.get());

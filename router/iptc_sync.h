@@ -2,11 +2,14 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "router/lock_watch.h"
 #include "router/ruleset.h"
+#include "router/xtables_lock.h"
 
 // Writes svcbox's chains into the kernel's legacy x_tables through libiptc: one read and one
 // commit per table, under the xtables lock. Only chains named SVCBOX-* and one jump per hooked
@@ -17,8 +20,9 @@ struct TableSyncStats {
   size_t chains_written = 0;  // created or refilled
   size_t chains_kept = 0;     // equal to what the last commit wrote: left alone
   size_t chains_removed = 0;
-  size_t jumps_fixed = 0;  // hook jumps inserted or duplicates/stale ones deleted
-  bool committed = false;  // false when nothing differed
+  size_t jumps_fixed = 0;   // hook jumps inserted or duplicates/stale ones deleted
+  bool committed = false;   // false when nothing differed
+  bool read_ahead = false;  // the table read by prepare() was still current: no read here
   double init_ms = 0, edit_ms = 0, commit_ms = 0;
 };
 
@@ -41,20 +45,38 @@ class TableWriter {
   // `failure` set when the table cannot be read.
   virtual bool chainExists(const std::string& table, const std::string& chain,
                            SyncFailure& failure) = 0;
+  // Reads `table` now, while nothing waits for it, so that the next partial sync can skip the
+  // read when the table has not changed since. Optional: a failure only loses the head start.
+  virtual void prepare(const std::string& table) { (void)table; }
 };
 
 class IptcTableWriter : public TableWriter {
  public:
+  IptcTableWriter();
+  ~IptcTableWriter() override;
   bool sync(const Table& desired, bool full, TableSyncStats& stats, SyncFailure& failure) override;
   bool chainExists(const std::string& table, const std::string& chain,
                    SyncFailure& failure) override;
+  // Keeps the parsed table (tens of MB at 10,000 Services) until the next sync. It is used only
+  // when no other process ended an xtables lock session since (LockFileWatch) and the kernel
+  // reports the same table shape (entries, size, hook offsets); a full sync always reads anew.
+  void prepare(const std::string& table) override;
 
   // Removes every SVCBOX-* chain and every jump into one from the table.
   bool cleanup(const std::string& table, bool& changed, SyncFailure& failure);
 
  private:
+  struct ReadAhead;
+  // The table read by prepare(), when it can still be trusted; null otherwise.
+  std::unique_ptr<ReadAhead> takeReadAhead(const std::string& table);
+
   // table -> chain -> rules, as last committed.
   std::map<std::string, std::unordered_map<std::string, std::vector<Rule>>> committed_;
+  XtablesLock lock_;  // one open file for the writer's life: its own sessions close nothing
+  LockFileWatch lock_watch_;
+  int info_socket_ = -1;  // for IPT_SO_GET_INFO
+  std::map<std::string, std::unique_ptr<ReadAhead>> read_ahead_;
+  std::unique_ptr<ReadAhead> retired_;  // the last sync's table, freed by prepare()
 };
 
 constexpr auto kXtablesLockTimeout = std::chrono::seconds(10);

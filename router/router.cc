@@ -119,6 +119,7 @@ bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& fa
   DesiredState desired = computeDesiredState(*snapshot, options_);
   double compute_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
   std::string summary;
+  std::vector<std::string> committed_tables;
   for (const Table* table : {&desired.nat, &desired.filter, &desired.mangle}) {
     TableSyncStats stats;
     if (!writer_->sync(*table, full, stats, failure)) {
@@ -130,9 +131,11 @@ bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& fa
     summary += ", " + table->name + " " + std::to_string(stats.chains_written) + " written/" +
                std::to_string(stats.chains_kept) + " kept/" + std::to_string(stats.chains_removed) +
                " removed" +
-               (stats.committed ? " (read " + millis(stats.init_ms) + " ms, commit " +
-                                      millis(stats.commit_ms) + " ms)"
-                                : " (unchanged)");
+               (stats.committed
+                    ? std::string(stats.read_ahead ? " (read ahead " : " (read ") +
+                          millis(stats.init_ms) + " ms, commit " + millis(stats.commit_ms) + " ms)"
+                    : " (unchanged)");
+    if (stats.committed) committed_tables.push_back(table->name);
     if (table == &desired.nat && test_pause_between_tables_.count() > 0) {
       std::this_thread::sleep_for(test_pause_between_tables_);
     }
@@ -172,7 +175,13 @@ bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& fa
     stats_.installed_version = snapshot->version();
   }
   if (on_synced_) on_synced_(snapshot);
+  read_ahead_tables_ = std::move(committed_tables);
   return true;
+}
+
+void Router::readAhead() {
+  for (const auto& table : read_ahead_tables_) writer_->prepare(table);
+  read_ahead_tables_.clear();
 }
 
 void Router::run(bool retry_first) {
@@ -183,6 +192,8 @@ void Router::run(bool retry_first) {
   auto retry_at = retry_first ? now + timing_.first_backoff : Clock::time_point::max();
   bool full = retry_first;
   int failures_in_row = 0;
+  // The first sync ran in start(); its tables are read ahead here, off the caller's thread.
+  readAhead();
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     auto wake_at = std::min({next_full, next_canary, retry_at});
@@ -219,6 +230,9 @@ void Router::run(bool retry_first) {
     now = Clock::now();
     last_sync = now;
     if (ok) {
+      // Within the coalescing window that follows a sync anyway: the next change waits for it
+      // at most that long, and then skips reading the table.
+      readAhead();
       full = false;
       failures_in_row = 0;
       retry_at = Clock::time_point::max();

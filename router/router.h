@@ -85,6 +85,8 @@ class Router {
   // `retry_first`: the first sync (in start) failed and is retried after the first backoff.
   void run(bool retry_first);
   bool sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& failure);
+  // Reads the tables the last sync committed, so the next partial sync need not (TableWriter).
+  void readAhead();
 
   RouterOptions options_;
   RouterTiming timing_;
@@ -92,7 +94,8 @@ class Router {
   std::unique_ptr<TableWriter> writer_;  // one thread at a time: start(), then run()
   std::chrono::milliseconds test_pause_between_tables_;  // tests only: see router.cc
   std::vector<UdpServicePort> applied_udp_;
-  size_t reported_ipv6_ = 0;  // logged once per change, not on every sync
+  size_t reported_ipv6_ = 0;                    // logged once per change, not on every sync
+  std::vector<std::string> read_ahead_tables_;  // router thread (start() before it exists)
 
   mutable std::mutex mutex_;
   std::condition_variable wakeup_;

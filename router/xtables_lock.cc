@@ -22,7 +22,7 @@ XtablesLock::~XtablesLock() {
 
 bool XtablesLock::acquire(std::chrono::milliseconds timeout) {
   std::string file = path();
-  fd_ = ::open(file.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  if (fd_ < 0) fd_ = ::open(file.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
   if (fd_ < 0) {
     permission_denied_ = errno == EACCES || errno == EPERM || errno == EROFS;
     error_ = "cannot open the xtables lock " + file + ": " + std::strerror(errno);
@@ -42,6 +42,10 @@ bool XtablesLock::acquire(std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return true;
+}
+
+void XtablesLock::release() {
+  if (fd_ >= 0) flock(fd_, LOCK_UN);
 }
 
 }  // namespace svcbox::router

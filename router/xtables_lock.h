@@ -15,8 +15,11 @@ class XtablesLock {
   XtablesLock(const XtablesLock&) = delete;
   XtablesLock& operator=(const XtablesLock&) = delete;
 
-  // Waits up to `timeout`; on failure returns false and sets error().
+  // Waits up to `timeout`; on failure returns false and sets error(). The file stays open
+  // after release() so that taking the lock again closes nothing: to a LockFileWatch, only
+  // other processes end lock sessions.
   bool acquire(std::chrono::milliseconds timeout);
+  void release();
   const std::string& error() const { return error_; }
   // The lock file could not be opened for lack of rights (not root, no CAP_DAC_OVERRIDE).
   bool permissionDenied() const { return permission_denied_; }

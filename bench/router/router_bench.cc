@@ -1,6 +1,8 @@
 // router_bench MODE N RUNS: svcbox's side of bench/router/run.sh, in the namespace it is run in.
 //   full  N RUNS  cold full sync (svcbox chains removed first) and resync of the same ruleset
-//   incr  N RUNS  one Service's endpoint changes (alternating A->B, B->A) after a full sync
+//   incr  N RUNS  one Service's endpoint changes (alternating A->B, B->A) after a full sync, the
+//                 tables read ahead between changes (untimed) as the router does while idle
+//   incr-reread N RUNS  the same, every change reading the nat table itself
 //   load  N       one full sync, rules left in place (for the data-path measurement)
 //   cleanup 0     remove svcbox's chains
 // The registry is the shape of ../shared/bench/router/gen.py: N-1 filler Services
@@ -159,15 +161,21 @@ int main(int argc, char** argv) {
     report("svcbox N=" + std::to_string(n) + " full resync", resync);
     return 0;
   }
-  if (mode == "incr") {
+  if (mode == "incr" || mode == "incr-reread") {
     const size_t changed = 4242;  // gen.py's K
+    bool read_ahead = mode == "incr";
     auto a = registry(n, changed, 0), b = registry(n, changed, 1);
     cleanup();
     router::IptcTableWriter writer;
     syncAll(writer, *a, true);
     std::vector<Sample> samples;
-    for (int i = 0; i < runs; ++i) samples.push_back(syncAll(writer, i % 2 ? *a : *b, false));
-    report("svcbox N=" + std::to_string(n) + " one endpoint change", samples);
+    for (int i = 0; i < runs; ++i) {
+      if (read_ahead) writer.prepare("nat");
+      samples.push_back(syncAll(writer, i % 2 ? *a : *b, false));
+    }
+    report("svcbox N=" + std::to_string(n) + " one endpoint change" +
+               (read_ahead ? " (nat read ahead)" : " (nat read in the sync)"),
+           samples);
     return 0;
   }
   std::fprintf(stderr, "unknown mode %s\n", mode.c_str());

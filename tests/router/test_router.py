@@ -435,6 +435,39 @@ spec: {{selector: {{app: web}}, ports: [{{port: {1000 + i}, targetPort: 8080}}]}
         self.assertIn("canary chain mangle/SVCBOX-CANARY is gone", self.log_text(log))
         self.assert_converged()
 
+    def test_nat_read_ahead_never_undoes_another_iptables_user(self):
+        """The router reads the nat table while idle so that the next change skips the read. An
+        iptables user changing the table meanwhile, even without changing its shape (a rule
+        replaced by one of the same size), makes svcbox read it again: its next commit keeps the
+        other tool's rule."""
+        self.apply(EVERYTHING)
+        process, log = self.serve()
+        self.wait_for("convergence", self.converged)
+        extra = """apiVersion: v1
+kind: Service
+metadata: {name: extra}
+spec: {selector: {app: web}, ports: [{port: 81, targetPort: 8080}]}
+"""
+        nat_syncs = lambda: re.findall(r"nat \d+ written/\d+ kept/\d+ removed \((read(?: ahead)?) ",
+                                       self.log_text(log))
+        before = len(nat_syncs())
+        self.apply(extra)
+        self.wait_for("a partial sync of the new Service", lambda: len(nat_syncs()) > before)
+        self.assertEqual(nat_syncs()[-1], "read ahead", "the idle read was not used")
+        time.sleep(0.5)  # the router reads ahead again after its sync
+        postrouting = [l for l in save_lines(self.topo, "nat") if l.startswith("-A POSTROUTING")]
+        number = postrouting.index("-A POSTROUTING -s 10.99.0.0/16 -j MASQUERADE") + 1
+        self.topo.x(self.topo.node, "iptables-legacy", "-w", "-t", "nat", "-R", "POSTROUTING", str(number),
+                    "-s", "10.98.0.0/16", "-j", "MASQUERADE")
+        replaced = [l.replace("10.99.0.0/16", "10.98.0.0/16") for l in self.before["nat"]]
+        self.assertNotEqual(replaced, self.before["nat"])
+        self.before["nat"] = replaced
+        before = len(nat_syncs())
+        self.svcbox("delete", "service", "extra")
+        self.wait_for("a partial sync without it", lambda: len(nat_syncs()) > before)
+        self.assertEqual(nat_syncs()[-1], "read", "a table changed by another tool was not read again")
+        self.assert_converged()
+
     def test_masquerade_all_and_cluster_cidr_change_the_source_pods_see(self):
         """By default a pod sees the client's own address; --masquerade-all, or a client outside
         --cluster-cidr, makes it see the node's."""
