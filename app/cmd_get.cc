@@ -61,9 +61,9 @@ class Lister {
     return std::find(flags_.names.begin(), flags_.names.end(), name) != flags_.names.end();
   }
 
-  template <typename Item, typename Name, typename ToJson, typename Row>
-  void list(const std::vector<Item>& items, const std::string& plural,
-            std::vector<std::string> header, Name name_of, ToJson to_json, Row row_of) {
+  template <std::ranges::input_range Items, typename Name, typename ToJson, typename Row>
+  void list(const Items& items, const std::string& plural, std::vector<std::string> header,
+            Name name_of, ToJson to_json, Row row_of) {
     json objects = json::array();
     if (flags_.all_namespaces) header.insert(header.begin(), "NAMESPACE");
     Table table(header);

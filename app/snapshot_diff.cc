@@ -55,11 +55,15 @@ std::vector<std::string> describeChanges(const store::Snapshot* previous,
   std::vector<std::string> lines;
   static const store::Snapshot kEmpty(0, std::nullopt, {}, std::vector<store::PodPtr>{}, {});
   const store::Snapshot& before = previous ? *previous : kEmpty;
-  auto service_name = [](const store::ServiceEntry& e) {
-    return std::tie(e.service.namespace_name, e.service.name);
+  auto service_name = [](const store::ServiceEntryPtr& e) {
+    return std::tie(e->service.namespace_name, e->service.name);
   };
-  pairUp(before.services(), current.services(), service_name,
-         [&](const store::ServiceEntry* old, const store::ServiceEntry* entry) {
+  pairUp(before.sharedServices(), current.sharedServices(), service_name,
+         [&](const store::ServiceEntryPtr* old_shared, const store::ServiceEntryPtr* shared) {
+           // Entries no change touched are the very object of the previous snapshot.
+           if (old_shared && shared && *old_shared == *shared) return;
+           const store::ServiceEntry* old = old_shared ? old_shared->get() : nullptr;
+           const store::ServiceEntry* entry = shared ? shared->get() : nullptr;
            const auto& service = entry ? entry->service : old->service;
            std::string name = key(service.namespace_name, service.name);
            if (!entry) {

@@ -308,6 +308,7 @@ struct CachedRow {
 struct Registry::SnapshotCache {
   std::unordered_map<int64_t, CachedRow<Service>> services;
   std::unordered_map<int64_t, CachedRow<Pod>> pods;
+  SnapshotPtr last;  // the latest snapshot built here: its entries are shared by the next one
 };
 
 namespace {
@@ -595,20 +596,27 @@ Result<SnapshotPtr> Registry::loadSnapshot() {
       sets.push_back(std::move(set));
     }
     transaction.commit();
-    std::vector<Service> services;
-    services.reserve(service_rows.size());
-    for (const auto& service : service_rows) services.push_back(*service);
-    auto entries = resolveEndpoints(std::move(services), pods, sets);
-    auto snapshot = std::make_shared<const Snapshot>(
-        version, cidr, std::move(entries), std::move(pods), std::move(sets), committed_ms);
-    // Cached Services point into the snapshot that holds them (an aliasing shared_ptr), so each
-    // Service is kept once, not once in the cache and again in the snapshot.
-    for (auto& [id, row] : cache_->services) {
-      if (!row.object) continue;
-      const ServiceEntry* entry =
-          snapshot->findService(row.object->namespace_name, row.object->name);
-      if (entry) row.object = std::shared_ptr<const Service>(snapshot, &entry->service);
+    SnapshotPtr previous = cache_->last;
+    auto entries = resolveEndpointsSharing(previous.get(), service_rows, pods, sets);
+    // Cached Services point into the entry that holds them (an aliasing shared_ptr), so each
+    // Service is kept once, and an unchanged row is recognised by the next rebuild as the
+    // Service of an entry it can share.
+    std::unordered_map<const Service*, const ServiceEntryPtr*> resolved;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (&entries[i]->service != service_rows[i].get())
+        resolved.emplace(service_rows[i].get(), &entries[i]);
     }
+    for (auto& [id, row] : cache_->services) {
+      if (resolved.empty()) break;
+      auto found = resolved.find(row.object.get());
+      if (found == resolved.end()) continue;
+      const ServiceEntryPtr& entry = *found->second;
+      row.object = std::shared_ptr<const Service>(entry, &entry->service);
+    }
+    auto snapshot =
+        std::make_shared<const Snapshot>(version, cidr, std::move(entries), std::move(pods),
+                                         std::move(sets), committed_ms, previous.get());
+    cache_->last = snapshot;
     return SnapshotPtr(std::move(snapshot));
   } catch (const SqliteError& error) {
     return fromSqlite(error, path());

@@ -74,13 +74,11 @@ uint16_t resolveTargetPort(const ServicePort& port, const Pod& pod) {
   return 0;
 }
 
-void addSelectedPods(ServiceEntry& entry, const std::vector<const Pod*>& candidates) {
+// `pods`: the pods the Service's selector matches.
+void addSelectedPods(ServiceEntry& entry, const std::vector<const Pod*>& pods) {
   const auto& service = entry.service;
-  // The candidates already share one selector pair; only longer selectors need a check.
-  bool check = service.selector->size() > 1;
-  entry.endpoints.reserve(candidates.size());
-  for (const Pod* pod : candidates) {
-    if (check && !selectorMatches(*service.selector, pod->labels)) continue;
+  entry.endpoints.reserve(pods.size());
+  for (const Pod* pod : pods) {
     const IpAddress* ip = podAddressFor(*pod, service);
     if (!ip) continue;
     std::string hostname = pod->subdomain == service.name ? pod->hostname : std::string();
@@ -138,51 +136,37 @@ std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
   return resolveEndpoints(std::move(services), shared, endpoint_sets);
 }
 
-std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
-                                           const std::vector<PodPtr>& pods,
-                                           const std::vector<EndpointSet>& endpoint_sets) {
-  // Index pods by (namespace, label) so a selector looks at its smallest candidate list
-  // instead of every pod.
-  std::unordered_map<LabelKey, std::vector<const Pod*>, LabelKeyHash> by_label;
-  by_label.reserve(pods.size());
-  for (const auto& shared : pods) {
-    const Pod& pod = *shared;
-    for (const auto& [key, value] : pod.labels) {
-      by_label[{pod.namespace_name, key, value}].push_back(&pod);
-    }
-  }
-  std::map<std::pair<std::string_view, std::string_view>, std::vector<const EndpointSet*>> sets;
-  for (const auto& set : endpoint_sets)
-    sets[{set.namespace_name, set.service_name}].push_back(&set);
+namespace {
 
-  static const std::vector<const Pod*> kNone;
-  std::vector<ServiceEntry> entries;
-  entries.reserve(services.size());
-  for (auto& service : services) {
+// Resolves Services one at a time against one set of pods and endpoint sets.
+class EndpointResolver {
+ public:
+  // `index_labels`: index pods by (namespace, label) so each selector looks at its smallest
+  // candidate list; worth it for many Services, not for the few a small change touches.
+  EndpointResolver(const std::vector<PodPtr>& pods, const std::vector<EndpointSet>& endpoint_sets,
+                   bool index_labels)
+      : pods_(pods), indexed_(index_labels) {
+    if (indexed_) {
+      by_label_.reserve(pods.size());
+      for (const auto& shared : pods) {
+        const Pod& pod = *shared;
+        for (const auto& [key, value] : pod.labels) {
+          by_label_[{pod.namespace_name, key, value}].push_back(&pod);
+        }
+      }
+    }
+    for (const auto& set : endpoint_sets)
+      sets_[{set.namespace_name, set.service_name}].push_back(&set);
+  }
+
+  ServiceEntry resolve(Service service) const {
     ServiceEntry entry{std::move(service), {}};
     const auto& svc = entry.service;
     if (svc.type == ServiceType::kExternalName) {
       // ExternalName Services have no endpoints.
     } else if (svc.selector) {
-      const std::vector<const Pod*>* candidates = &kNone;
-      std::vector<const Pod*> in_namespace;
-      if (svc.selector->empty()) {
-        // Rare (manifests turn an empty selector into none): every pod of the namespace.
-        for (const auto& pod : pods) {
-          if (pod->namespace_name == svc.namespace_name) in_namespace.push_back(pod.get());
-        }
-        candidates = &in_namespace;
-      } else {
-        bool first = true;
-        for (const auto& [key, value] : *svc.selector) {
-          auto it = by_label.find({svc.namespace_name, key, value});
-          const auto* list = it == by_label.end() ? &kNone : &it->second;
-          if (first || list->size() < candidates->size()) candidates = list;
-          first = false;
-        }
-      }
-      addSelectedPods(entry, *candidates);
-    } else if (auto it = sets.find({svc.namespace_name, svc.name}); it != sets.end()) {
+      addSelectedPods(entry, candidates(svc));
+    } else if (auto it = sets_.find({svc.namespace_name, svc.name}); it != sets_.end()) {
       for (const auto* set : it->second) addExplicitEndpoints(entry, *set);
     }
     std::stable_sort(entry.endpoints.begin(), entry.endpoints.end(),
@@ -192,36 +176,203 @@ std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
         std::unique(entry.endpoints.begin(), entry.endpoints.end(),
                     [](const Endpoint& a, const Endpoint& b) { return a.ip == b.ip; }),
         entry.endpoints.end());
-    entries.push_back(std::move(entry));
+    return entry;
+  }
+
+ private:
+  // Pods that may match the Service's selector (addSelectedPods checks the rest).
+  std::vector<const Pod*> candidates(const Service& svc) const {
+    std::vector<const Pod*> found;
+    if (!indexed_ || svc.selector->empty()) {
+      // An empty selector (rare: manifests turn it into none) takes every pod of the namespace.
+      for (const auto& pod : pods_) {
+        if (pod->namespace_name == svc.namespace_name &&
+            selectorMatches(*svc.selector, pod->labels))
+          found.push_back(pod.get());
+      }
+      return found;
+    }
+    const std::vector<const Pod*>* smallest = nullptr;
+    for (const auto& [key, value] : *svc.selector) {
+      auto it = by_label_.find({svc.namespace_name, key, value});
+      if (it == by_label_.end()) return found;
+      if (!smallest || it->second.size() < smallest->size()) smallest = &it->second;
+    }
+    for (const Pod* pod : *smallest) {
+      if (selectorMatches(*svc.selector, pod->labels)) found.push_back(pod);
+    }
+    return found;
+  }
+
+  const std::vector<PodPtr>& pods_;
+  bool indexed_;
+  std::unordered_map<LabelKey, std::vector<const Pod*>, LabelKeyHash> by_label_;
+  std::map<std::pair<std::string_view, std::string_view>, std::vector<const EndpointSet*>> sets_;
+};
+
+// Below this many Services to resolve, scanning every pod per Service beats indexing them all.
+constexpr size_t kIndexLabelsFrom = 8;
+// Above this many changed pods a rebuild resolves every Service instead of looking for the
+// ones the changes touch.
+constexpr size_t kMaxChangedPodsToTrack = 64;
+
+// Pods of `after` that are not the same object in `before` (added or changed), and those of
+// `before` that are not in `after` as the same object (removed or changed). Both are sorted by
+// name. Stops early (returns false) past `limit`.
+bool changedPods(const std::vector<PodPtr>& before, const std::vector<PodPtr>& after, size_t limit,
+                 std::vector<const Pod*>& changed) {
+  size_t i = 0, j = 0;
+  while (i < before.size() || j < after.size()) {
+    if (changed.size() > limit) return false;
+    // Most pods are the very same object: no names to compare.
+    if (i < before.size() && j < after.size() && before[i] == after[j]) {
+      ++i, ++j;
+      continue;
+    }
+    if (j == after.size() || (i < before.size() && byName(*before[i]) < byName(*after[j]))) {
+      changed.push_back(before[i++].get());
+    } else if (i == before.size() || byName(*after[j]) < byName(*before[i])) {
+      changed.push_back(after[j++].get());
+    } else {
+      if (before[i] != after[j]) {
+        changed.push_back(before[i].get());
+        changed.push_back(after[j].get());
+      }
+      ++i, ++j;
+    }
+  }
+  return changed.size() <= limit;
+}
+
+bool selectsAny(const Service& service, const std::vector<const Pod*>& pods) {
+  if (!service.selector) return false;
+  for (const Pod* pod : pods) {
+    if (pod->namespace_name == service.namespace_name &&
+        selectorMatches(*service.selector, pod->labels))
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
+                                           const std::vector<PodPtr>& pods,
+                                           const std::vector<EndpointSet>& endpoint_sets) {
+  EndpointResolver resolver(pods, endpoint_sets, services.size() >= kIndexLabelsFrom);
+  std::vector<ServiceEntry> entries;
+  entries.reserve(services.size());
+  for (auto& service : services) entries.push_back(resolver.resolve(std::move(service)));
+  return entries;
+}
+
+std::vector<ServiceEntryPtr> resolveEndpointsSharing(
+    const Snapshot* previous, const std::vector<std::shared_ptr<const Service>>& services,
+    const std::vector<PodPtr>& pods, const std::vector<EndpointSet>& endpoint_sets) {
+  std::vector<const Pod*> changed;
+  bool track = previous && changedPods(previous->pods(), pods, kMaxChangedPodsToTrack, changed);
+  // Which entries can be shared: the same Service object (its row was not read again) whose
+  // selector picks none of the changed pods, old or new. Services without a selector take
+  // their endpoints from endpoint sets, which are read whole every time: always resolved.
+  std::vector<ServiceEntryPtr> entries(services.size());
+  size_t to_resolve = services.size();
+  if (track) {
+    const auto& before = previous->sharedServices();
+    size_t k = 0;
+    to_resolve = 0;
+    for (size_t i = 0; i < services.size(); ++i) {
+      const Service& service = *services[i];
+      bool same = k < before.size() && &before[k]->service == &service;
+      if (!same) {
+        while (k < before.size() && byName(before[k]->service) < byName(service)) ++k;
+        same = k < before.size() && &before[k]->service == &service;
+      }
+      if (same) ++k;
+      if (same && service.selector && !selectsAny(service, changed)) {
+        entries[i] = before[k - 1];
+      } else {
+        ++to_resolve;
+      }
+    }
+  }
+  EndpointResolver resolver(pods, endpoint_sets, to_resolve >= kIndexLabelsFrom);
+  for (size_t i = 0; i < services.size(); ++i) {
+    if (!entries[i])
+      entries[i] = std::make_shared<const ServiceEntry>(resolver.resolve(*services[i]));
   }
   return entries;
 }
 
+namespace {
+
+std::vector<ServiceEntryPtr> shareEntries(std::vector<ServiceEntry> services) {
+  std::vector<ServiceEntryPtr> shared;
+  shared.reserve(services.size());
+  for (auto& entry : services)
+    shared.push_back(std::make_shared<const ServiceEntry>(std::move(entry)));
+  return shared;
+}
+
+}  // namespace
+
 Snapshot::Snapshot(uint64_t version, std::optional<Cidr> service_cidr,
                    std::vector<ServiceEntry> services, std::vector<PodPtr> pods,
                    std::vector<EndpointSet> endpoint_sets, int64_t committed_ms)
+    : Snapshot(version, std::move(service_cidr), shareEntries(std::move(services)), std::move(pods),
+               std::move(endpoint_sets), committed_ms, nullptr) {}
+
+Snapshot::Snapshot(uint64_t version, std::optional<Cidr> service_cidr,
+                   std::vector<ServiceEntryPtr> services, std::vector<PodPtr> pods,
+                   std::vector<EndpointSet> endpoint_sets, int64_t committed_ms,
+                   const Snapshot* previous)
     : version_(version),
       committed_ms_(committed_ms),
       service_cidr_(std::move(service_cidr)),
       services_(std::move(services)),
       pods_(std::move(pods)),
       endpoint_sets_(std::move(endpoint_sets)) {
-  sortBy(services_, [](const ServiceEntry& e) { return byName(e.service); });
+  sortBy(services_, [](const ServiceEntryPtr& e) { return byName(e->service); });
   sortBy(pods_, [](const PodPtr& p) { return byName(*p); });
   sortBy(endpoint_sets_,
          [](const EndpointSet& e) { return std::tie(e.namespace_name, e.name, e.kind); });
-  service_by_ip_.reserve(services_.size());
-  for (size_t i = 0; i < services_.size(); ++i) {
-    if (services_[i].service.cluster_ip) {
-      service_by_ip_.emplace_back(*services_[i].service.cluster_ip, static_cast<uint32_t>(i));
+  // The address indexes hold positions: when every position still holds the same addresses
+  // (a readiness change, an endpoint moved), the previous snapshot's index is copied, not sorted.
+  auto same_cluster_ips = [&] {
+    if (!previous || previous->services_.size() != services_.size()) return false;
+    for (size_t i = 0; i < services_.size(); ++i) {
+      const auto& a = services_[i];
+      const auto& b = previous->services_[i];
+      if (a != b && a->service.cluster_ip != b->service.cluster_ip) return false;
     }
+    return true;
+  };
+  if (same_cluster_ips()) {
+    service_by_ip_ = previous->service_by_ip_;
+  } else {
+    service_by_ip_.reserve(services_.size());
+    for (size_t i = 0; i < services_.size(); ++i) {
+      if (services_[i]->service.cluster_ip) {
+        service_by_ip_.emplace_back(*services_[i]->service.cluster_ip, static_cast<uint32_t>(i));
+      }
+    }
+    std::sort(service_by_ip_.begin(), service_by_ip_.end());
   }
-  std::sort(service_by_ip_.begin(), service_by_ip_.end());
-  pod_by_ip_.reserve(pods_.size());
-  for (size_t i = 0; i < pods_.size(); ++i) {
-    for (const auto& ip : pods_[i]->ips) pod_by_ip_.emplace_back(ip, static_cast<uint32_t>(i));
+  auto same_pod_ips = [&] {
+    if (!previous || previous->pods_.size() != pods_.size()) return false;
+    for (size_t i = 0; i < pods_.size(); ++i) {
+      if (pods_[i] != previous->pods_[i] && pods_[i]->ips != previous->pods_[i]->ips) return false;
+    }
+    return true;
+  };
+  if (same_pod_ips()) {
+    pod_by_ip_ = previous->pod_by_ip_;
+  } else {
+    pod_by_ip_.reserve(pods_.size());
+    for (size_t i = 0; i < pods_.size(); ++i) {
+      for (const auto& ip : pods_[i]->ips) pod_by_ip_.emplace_back(ip, static_cast<uint32_t>(i));
+    }
+    std::sort(pod_by_ip_.begin(), pod_by_ip_.end());
   }
-  std::sort(pod_by_ip_.begin(), pod_by_ip_.end());
 }
 
 namespace {
@@ -234,8 +385,10 @@ auto equalRange(const std::vector<std::pair<IpAddress, uint32_t>>& sorted, const
 
 const ServiceEntry* Snapshot::findService(std::string_view namespace_name,
                                           std::string_view name) const {
-  return findByName(services_, namespace_name, name,
-                    [](const ServiceEntry& entry) -> const Service& { return entry.service; });
+  auto found =
+      findByName(services_, namespace_name, name,
+                 [](const ServiceEntryPtr& entry) -> const Service& { return entry->service; });
+  return found ? found->get() : nullptr;
 }
 
 const Pod* Snapshot::findPod(std::string_view namespace_name, std::string_view name) const {
@@ -246,7 +399,7 @@ const Pod* Snapshot::findPod(std::string_view namespace_name, std::string_view n
 
 const ServiceEntry* Snapshot::findServiceByIp(const IpAddress& cluster_ip) const {
   auto [first, last] = equalRange(service_by_ip_, cluster_ip);
-  return first == last ? nullptr : &services_[first->second];
+  return first == last ? nullptr : services_[first->second].get();
 }
 
 std::vector<const Pod*> Snapshot::findPodsByIp(const IpAddress& ip) const {

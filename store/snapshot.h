@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <ranges>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -31,6 +32,16 @@ struct ServiceEntry {
 using PodPtr = std::shared_ptr<const Pod>;
 std::vector<PodPtr> sharePods(std::vector<Pod> pods);
 
+// Service entries too: a rebuild resolves only the Services a change touches.
+using ServiceEntryPtr = std::shared_ptr<const ServiceEntry>;
+struct DereferenceEntry {
+  const ServiceEntry& operator()(const ServiceEntryPtr& entry) const { return *entry; }
+};
+// The Services of a snapshot as plain references (random access, sized).
+using ServiceView =
+    std::ranges::transform_view<std::ranges::ref_view<const std::vector<ServiceEntryPtr>>,
+                                DereferenceEntry>;
+
 // The whole registry at one committed version. Immutable once published: consumers share it as
 // std::shared_ptr<const Snapshot> and never reach into SQLite on their hot paths.
 class Snapshot {
@@ -42,13 +53,18 @@ class Snapshot {
            std::vector<Pod> pods, std::vector<EndpointSet> endpoint_sets, int64_t committed_ms = 0)
       : Snapshot(version, std::move(service_cidr), std::move(services), sharePods(std::move(pods)),
                  std::move(endpoint_sets), committed_ms) {}
+  // `previous`: an earlier snapshot whose address indexes are reused where nothing moved.
+  Snapshot(uint64_t version, std::optional<Cidr> service_cidr,
+           std::vector<ServiceEntryPtr> services, std::vector<PodPtr> pods,
+           std::vector<EndpointSet> endpoint_sets, int64_t committed_ms, const Snapshot* previous);
 
   uint64_t version() const { return version_; }
   // Wall-clock time (ms since the epoch) of the commit that made this version; 0 when unknown.
   int64_t committedMs() const { return committed_ms_; }
   const std::optional<Cidr>& serviceCidr() const { return service_cidr_; }
   // Sorted by (namespace, name).
-  const std::vector<ServiceEntry>& services() const { return services_; }
+  ServiceView services() const { return std::views::transform(services_, DereferenceEntry{}); }
+  const std::vector<ServiceEntryPtr>& sharedServices() const { return services_; }
   const std::vector<PodPtr>& pods() const { return pods_; }
   const std::vector<EndpointSet>& endpointSets() const { return endpoint_sets_; }
 
@@ -62,7 +78,7 @@ class Snapshot {
   uint64_t version_;
   int64_t committed_ms_;
   std::optional<Cidr> service_cidr_;
-  std::vector<ServiceEntry> services_;
+  std::vector<ServiceEntryPtr> services_;
   std::vector<PodPtr> pods_;
   std::vector<EndpointSet> endpoint_sets_;
   // Sorted (address, index) pairs: a third of a hash map's memory, and a snapshot is rebuilt whole.
@@ -80,6 +96,13 @@ std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
 std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
                                            const std::vector<Pod>& pods,
                                            const std::vector<EndpointSet>& endpoint_sets);
+
+// The same for a rebuild: `services` and `pods` in name order. An entry of `previous` is shared,
+// not resolved again, when its Service is the same object and no pod that differs between
+// `previous` and `pods` is selected by it, before or after the change.
+std::vector<ServiceEntryPtr> resolveEndpointsSharing(
+    const Snapshot* previous, const std::vector<std::shared_ptr<const Service>>& services,
+    const std::vector<PodPtr>& pods, const std::vector<EndpointSet>& endpoint_sets);
 
 bool selectorMatches(const Labels& selector, const Labels& labels);
 

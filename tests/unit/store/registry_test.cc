@@ -1,5 +1,6 @@
 #include "store/registry.h"
 
+#include <algorithm>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -134,7 +135,7 @@ TEST_F(RegistryTest, AFailedApplyChangesNothing) {
   EXPECT_EQ(failed, 2u);
   auto after = snapshot();
   EXPECT_EQ(after->version(), before->version());
-  EXPECT_EQ(after->services(), before->services());
+  EXPECT_TRUE(std::ranges::equal(after->services(), before->services()));
   EXPECT_TRUE(after->pods().empty());
 }
 
@@ -258,7 +259,7 @@ TEST_F(RegistryTest, ARebuildRereadsOnlyChangedRowsAndSharesTheRest) {
   for (size_t i = 0; i < fresh->pods().size(); ++i) {
     EXPECT_EQ(*fresh->pods()[i], *third->pods()[i]);
   }
-  EXPECT_EQ(fresh->services(), third->services());
+  EXPECT_TRUE(std::ranges::equal(fresh->services(), third->services()));
 }
 
 TEST_F(RegistryTest, DeletingMissingObjectsReportsNotFound) {

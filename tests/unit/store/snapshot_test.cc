@@ -111,6 +111,98 @@ TEST(ResolveEndpointsTest, ExternalNameHasNoEndpointsAndHeadlessGivesHostnames) 
   EXPECT_EQ(entries[1].endpoints[0].hostname, "db-0");
 }
 
+// Ten Services (svc-0 .. svc-9, app=s0 .. s9) with two pods each, in name order.
+struct Fleet {
+  std::vector<std::shared_ptr<const Service>> services;
+  std::vector<PodPtr> pods;
+};
+
+Fleet fleet() {
+  Fleet fleet;
+  for (int i = 0; i < 10; ++i) {
+    auto app = "s" + std::to_string(i);
+    fleet.services.push_back(
+        std::make_shared<const Service>(service("svc-" + std::to_string(i), {{"app", app}})));
+    for (int j = 0; j < 2; ++j) {
+      auto address = "10.0." + std::to_string(i) + "." + std::to_string(j + 2);
+      fleet.pods.push_back(std::make_shared<const Pod>(pod(
+          "p-" + std::to_string(i) + "-" + std::to_string(j), address.c_str(), {{"app", app}})));
+    }
+  }
+  return fleet;
+}
+
+std::vector<ServiceEntry> resolveAll(const Fleet& fleet) {
+  std::vector<Service> copies;
+  for (const auto& service : fleet.services) copies.push_back(*service);
+  return resolveEndpoints(std::move(copies), fleet.pods, {});
+}
+
+TEST(ResolveEndpointsSharingTest, ResolvesOnlyTheServicesAChangeTouches) {
+  Fleet first = fleet();
+  auto first_entries = resolveEndpointsSharing(nullptr, first.services, first.pods, {});
+  auto expected_first = resolveAll(first);
+  ASSERT_EQ(first_entries.size(), expected_first.size());
+  for (size_t i = 0; i < first_entries.size(); ++i) EXPECT_EQ(*first_entries[i], expected_first[i]);
+  Snapshot before(1, std::nullopt, first_entries, first.pods, {}, 0, nullptr);
+
+  // The next rebuild sees unchanged rows as the Services of the entries (as the registry keeps
+  // them), and new objects for what changed.
+  Fleet next;
+  for (const auto& entry : before.sharedServices()) {
+    next.services.push_back(std::shared_ptr<const Service>(entry, &entry->service));
+  }
+  next.pods = first.pods;
+  Pod unready = *next.pods[3 * 2 + 1];  // p-3-1
+  unready.readiness.ready = false;
+  next.pods[3 * 2 + 1] = std::make_shared<const Pod>(unready);
+  Pod moved = *next.pods[5 * 2];  // p-5-0 leaves svc-5 for svc-6
+  moved.labels = {{"app", "s6"}};
+  next.pods[5 * 2] = std::make_shared<const Pod>(moved);
+  Service renumbered = *next.services[8];
+  renumbered.ports[0].port = 81;
+  next.services[8] = std::make_shared<const Service>(renumbered);
+
+  auto entries = resolveEndpointsSharing(&before, next.services, next.pods, {});
+  auto expected = resolveAll(next);
+  ASSERT_EQ(entries.size(), expected.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    EXPECT_EQ(*entries[i], expected[i]) << "svc-" << i;
+    bool touched = i == 3 || i == 5 || i == 6 || i == 8;
+    EXPECT_EQ(entries[i] == before.sharedServices()[i], !touched) << "svc-" << i;
+  }
+  EXPECT_FALSE(entries[3]->endpoints[1].ready);
+  EXPECT_EQ(entries[5]->endpoints.size(), 1u);
+  EXPECT_EQ(entries[6]->endpoints.size(), 3u);
+
+  // The address index of `before` is reused (no address moved) and still finds everything.
+  Snapshot after(2, std::nullopt, entries, next.pods, {}, 0, &before);
+  ASSERT_NE(after.findServiceByIp(ip("10.96.0.1")), nullptr);
+  ASSERT_EQ(after.findPodsByIp(ip("10.0.5.2")).size(), 1u);
+  EXPECT_EQ(after.findPodsByIp(ip("10.0.5.2"))[0]->labels.at("app"), "s6");
+}
+
+TEST(ResolveEndpointsSharingTest, AddedAndRemovedPodsAndServicesAreResolved) {
+  Fleet first = fleet();
+  Snapshot before(1, std::nullopt, resolveEndpointsSharing(nullptr, first.services, first.pods, {}),
+                  first.pods, {}, 0, nullptr);
+  Fleet next;
+  for (const auto& entry : before.sharedServices()) {
+    next.services.push_back(std::shared_ptr<const Service>(entry, &entry->service));
+  }
+  next.services.erase(next.services.begin() + 2);  // svc-2 deleted
+  next.pods = first.pods;
+  next.pods.erase(next.pods.begin() + 1);  // p-0-1 deleted
+  next.pods.push_back(std::make_shared<const Pod>(pod("p-9-2", "10.0.9.4", {{"app", "s9"}})));
+  auto entries = resolveEndpointsSharing(&before, next.services, next.pods, {});
+  auto expected = resolveAll(next);
+  ASSERT_EQ(entries.size(), 9u);
+  for (size_t i = 0; i < entries.size(); ++i) EXPECT_EQ(*entries[i], expected[i]) << i;
+  EXPECT_EQ(entries[0]->endpoints.size(), 1u);        // svc-0 lost p-0-1
+  EXPECT_EQ(entries[8]->endpoints.size(), 3u);        // svc-9 gained p-9-2
+  EXPECT_EQ(entries[1], before.sharedServices()[1]);  // svc-1 untouched: shared
+}
+
 TEST(SnapshotTest, FindsByNameAndByAddress) {
   auto entries = resolveEndpoints({service("web", {{"app", "a"}})},
                                   {pod("a", "10.0.1.2", {{"app", "a"}})}, {});
