@@ -199,7 +199,9 @@ void IptcTableWriter::prepare(const std::string& table) {
   LockSession session(lock_);
   SyncFailure ignored;
   if (!session.acquire(ignored)) return;
-  // The lock file exists now; sessions other processes end from here on are counted.
+  // The lock file exists now; sessions other processes end from here on are counted. A watch
+  // whose file was deleted or replaced (noticed by reading its queue) starts again on the new one.
+  lock_watch_.events();
   if (!lock_watch_.watching() && !lock_watch_.watch(XtablesLock::path())) return;
   auto ahead = std::make_unique<ReadAhead>();
   ahead->lock_events = lock_watch_.events();

@@ -20,7 +20,8 @@ class LockFileWatch {
   // Starts watching `path` (the file must exist). False when inotify cannot watch it: then
   // nothing read ahead may be trusted.
   bool watch(const std::string& path);
-  bool watching() const { return fd_ >= 0; }
+  // False before watch() and once the file was deleted or moved: then watch() again.
+  bool watching() const { return fd_ >= 0 && !broken_; }
   // Lock sessions ended (and other changes to the file) seen so far; reads what is queued. A
   // watch that broke (the file deleted or moved) counts as an event on every call.
   uint64_t events();

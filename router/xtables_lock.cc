@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,6 +23,14 @@ XtablesLock::~XtablesLock() {
 
 bool XtablesLock::acquire(std::chrono::milliseconds timeout) {
   std::string file = path();
+  // The file kept open from an earlier session must still be the one at the path: a lock on a
+  // deleted file excludes no one.
+  struct stat held, current;
+  if (fd_ >= 0 && (::fstat(fd_, &held) != 0 || ::stat(file.c_str(), &current) != 0 ||
+                   held.st_ino != current.st_ino || held.st_dev != current.st_dev)) {
+    ::close(fd_);
+    fd_ = -1;
+  }
   if (fd_ < 0) fd_ = ::open(file.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
   if (fd_ < 0) {
     permission_denied_ = errno == EACCES || errno == EPERM || errno == EROFS;
