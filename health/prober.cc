@@ -216,10 +216,13 @@ class Prober::Impl {
   // What the default probe targets depends only on each Service's ports and on which pod
   // serves which port; readiness flips (the prober's own writes) leave it as it was.
   static bool sameProbeTargets(const store::Snapshot& a, const store::Snapshot& b) {
-    const auto& x = a.services();
-    const auto& y = b.services();
-    if (x.size() != y.size()) return false;
+    const auto& xs = a.sharedServices();
+    const auto& ys = b.sharedServices();
+    if (xs.size() != ys.size()) return false;
+    auto x = a.services();
+    auto y = b.services();
     for (size_t s = 0; s < x.size(); ++s) {
+      if (xs[s] == ys[s]) continue;  // an entry no change touched: shared by both snapshots
       if (x[s].service.namespace_name != y[s].service.namespace_name ||
           x[s].service.ports != y[s].service.ports ||
           x[s].endpoints.size() != y[s].endpoints.size()) {
