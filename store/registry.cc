@@ -46,6 +46,8 @@ Error fromSqlite(const SqliteError& error, const std::string& path) {
   return Error{ErrorKind::kInternal, "registry " + path + ": " + error.what(), {}};
 }
 
+static_assert(kMigrationCount == kSchemaVersion, "a migration was added: raise kSchemaVersion");
+
 void checkSchemaVersion(int64_t version) {
   if (version > kMigrationCount) {
     throw std::runtime_error("the registry has schema version " + std::to_string(version) +
@@ -299,29 +301,75 @@ const char* actionName(Change::Action action) {
   return "?";
 }
 
+namespace {
+
+// Above this many changed rows, one read of the whole table beats reading them one by one.
+constexpr size_t kFullReloadThreshold = 512;
+
 template <typename T>
 struct CachedRow {
   int64_t revision = -1;
   std::shared_ptr<const T> object;
 };
 
-struct Registry::SnapshotCache {
-  std::unordered_map<int64_t, CachedRow<Service>> services;
-  std::unordered_map<int64_t, CachedRow<Pod>> pods;
-  SnapshotPtr last;  // the latest snapshot built here: its entries are shared by the next one
+// One table's rows as the last rebuild read them.
+template <typename T>
+struct RowCache {
+  std::unordered_map<int64_t, CachedRow<T>> rows;
+  std::vector<int64_t> order;  // ids in name order
+  int64_t generation = -1;     // the registry generation they are current for; -1: none yet
 };
 
-namespace {
-
-// Past this many changed rows, one scan of the table beats a lookup per row.
-constexpr size_t kFullReloadThreshold = 512;
+// Rows written since a rebuild at generation `since`; nullopt when there are too many to be worth
+// it or some were deleted (then the caller scans the table).
+template <typename T, typename Load>
+std::optional<std::vector<std::shared_ptr<const T>>> refreshChangedRows(
+    Connection& db, const std::string& table, RowCache<T>& cache, int64_t generation, Load load) {
+  if (cache.generation < 0 || cache.generation > generation) return std::nullopt;
+  auto& changed_scan = db.prepare("SELECT id, revision FROM " + table + " WHERE revision > ?1")
+                           .bind(1, cache.generation);
+  std::vector<std::pair<int64_t, int64_t>> changed;
+  size_t added = 0;
+  while (changed_scan.step()) {
+    changed.emplace_back(changed_scan.integer(0), changed_scan.integer(1));
+    if (!cache.rows.count(changed.back().first)) ++added;
+    if (changed.size() > kFullReloadThreshold) return std::nullopt;
+  }
+  // A deleted row leaves no revision behind: the count tells.
+  auto total = static_cast<size_t>(db.queryInteger("SELECT count(*) FROM " + table));
+  if (total != cache.rows.size() + added) return std::nullopt;
+  auto name_of = [&](int64_t id) {
+    const T& object = *cache.rows.at(id).object;
+    return std::tie(object.namespace_name, object.name);
+  };
+  for (auto [id, revision] : changed) {
+    auto loaded = load(rows::NameFilter{{}, {}, id});
+    if (loaded.empty()) return std::nullopt;
+    bool known = cache.rows.count(id) > 0;
+    cache.rows[id] =
+        CachedRow<T>{revision, std::make_shared<const T>(std::move(loaded.objects.front()))};
+    if (known) continue;  // same id, same name: its place in the order stays
+    auto place = std::lower_bound(cache.order.begin(), cache.order.end(), id,
+                                  [&](int64_t a, int64_t b) { return name_of(a) < name_of(b); });
+    cache.order.insert(place, id);
+  }
+  cache.generation = generation;
+  std::vector<std::shared_ptr<const T>> objects;
+  objects.reserve(cache.order.size());
+  for (int64_t id : cache.order) objects.push_back(cache.rows.at(id).object);
+  return objects;
+}
 
 // Brings `cache` to the table's committed state: rows whose revision is unchanged are kept,
 // the others are read again.
 template <typename T, typename Load>
 std::vector<std::shared_ptr<const T>> refreshRows(Connection& db, const char* table,
-                                                  std::unordered_map<int64_t, CachedRow<T>>& cache,
+                                                  RowCache<T>& row_cache, int64_t generation,
                                                   Load load) {
+  if (auto changed = refreshChangedRows(db, table, row_cache, generation, load)) {
+    return std::move(*changed);
+  }
+  auto& cache = row_cache.rows;
   auto& scan =
       db.prepare(std::string("SELECT id, revision FROM ") + table + " ORDER BY namespace, name");
   std::vector<std::pair<int64_t, int64_t>> revisions;
@@ -364,15 +412,24 @@ std::vector<std::shared_ptr<const T>> refreshRows(Connection& db, const char* ta
   // In name order, as the snapshot keeps them.
   std::vector<std::shared_ptr<const T>> objects;
   objects.reserve(cache.size());
+  row_cache.order.clear();
   for (auto [id, revision] : revisions) {
     if (auto it = cache.find(id); it != cache.end() && it->second.object) {
       objects.push_back(it->second.object);
+      row_cache.order.push_back(id);
     }
   }
+  row_cache.generation = generation;
   return objects;
 }
 
 }  // namespace
+
+struct Registry::SnapshotCache {
+  RowCache<Service> services;
+  RowCache<Pod> pods;
+  SnapshotPtr last;  // the latest snapshot built here: its entries are shared by the next one
+};
 
 Registry::Registry(std::unique_ptr<Connection> connection)
     : connection_(std::move(connection)), cache_(std::make_unique<SnapshotCache>()) {}
@@ -584,10 +641,11 @@ Result<SnapshotPtr> Registry::loadSnapshot() {
     int64_t committed_ms = std::stoll(metaValue(db, "committed_ms").value_or("0"));
     std::optional<Cidr> cidr;
     if (auto text = metaValue(db, "service_cidr")) cidr = Cidr::parse(*text);
-    auto service_rows = refreshRows(db, "services", cache_->services, [&](const auto& filter) {
-      return rows::loadServices(db, filter);
-    });
-    auto pods = refreshRows(db, "pods", cache_->pods,
+    auto generation = static_cast<int64_t>(version);
+    auto service_rows =
+        refreshRows(db, "services", cache_->services, generation,
+                    [&](const auto& filter) { return rows::loadServices(db, filter); });
+    auto pods = refreshRows(db, "pods", cache_->pods, generation,
                             [&](const auto& filter) { return rows::loadPods(db, filter); });
     auto sets =
         std::move(rows::loadEndpointSets(db, std::nullopt, EndpointSet::Kind::kEndpoints).objects);
@@ -606,7 +664,7 @@ Result<SnapshotPtr> Registry::loadSnapshot() {
       if (&entries[i]->service != service_rows[i].get())
         resolved.emplace(service_rows[i].get(), &entries[i]);
     }
-    for (auto& [id, row] : cache_->services) {
+    for (auto& [id, row] : cache_->services.rows) {
       if (resolved.empty()) break;
       auto found = resolved.find(row.object.get());
       if (found == resolved.end()) continue;

@@ -17,7 +17,7 @@ namespace sqlite {
 class Connection;
 }
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr int kDefaultBusyTimeoutMs = 5000;
 inline constexpr const char* kDefaultServiceCidr = "10.96.0.0/12";
 

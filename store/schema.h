@@ -111,6 +111,12 @@ CREATE TABLE endpoint_ports (
   PRIMARY KEY (set_id, grp, idx)
 ) WITHOUT ROWID;
 )sql",
+    // Every write sets `revision` to the generation it makes: a rebuild finds the rows written
+    // since its previous one without scanning the table.
+    R"sql(
+CREATE INDEX services_by_revision ON services (revision);
+CREATE INDEX pods_by_revision ON pods (revision);
+)sql",
 };
 
 inline constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);

@@ -1,8 +1,8 @@
 #include "store/registry.h"
 
-#include <algorithm>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <algorithm>
 
 #include "tests/unit/temp_dir.h"
 
@@ -260,6 +260,28 @@ TEST_F(RegistryTest, ARebuildRereadsOnlyChangedRowsAndSharesTheRest) {
     EXPECT_EQ(*fresh->pods()[i], *third->pods()[i]);
   }
   EXPECT_TRUE(std::ranges::equal(fresh->services(), third->services()));
+}
+
+TEST_F(RegistryTest, RowsWrittenSinceTheLastRebuildArePlacedInNameOrder) {
+  apply({web(), pod("b", "10.0.0.2"), pod("d", "10.0.0.4")});
+  auto reader = std::move(*Registry::open(path()));
+  auto first = *reader->loadSnapshot();
+  // Without a delete a rebuild reads only the rows written since: new ones go where their
+  // names sort, changed ones stay in place.
+  apply({pod("a", "10.0.0.1"), pod("c", "10.0.0.3"), pod("e", "10.0.0.5")});
+  ASSERT_TRUE(*registry_->setPodReadiness("default", "d", Readiness{false, "probe failed", 5}));
+  auto second = *reader->loadSnapshot();
+  std::vector<std::string> names;
+  for (const auto& shared : second->pods()) names.push_back(shared->name);
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b", "c", "d", "e"}));
+  EXPECT_EQ(second->findPod("default", "b"), first->findPod("default", "b"));
+  EXPECT_FALSE(second->findPod("default", "d")->readiness.ready);
+  auto fresh = *Registry::open(path()).value()->loadSnapshot();
+  ASSERT_EQ(fresh->pods().size(), second->pods().size());
+  for (size_t i = 0; i < fresh->pods().size(); ++i)
+    EXPECT_EQ(*fresh->pods()[i], *second->pods()[i]);
+  EXPECT_TRUE(std::ranges::equal(fresh->services(), second->services()));
+  EXPECT_EQ(second->findService("default", "web")->endpoints.size(), 5u);
 }
 
 TEST_F(RegistryTest, DeletingMissingObjectsReportsNotFound) {
