@@ -10,11 +10,13 @@
 # (bench/proxy/report.py) and exits 1 when one is missed. Not part of CI.
 #   DURATION  seconds per cell (default 5)     ROUNDS  rounds of every cell (default 3)
 #   CONNS     wrk connections (default 32)     PROXY_FLAGS  extra flags for the userspace serve
+#   KINDS     which cells (default "keep-alive short bulk")
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${SVCBOX_BIN:-$ROOT/build/release/app/svcbox}
 POD=${HTTP_POD:-$ROOT/build/release/bench/proxy/http_pod}
 DURATION=${DURATION:-5}; CONNS=${CONNS:-32}; ROUNDS=${ROUNDS:-3}; PROXY_FLAGS=${PROXY_FLAGS:-}
+KINDS=${KINDS:-keep-alive short bulk}
 "$ROOT/scripts/install-deps.sh"
 [ -x "$BIN" ] && [ -x "$POD" ] || { echo "build first: scripts/build.sh release" >&2; exit 1; }
 ID=sbp$$; A=$ID-a; B=$ID-b; PODNS=$ID-pod; S=$(mktemp -d /tmp/svcbox-proxy-bench.XXXXXX)
@@ -128,7 +130,7 @@ for round in $(seq "$ROUNDS"); do
   # Each round starts one path later, so no path is always measured first or last.
   shift_by=$(((round - 1) % ${#PATHS[@]}))
   order=("${PATHS[@]:$shift_by}" "${PATHS[@]:0:$shift_by}")
-  for kind in keep-alive short bulk; do
+  for kind in $KINDS; do
     for path in "${order[@]}"; do cell "$round" "$path" "$kind"; done
   done
 done
