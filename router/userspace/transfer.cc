@@ -22,6 +22,14 @@ void closeBoth(tcp::socket& a, tcp::socket& b) {
   b.close(ignored);
 }
 
+// The first direction to end passes it on as a half-close; the last needs no shutdown() of its
+// own, as the close that follows sends the FIN.
+void endOfStream(tcp::socket& to, Flow& flow) {
+  if (--flow.open_directions == 0) return;
+  error_code ignored;
+  to.shutdown(tcp::socket::shutdown_send, ignored);
+}
+
 enum class SpliceEnd { kDone, kNoPipe };
 
 // The rest of one direction through a pipe with splice(): the bytes stay in the kernel. The pipe
@@ -47,7 +55,7 @@ asio::awaitable<SpliceEnd> spliceRest(tcp::socket& from, tcp::socket& to, Flow& 
     }
     if (n <= 0) {
       if (n == 0) {
-        to.shutdown(tcp::socket::shutdown_send, ignored);
+        endOfStream(to, flow);
       } else {
         closeBoth(from, to);
       }
@@ -110,8 +118,7 @@ asio::awaitable<void> transfer(tcp::socket& from, tcp::socket& to, Flow& flow,
       }
     }
     if (read_error == asio::error::eof) {
-      error_code ignored;
-      to.shutdown(tcp::socket::shutdown_send, ignored);
+      endOfStream(to, flow);
       break;
     }
     if (read_error) {

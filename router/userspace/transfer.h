@@ -28,6 +28,7 @@ struct Flow {
   Backend backend;
   Clock::time_point last_activity = Clock::now();
   Clock::time_point drain_deadline = Clock::time_point::max();
+  int open_directions = 2;          // a TCP connection's directions not yet at end of stream
   boost::asio::steady_timer timer;  // the watchdog's; cancelled to look at the deadlines again
 };
 
