@@ -43,6 +43,12 @@ link $A 10.244.1 eth0
 link $B 10.244.2 eth1
 # The ClusterIP must route somewhere for OUTPUT's DNAT to see it: toward the pod's link.
 $NB ip route add 10.96.0.0/12 dev veth0
+# node-b's direct connections leave from a second address. From the same one, they would meet at
+# the pod the TIME_WAIT sockets of the iptables cell's connections (DNAT makes them the same
+# four-tuples), whose sequence numbers and timestamps the client derived from the ClusterIP: about
+# half of the SYNs would be refused and retried a second later.
+$NB ip addr add 10.244.2.3/24 dev veth0
+$NB ip route replace 10.244.2.2/32 dev veth0 src 10.244.2.3
 for ns in $A $B $PODNS; do
   [ -z "$(ip netns exec "$ns" ip route show default)" ] || { echo "$ns has a route out" >&2; exit 1; }
 done
@@ -72,6 +78,7 @@ for _ in $(seq 50); do grep -q ready "$S/pod.log" && break; sleep 0.1; done
 
 serve() {  # NS DB MODE [flags...]: start svcbox serve in a node namespace, wait until it serves
   local ns=$1 db=$2 log="$S/serve-$3.log"; shift 2
+  : > "$log"
   # shellcheck disable=SC2086 # PROXY_FLAGS is a list of flags
   ip netns exec "$ns" "$BIN" serve --db "$db" --proxy-mode "$@" --dns-listen 127.0.0.1:5300 \
     --upstream 127.0.0.1:9 --admin-listen none --default-probe none > "$log" 2>&1 &
@@ -92,7 +99,10 @@ fresh() { $NB conntrack -F > /dev/null 2>&1 || true; }
 wrk_cell() {  # ROUND NAME NS URL [extra wrk args]
   local round=$1 name=$2 ns=$3 url=$4; shift 4
   fresh
-  local out; out=$($L ip netns exec "$ns" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url")
+  local out
+  if ! out=$($L ip netns exec "$ns" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url"); then
+    echo "round $round, $name: wrk failed: $out" >&2; return 0
+  fi
   local rps p50 errors
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
@@ -102,10 +112,16 @@ wrk_cell() {  # ROUND NAME NS URL [extra wrk args]
   printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$rps" "$p50" "${errors:-none}" >> "$RESULTS"
 }
 bulk_cell() {  # ROUND NAME NS HOST PORT: Gbit/s
-  local gbps
+  local gbps="" attempt
   fresh
-  gbps=$($L ip netns exec "$3" iperf3 -c "$4" -p "$5" -t "$DURATION" -J | python3 -c \
-    'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))')
+  # iperf3's server takes one test at a time and needs a moment after one ends.
+  for attempt in 1 2 3; do
+    gbps=$($L ip netns exec "$3" iperf3 -c "$4" -p "$5" -t "$DURATION" -J | python3 -c \
+      'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))' \
+      2> /dev/null) && break
+    sleep 1
+  done
+  [ -n "$gbps" ] || { echo "round $1, $2: iperf3 failed 3 times" >&2; return 0; }
   printf '%s\t%s\t%s\t-\t-\n' "$1" "$2" "$gbps" >> "$RESULTS"
 }
 cell() {  # ROUND PATH KIND
@@ -127,9 +143,15 @@ echo "### proxy benchmark: one pod, $ROUNDS rounds of ${DURATION}s per cell, wrk
 echo
 PATHS=(direct userspace iptables direct+conntrack)
 for round in $(seq "$ROUNDS"); do
-  # Each round starts one path later, so no path is always measured first or last.
+  # Each round starts one path later, and every other round runs backwards, so no path is always
+  # measured first, last, or right after the same other path.
   shift_by=$(((round - 1) % ${#PATHS[@]}))
   order=("${PATHS[@]:$shift_by}" "${PATHS[@]:0:$shift_by}")
+  if [ $((round % 2)) -eq 0 ]; then
+    for ((i = 0, j = ${#order[@]} - 1; i < j; i++, j--)); do
+      t=${order[i]}; order[i]=${order[j]}; order[j]=$t
+    done
+  fi
   for kind in $KINDS; do
     for path in "${order[@]}"; do cell "$round" "$path" "$kind"; done
   done
