@@ -157,7 +157,7 @@ constexpr size_t kPooled = 64;
 struct Worker {
   explicit Worker(const ProxyOptions& options)
       : pools(options.buffer_size, options.pipe_size, kPooled) {}
-  RelayPools pools;  // before the context: frames the context destroys may still hold its items
+  RelayPools pools;  // declared before the context, which destroys the frames that refer to it
   asio::io_context context{1};
   asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(context);
   std::thread thread;
