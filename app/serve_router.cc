@@ -9,6 +9,8 @@
 namespace svcbox::app {
 namespace {
 
+constexpr size_t kMaxProxyThreads = 64;
+
 bool parseBool(const Setting& setting, const std::string& name) {
   const auto& value = setting.value;
   if (value == "true" || value == "1" || value == "yes") return true;
@@ -92,13 +94,16 @@ void addRouterFlags(CLI::App& command, RouterFlags& flags) {
                      "(default 30s)");
   command.add_option("--proxy-max-connections", flags.proxy_max_connections,
                      "userspace mode: concurrent connections per Service port (default 1024)");
+  command.add_option("--proxy-threads", flags.proxy_threads,
+                     "userspace mode: relay threads, each accepting from every TCP listener "
+                     "(default 2)");
 }
 
 std::vector<std::string> withRouterSettingNames(std::vector<std::string> names) {
   for (const char* name :
        {"proxy-mode", "cluster-cidr", "masquerade-all", "cleanup-on-exit", "sync-period",
         "proxy-bind", "proxy-port-base", "proxy-idle-timeout", "proxy-udp-idle-timeout",
-        "proxy-drain-timeout", "proxy-max-connections"}) {
+        "proxy-drain-timeout", "proxy-max-connections", "proxy-threads"}) {
     names.push_back(name);
   }
   return names;
@@ -155,6 +160,11 @@ RouterSettings resolveRouterSettings(Settings& settings, const RouterFlags& flag
   out.proxy.max_connections =
       parseCount(settings.resolve("proxy-max-connections", flags.proxy_max_connections, "1024"),
                  "proxy-max-connections", 1000000);
+  auto threads = settings.resolve("proxy-threads", flags.proxy_threads, "2");
+  out.proxy.threads = parseCount(threads, "proxy-threads", kMaxProxyThreads);
+  if (out.proxy.threads == 0) {
+    throw CommandError(kExitUserError, threads.source + ": --proxy-threads must be at least 1");
+  }
   out.timing.sync_period =
       parseDuration(settings.resolve("sync-period", flags.sync_period, "30s"), "sync-period");
   return out;

@@ -26,6 +26,7 @@ struct RouterFlags {
   std::optional<std::string> proxy_drain_timeout;
   std::optional<std::string> proxy_udp_idle_timeout;
   std::optional<std::string> proxy_max_connections;
+  std::optional<std::string> proxy_threads;
 };
 
 struct RouterSettings {

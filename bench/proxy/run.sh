@@ -1,43 +1,62 @@
 #!/bin/bash
-# bench/proxy/run.sh — one pod reached three ways in one run: direct, through iptables mode (DNAT)
-# and through the userspace proxy (bound to 127.0.0.1, so the client dials the proxy as a client
-# resolving through svcbox would). wrk measures requests/s and latency with keep-alive and with a
-# new connection per request; iperf3 measures bulk throughput. Root only; everything runs in two
-# network namespaces made here (node: svcbox and the clients; pod: http_pod and iperf3 -s), none
-# linked to the host, removed on exit. Timed parts hold flock /tmp/bench.lock. Prints Markdown,
-# then the ratios to the goals (userspace ≥ 70% of direct for bulk and ≥ 50% for short
-# connections; iptables within 5% of direct). Not part of CI. DURATION (s, default 10) per cell.
+# bench/proxy/run.sh — one pod reached four ways, in alternating rounds of one run: direct and
+# through the userspace proxy from a node namespace without netfilter rules (node-a, where the
+# proxy binds 127.0.0.1 and the client dials it as a client resolving through svcbox would), and
+# through iptables mode's DNAT to the ClusterIP and direct again from a second node namespace
+# whose nat rules make conntrack track every connection (node-b). wrk measures requests/s and
+# latency with keep-alive and with a new connection per request; iperf3 measures bulk throughput.
+# Root only; every namespace is made here, linked only to the pod namespace, removed on exit.
+# Timed parts hold flock /tmp/bench.lock. Prints Markdown, then the ratios against the goals
+# (bench/proxy/report.py) and exits 1 when one is missed. Not part of CI.
+#   DURATION  seconds per cell (default 5)     ROUNDS  rounds of every cell (default 3)
+#   CONNS     wrk connections (default 32)     PROXY_FLAGS  extra flags for the userspace serve
+#   KINDS     which cells (default "keep-alive short bulk")
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${SVCBOX_BIN:-$ROOT/build/release/app/svcbox}
 POD=${HTTP_POD:-$ROOT/build/release/bench/proxy/http_pod}
-DURATION=${DURATION:-10}; CONNS=${CONNS:-32}
+DURATION=${DURATION:-5}; CONNS=${CONNS:-32}; ROUNDS=${ROUNDS:-3}; PROXY_FLAGS=${PROXY_FLAGS:-}
+KINDS=${KINDS:-keep-alive short bulk}
 "$ROOT/scripts/install-deps.sh"
 [ -x "$BIN" ] && [ -x "$POD" ] || { echo "build first: scripts/build.sh release" >&2; exit 1; }
-ID=sbp$$; NODE=$ID-node; PODNS=$ID-pod; S=$(mktemp -d /tmp/svcbox-proxy-bench.XXXXXX)
-N="ip netns exec $NODE"; P="ip netns exec $PODNS"; L="flock /tmp/bench.lock"
+ID=sbp$$; A=$ID-a; B=$ID-b; PODNS=$ID-pod; S=$(mktemp -d /tmp/svcbox-proxy-bench.XXXXXX)
+NA="ip netns exec $A"; NB="ip netns exec $B"; P="ip netns exec $PODNS"; L="flock /tmp/bench.lock"
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ -n "${KEEP_LOGS:-}" ]; then cp "$S"/*.log "$KEEP_LOGS"/ 2>/dev/null || true; fi
-  ip netns del $NODE 2>/dev/null || true; ip netns del $PODNS 2>/dev/null || true; rm -rf "$S"
+  for ns in $A $B $PODNS; do ip netns del "$ns" 2>/dev/null || true; done
+  rm -rf "$S"
 }
 trap cleanup EXIT
 
-ip netns add $NODE; ip netns add $PODNS
-$N ip link set lo up; $P ip link set lo up
-$N ip link add veth0 type veth peer name eth0 netns $PODNS
-$N ip addr add 10.244.1.1/24 dev veth0; $N ip link set veth0 up
-$P ip addr add 10.244.1.2/24 dev eth0; $P ip link set eth0 up
-$P ip route add default via 10.244.1.1
+# node-a ── 10.244.1.0/24 ── pod ── 10.244.2.0/24 ── node-b. The pod answers on both links (one
+# process, bound to every address), so every path reaches the same server.
+for ns in $A $B $PODNS; do ip netns add "$ns"; ip netns exec "$ns" ip link set lo up; done
+link() {  # NODE-NS SUBNET-PREFIX POD-IFACE
+  ip netns exec "$1" ip link add veth0 type veth peer name "$3" netns $PODNS
+  ip netns exec "$1" ip addr add "$2.1/24" dev veth0; ip netns exec "$1" ip link set veth0 up
+  $P ip addr add "$2.2/24" dev "$3"; $P ip link set "$3" up
+}
+link $A 10.244.1 eth0
+link $B 10.244.2 eth1
 # The ClusterIP must route somewhere for OUTPUT's DNAT to see it: toward the pod's link.
-$N ip route add 10.96.0.0/12 dev veth0
-[ -z "$($N ip route show default)" ] || { echo "node namespace has a route out" >&2; exit 1; }
+$NB ip route add 10.96.0.0/12 dev veth0
+# node-b's direct connections leave from a second address. From the same one, they would meet at
+# the pod the TIME_WAIT sockets of the iptables cell's connections (DNAT makes them the same
+# four-tuples), whose sequence numbers and timestamps the client derived from the ClusterIP: about
+# half of the SYNs would be refused and retried a second later.
+$NB ip addr add 10.244.2.3/24 dev veth0
+$NB ip route replace 10.244.2.2/32 dev veth0 src 10.244.2.3
+for ns in $A $B $PODNS; do
+  [ -z "$(ip netns exec "$ns" ip route show default)" ] || { echo "$ns has a route out" >&2; exit 1; }
+done
 
-$P "$POD" 10.244.1.2 8080 pod1 > "$S/pod.log" & PIDS+=($!)
-$P iperf3 -s -B 10.244.1.2 -p 5201 > /dev/null 2>&1 & PIDS+=($!)
-cat > "$S/all.yaml" <<'YAML'
+$P "$POD" 0.0.0.0 8080 pod1 > "$S/pod.log" & PIDS+=($!)
+$P iperf3 -s -p 5201 > /dev/null 2>&1 & PIDS+=($!)
+registry() {  # DB POD-IP
+  "$BIN" apply --db "$1" -f - > /dev/null <<YAML
 apiVersion: v1
 kind: Service
 metadata: {name: web}
@@ -50,76 +69,91 @@ apiVersion: v1
 kind: Pod
 metadata: {name: pod1, labels: {app: web}}
 spec: {containers: [{name: w, image: any, ports: [{containerPort: 8080}, {containerPort: 5201}]}]}
-status: {podIP: 10.244.1.2}
+status: {podIP: $2}
 YAML
-"$BIN" apply --db "$S/registry.db" -f "$S/all.yaml" > /dev/null
+}
+registry "$S/a.db" 10.244.1.2
+registry "$S/b.db" 10.244.2.2
 for _ in $(seq 50); do grep -q ready "$S/pod.log" && break; sleep 0.1; done
 
-serve() {  # MODE [flags...]: start svcbox serve in the node namespace, wait until it serves
-  SERVES=$((${SERVES:-0} + 1)); local log="$S/serve-$SERVES.log"
-  $N "$BIN" serve --db "$S/registry.db" --proxy-mode "$@" --dns-listen 127.0.0.1:5300 \
+serve() {  # NS DB MODE [flags...]: start svcbox serve in a node namespace, wait until it serves
+  local ns=$1 db=$2 log="$S/serve-$3.log"; shift 2
+  : > "$log"
+  # shellcheck disable=SC2086 # PROXY_FLAGS is a list of flags
+  ip netns exec "$ns" "$BIN" serve --db "$db" --proxy-mode "$@" --dns-listen 127.0.0.1:5300 \
     --upstream 127.0.0.1:9 --admin-listen none --default-probe none > "$log" 2>&1 &
-  SERVE=$!; PIDS+=($SERVE)
+  PIDS+=($!)
   for _ in $(seq 100); do grep -q "registry loaded" "$log" && break; sleep 0.1; done
   sleep 0.5
 }
-stop_serve() { kill $SERVE; wait $SERVE 2>/dev/null || true; }
+# Both serves run for the whole run, so every round can measure every path.
+# shellcheck disable=SC2086
+serve $A "$S/a.db" userspace --proxy-bind 127.0.0.1 $PROXY_FLAGS
+serve $B "$S/b.db" iptables
 
-declare -A R
-wrk_cell() {  # NAME URL [extra wrk args]: requests/s and latency p50/p99
-  local name=$1 url=$2; shift 2
-  local out; out=$($L $N wrk -t1 -c$CONNS -d${DURATION}s --latency "$@" "$url")
-  local rps p50 p99 errors
+RESULTS=$S/results.tsv
+# Every cell starts from an empty conntrack table in node-b: entries a cell leaves (TIME_WAIT,
+# 120 s) would otherwise clash with the next cell's connections that reuse the same ports (a DNAT
+# entry's reply tuple is a direct connection's), and their SYNs would be dropped.
+fresh() { $NB conntrack -F > /dev/null 2>&1 || true; }
+wrk_cell() {  # ROUND NAME NS URL [extra wrk args]
+  local round=$1 name=$2 ns=$3 url=$4; shift 4
+  fresh
+  local out
+  if ! out=$($L ip netns exec "$ns" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url"); then
+    echo "round $round, $name: wrk failed: $out" >&2; return 0
+  fi
+  local rps p50 errors
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p50=$(echo "$out" | awk '$1 == "50%" {print $2}'); p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-  errors=$(echo "$out" | awk '/Socket errors|Non-2xx/ {print}' | tr '\n' ' ')
-  R[$name]=$rps
-  echo "| $name | $rps | $p50 | $p99 | ${errors:-none} |"
+  p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+  # Read errors are how wrk counts a server's close after "Connection: close": not failures.
+  errors=$(echo "$out" | awk '/Socket errors/ && ($4 + $8 + $10) > 0 {print "connect " $4 " write " $8 " timeout " $10}
+    /Non-2xx/ {print}' | tr -d ',' | tr '\n' ' ' | sed 's/ *$//')
+  printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$rps" "$p50" "${errors:-none}" >> "$RESULTS"
 }
-bulk_cell() {  # NAME HOST PORT: iperf3 throughput, Gbit/s
-  local gbps
-  gbps=$($L $N iperf3 -c "$2" -p "$3" -t "$DURATION" -J | python3 -c \
-    'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))')
-  R[$1]=$gbps
-  echo "| $1 | $gbps |"
+bulk_cell() {  # ROUND NAME NS HOST PORT: Gbit/s
+  local gbps="" attempt
+  fresh
+  # iperf3's server takes one test at a time and needs a moment after one ends.
+  for attempt in 1 2 3; do
+    gbps=$($L ip netns exec "$3" iperf3 -c "$4" -p "$5" -t "$DURATION" -J | python3 -c \
+      'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))' \
+      2> /dev/null) && break
+    sleep 1
+  done
+  [ -n "$gbps" ] || { echo "round $1, $2: iperf3 failed 3 times" >&2; return 0; }
+  printf '%s\t%s\t%s\t-\t-\n' "$1" "$2" "$gbps" >> "$RESULTS"
+}
+cell() {  # ROUND PATH KIND
+  local short=()
+  [ "$3" = short ] && short=(-H "Connection: close")
+  case "$2 $3" in
+    "direct bulk") bulk_cell "$1" "direct bulk" $A 10.244.1.2 5201 ;;
+    "userspace bulk") bulk_cell "$1" "userspace bulk" $A 127.0.0.1 5201 ;;
+    "iptables bulk") bulk_cell "$1" "iptables bulk" $B 10.96.0.10 5201 ;;
+    "direct+conntrack bulk") bulk_cell "$1" "direct+conntrack bulk" $B 10.244.2.2 5201 ;;
+    userspace*) wrk_cell "$1" "userspace $3" $A http://127.0.0.1:80/ "${short[@]}" ;;
+    iptables*) wrk_cell "$1" "iptables $3" $B http://10.96.0.10:80/ "${short[@]}" ;;
+    direct+conntrack*) wrk_cell "$1" "direct+conntrack $3" $B http://10.244.2.2:8080/ "${short[@]}" ;;
+    direct*) wrk_cell "$1" "direct $3" $A http://10.244.1.2:8080/ "${short[@]}" ;;
+  esac
 }
 
-# Userspace first: once iptables mode has written nat rules, conntrack tracks every connection in
-# the namespace, which costs short connections dearly; direct is measured before (what a host
-# without netfilter rules sees) and after (the fair base for iptables mode).
-echo "### proxy benchmark: one pod, ${DURATION}s per cell, wrk -t1 -c$CONNS"
+echo "### proxy benchmark: one pod, $ROUNDS rounds of ${DURATION}s per cell, wrk -t1 -c$CONNS${PROXY_FLAGS:+, userspace serve $PROXY_FLAGS}"
 echo
-echo "| path | requests/s | p50 | p99 | errors |"; echo "|---|---|---|---|---|"
-wrk_cell "direct keep-alive" http://10.244.1.2:8080/
-wrk_cell "direct short" http://10.244.1.2:8080/ -H "Connection: close"
-serve userspace --proxy-bind 127.0.0.1
-wrk_cell "userspace keep-alive" http://127.0.0.1:80/
-wrk_cell "userspace short" http://127.0.0.1:80/ -H "Connection: close"
-stop_serve
-serve iptables
-wrk_cell "iptables keep-alive" http://10.96.0.10:80/
-wrk_cell "iptables short" http://10.96.0.10:80/ -H "Connection: close"
-stop_serve
-wrk_cell "direct+conntrack keep-alive" http://10.244.1.2:8080/
-wrk_cell "direct+conntrack short" http://10.244.1.2:8080/ -H "Connection: close"
-
-echo; echo "| bulk path | Gbit/s |"; echo "|---|---|"
-bulk_cell "direct bulk" 10.244.1.2 5201
-serve userspace --proxy-bind 127.0.0.1
-bulk_cell "userspace bulk" 127.0.0.1 5201
-stop_serve
-serve iptables
-bulk_cell "iptables bulk" 10.96.0.10 5201
-stop_serve
-$N "$BIN" cleanup > /dev/null 2>&1 || true
-bulk_cell "direct+conntrack bulk" 10.244.1.2 5201
-
-ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
-echo; echo "| goal | ratio | target |"; echo "|---|---|---|"
-echo "| userspace / direct, bulk | $(ratio ${R[userspace bulk]} ${R[direct bulk]}) | ≥ 0.70 |"
-echo "| userspace / direct, short connections | $(ratio ${R[userspace short]} ${R[direct short]}) | ≥ 0.50 |"
-echo "| iptables / direct+conntrack, keep-alive | $(ratio ${R[iptables keep-alive]} ${R[direct+conntrack keep-alive]}) | ≥ 0.95 |"
-echo "| iptables / direct+conntrack, short connections | $(ratio ${R[iptables short]} ${R[direct+conntrack short]}) | ≥ 0.95 |"
-echo "| iptables / direct+conntrack, bulk | $(ratio ${R[iptables bulk]} ${R[direct+conntrack bulk]}) | ≥ 0.95 |"
-echo "| iptables / direct, short connections (conntrack's cost included) | $(ratio ${R[iptables short]} ${R[direct short]}) | (none) |"
-echo "| userspace / direct, keep-alive | $(ratio ${R[userspace keep-alive]} ${R[direct keep-alive]}) | (none) |"
+PATHS=(direct userspace iptables direct+conntrack)
+for round in $(seq "$ROUNDS"); do
+  # Each round starts one path later, and every other round runs backwards, so no path is always
+  # measured first, last, or right after the same other path.
+  shift_by=$(((round - 1) % ${#PATHS[@]}))
+  order=("${PATHS[@]:$shift_by}" "${PATHS[@]:0:$shift_by}")
+  if [ $((round % 2)) -eq 0 ]; then
+    for ((i = 0, j = ${#order[@]} - 1; i < j; i++, j--)); do
+      t=${order[i]}; order[i]=${order[j]}; order[j]=$t
+    done
+  fi
+  for kind in $KINDS; do
+    for path in "${order[@]}"; do cell "$round" "$path" "$kind"; done
+  done
+done
+python3 "$ROOT/bench/proxy/report.py" "$RESULTS"

@@ -1,5 +1,6 @@
 #include "router/userspace/proxy.h"
 
+#include "router/userspace/transfer.h"
 #include "store/ip_asio.h"
 
 #include <fcntl.h>
@@ -7,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -17,9 +19,9 @@
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
+#include <cstring>
+#include <functional>
 #include <future>
 #include <map>
 #include <mutex>
@@ -35,7 +37,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using asio::ip::udp;
 using namespace asio::experimental::awaitable_operators;
-using Clock = std::chrono::steady_clock;
 using boost::system::error_code;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kMaxDatagram = 65535;
@@ -47,21 +48,6 @@ struct Counters {
   std::atomic<uint64_t> bytes_to_pods{0};
   std::atomic<uint64_t> bytes_to_clients{0};
   std::atomic<uint64_t> active{0};
-};
-
-struct Backend {
-  asio::ip::address ip;
-  uint16_t port = 0;
-  bool operator==(const Backend&) const = default;
-};
-
-// One relayed connection or UDP session, as the drain and idle logic sees it.
-struct Flow {
-  explicit Flow(const asio::any_io_executor& executor) : timer(executor) {}
-  Backend backend;
-  Clock::time_point last_activity = Clock::now();
-  Clock::time_point drain_deadline = Clock::time_point::max();
-  asio::steady_timer timer;  // the watchdog's; cancelled to make it look at the deadlines again
 };
 
 struct Key {
@@ -76,21 +62,41 @@ struct Key {
   }
 };
 
+using Backends = std::shared_ptr<const std::vector<Backend>>;  // ready ones, in snapshot order
+
 // What one Service port's listener shares with its connections; they keep it alive after the
 // listener closed.
 struct PortState {
   Key key;
   std::string port_name;
   uint16_t listen_port = 0;
-  std::vector<Backend> backends;  // ready ones, in snapshot order
-  size_t next = 0;                // round-robin position
-  std::set<Flow*> flows;
   std::shared_ptr<Counters> counters = std::make_shared<Counters>();
 };
 
+// A TCP port's part on one relay thread: only that thread touches it.
+struct TcpShard {
+  tcp::acceptor* acceptor = nullptr;  // owned by the accept loop's frame while it runs
+  bool closed = false;
+  Backends backends = std::make_shared<const std::vector<Backend>>();
+  std::set<Flow*> flows;
+};
+
+// Every relay thread accepts on the same listening socket (a descriptor of its own) and relays
+// what it accepted; the round-robin position and the connection count are shared by all.
 struct TcpPort : PortState {
-  explicit TcpPort(asio::io_context& context) : acceptor(context) {}
-  tcp::acceptor acceptor;
+  explicit TcpPort(size_t threads) : shards(threads), listen_fds(threads, -1) {}
+  ~TcpPort() {
+    for (int fd : listen_fds) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  TcpPort(const TcpPort&) = delete;
+  TcpPort& operator=(const TcpPort&) = delete;
+  std::atomic<size_t> next{0};
+  std::atomic<size_t> open{0};  // connections being connected or relayed, on every thread
+  std::vector<TcpShard> shards;
+  // The listening socket, handed from the control thread to each shard's accept loop.
+  std::vector<int> listen_fds;
 };
 
 struct UdpSession : Flow {
@@ -100,134 +106,34 @@ struct UdpSession : Flow {
   udp::socket upstream;
 };
 
+// UDP runs on the first relay thread only.
 struct UdpPort : PortState {
   explicit UdpPort(asio::io_context& context) : socket(context) {}
   udp::socket socket;
+  std::vector<Backend> backends;
+  size_t next = 0;
+  std::set<Flow*> flows;
   std::map<udp::endpoint, std::shared_ptr<UdpSession>> sessions;
 };
 
-bool cancelled(const asio::cancellation_state& state) {
-  return state.cancelled() != asio::cancellation_type::none;
-}
-
-// Ends when the flow was idle for `idle`, or its drain deadline passed.
-asio::awaitable<void> watchdog(Flow& flow, std::chrono::milliseconds idle) {
-  auto state = co_await asio::this_coro::cancellation_state;
-  for (;;) {
-    auto end = std::min(flow.last_activity + idle, flow.drain_deadline);
-    if (Clock::now() >= end) co_return;
-    flow.timer.expires_at(end);
-    co_await flow.timer.async_wait(kTuple);
-    if (cancelled(state)) co_return;
-  }
-}
-
-void closeBoth(tcp::socket& a, tcp::socket& b) {
-  error_code ignored;
-  a.close(ignored);
-  b.close(ignored);
-}
-
-struct Pipe {
-  int read_end = -1;
-  int write_end = -1;
-  ~Pipe() {
-    if (read_end >= 0) ::close(read_end);
-    if (write_end >= 0) ::close(write_end);
-  }
+// The change one update makes to a TCP port, applied by every relay thread to its own shard.
+struct ShardChange {
+  std::shared_ptr<TcpPort> port;
+  Backends backends;
+  bool opened = false;
+  bool closing = false;
 };
 
-// The rest of one direction through a pipe with splice(): the bytes stay in the kernel. The pipe
-// holds at most `capacity` bytes and is drained before the next read, so backpressure is as with
-// the buffer. Returns false when a pipe cannot be made (the caller keeps copying).
-asio::awaitable<bool> spliceRest(tcp::socket& from, tcp::socket& to, Flow& flow,
-                                 std::atomic<uint64_t>& bytes, size_t capacity) {
-  Pipe pipe;
-  int ends[2];
-  if (pipe2(ends, O_NONBLOCK | O_CLOEXEC) != 0) co_return false;
-  pipe.read_end = ends[0];
-  pipe.write_end = ends[1];
-  // A smaller pipe than asked (over /proc/sys/fs/pipe-max-size) only means more trips.
-  (void)fcntl(pipe.write_end, F_SETPIPE_SZ, static_cast<int>(capacity));
-  error_code ignored;
-  from.native_non_blocking(true, ignored);
-  to.native_non_blocking(true, ignored);
-  constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
-  for (;;) {
-    ssize_t n = splice(from.native_handle(), nullptr, pipe.write_end, nullptr, capacity, kFlags);
-    if (n < 0 && errno == EAGAIN) {
-      auto [error] = co_await from.async_wait(tcp::socket::wait_read, kTuple);
-      if (error) {
-        closeBoth(from, to);
-        co_return true;
-      }
-      continue;
-    }
-    if (n < 0) {
-      closeBoth(from, to);
-      co_return true;
-    }
-    if (n == 0) {
-      to.shutdown(tcp::socket::shutdown_send, ignored);
-      co_return true;
-    }
-    flow.last_activity = Clock::now();
-    auto in_pipe = static_cast<size_t>(n);
-    while (in_pipe > 0) {
-      ssize_t out = splice(pipe.read_end, nullptr, to.native_handle(), nullptr, in_pipe, kFlags);
-      if (out < 0 && errno == EAGAIN) {
-        auto [error] = co_await to.async_wait(tcp::socket::wait_write, kTuple);
-        if (error) {
-          closeBoth(from, to);
-          co_return true;
-        }
-        continue;
-      }
-      if (out <= 0) {
-        closeBoth(from, to);
-        co_return true;
-      }
-      in_pipe -= static_cast<size_t>(out);
-      bytes.fetch_add(static_cast<uint64_t>(out), std::memory_order_relaxed);
-    }
-    flow.last_activity = Clock::now();
-  }
-}
-
-// One direction. Reading waits for the previous write to finish, so a slow reader holds at most
-// one buffer here; end of stream is passed on as a half-close. A stream that fills the buffer is
-// bulk: it moves on to splice(), while short exchanges never pay for a pipe.
-asio::awaitable<void> transfer(tcp::socket& from, tcp::socket& to, Flow& flow,
-                               std::atomic<uint64_t>& bytes, size_t buffer_size, bool use_splice) {
-  std::unique_ptr<char[]> buffer(new char[buffer_size]);
-  for (;;) {
-    auto [read_error, n] =
-        co_await from.async_read_some(asio::buffer(buffer.get(), buffer_size), kTuple);
-    if (n > 0) {
-      flow.last_activity = Clock::now();
-      auto [write_error, written] =
-          co_await asio::async_write(to, asio::buffer(buffer.get(), n), kTuple);
-      bytes.fetch_add(written, std::memory_order_relaxed);
-      if (write_error) {
-        closeBoth(from, to);
-        co_return;
-      }
-      flow.last_activity = Clock::now();
-      if (use_splice && n == buffer_size && !read_error) {
-        buffer.reset();
-        if (co_await spliceRest(from, to, flow, bytes, buffer_size)) co_return;
-        buffer.reset(new char[buffer_size]);
-        use_splice = false;
-      }
-    }
-    if (read_error == asio::error::eof) {
-      error_code ignored;
-      to.shutdown(tcp::socket::shutdown_send, ignored);
-      co_return;
-    }
-    if (read_error) {
-      closeBoth(from, to);
-      co_return;
+// Connections to a pod that is no longer ready may finish, within the drain timeout.
+void drainGone(const std::vector<Backend>& ready, const std::set<Flow*>& flows,
+               std::chrono::milliseconds drain_timeout) {
+  auto deadline = Clock::now() + drain_timeout;
+  for (Flow* flow : flows) {
+    if (std::find(ready.begin(), ready.end(), flow->backend) != ready.end()) {
+      flow->drain_deadline = Clock::time_point::max();
+    } else if (flow->drain_deadline == Clock::time_point::max()) {
+      flow->drain_deadline = deadline;
+      flow->timer.cancel();
     }
   }
 }
@@ -239,49 +145,91 @@ void resetClient(tcp::socket& client) {
   client.close(ignored);
 }
 
+// Gives a slot of the port's connection limit back when the connection ends.
+struct OpenSlot {
+  std::atomic<size_t>& open;
+  ~OpenSlot() { open.fetch_sub(1, std::memory_order_relaxed); }
+};
+
+// Free buffers and pipes a relay thread keeps for the next connections.
+constexpr size_t kPooled = 64;
+
+struct Worker {
+  explicit Worker(const ProxyOptions& options)
+      : pools(options.buffer_size, options.pipe_size, kPooled) {}
+  RelayPools pools;  // declared before the context, which destroys the frames that refer to it
+  asio::io_context context{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(context);
+  std::thread thread;
+  std::atomic<uint64_t> accepted{0};
+};
+
 }  // namespace
 
 class UserspaceProxy::Impl {
  public:
-  Impl(ProxyOptions options, LogFunction log)
-      : options_(std::move(options)), log_(std::move(log)) {}
+  Impl(ProxyOptions options, LogFunction log) : options_(std::move(options)), log_(std::move(log)) {
+    for (size_t i = 0; i < std::max<size_t>(options_.threads, 1); ++i) {
+      workers_.push_back(std::make_unique<Worker>(options_));
+    }
+  }
 
   void start() {
-    thread_ = std::thread([this] {
-      // splice() into a socket whose peer is gone raises SIGPIPE (it has no MSG_NOSIGNAL), which
-      // would end the whole process. Blocked on this thread, it stays pending and the call
-      // fails with EPIPE instead.
-      sigset_t pipe_signal;
-      sigemptyset(&pipe_signal);
-      sigaddset(&pipe_signal, SIGPIPE);
-      pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
-      context_.run();
-    });
+    for (auto& worker : workers_) {
+      worker->thread = std::thread([&context = worker->context] {
+        // splice() into a socket whose peer is gone raises SIGPIPE (it has no MSG_NOSIGNAL),
+        // which would end the whole process. Blocked on this thread, it stays pending and the
+        // call fails with EPIPE instead.
+        sigset_t pipe_signal;
+        sigemptyset(&pipe_signal);
+        sigaddset(&pipe_signal, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+        context.run();
+      });
+    }
+    started_ = true;
   }
 
   void stop() {
-    work_.reset();
-    context_.stop();
-    if (thread_.joinable()) thread_.join();
+    for (auto& worker : workers_) {
+      worker->work.reset();
+      worker->context.stop();
+    }
+    for (auto& worker : workers_) {
+      if (worker->thread.joinable()) worker->thread.join();
+    }
+    started_ = false;
   }
 
+  // The listeners change on the first relay thread (which also runs UDP), then every thread
+  // applies the TCP ports' changes to its own shards; both are waited for.
   std::vector<PortMapping> update(const store::SnapshotPtr& snapshot) {
-    if (!thread_.joinable()) {
-      apply(*snapshot);  // not started: no other thread touches the listeners
+    if (!started_) {  // no thread runs: nothing else touches the ports
+      auto changes = apply(*snapshot);
+      for (size_t w = 0; w < workers_.size(); ++w) applyShards(changes, w);
       return mapping();
     }
-    std::promise<void> done;
-    asio::post(context_, [&] {
-      apply(*snapshot);
-      done.set_value();
-    });
-    done.get_future().wait();
+    std::vector<ShardChange> changes;
+    postTo(0, [&] { changes = apply(*snapshot); }).get();
+    std::vector<std::future<void>> done;
+    for (size_t w = 0; w < workers_.size(); ++w) {
+      done.push_back(postTo(w, [this, &changes, w] { applyShards(changes, w); }));
+    }
+    for (auto& one : done) one.wait();
     return mapping();
   }
 
   std::vector<PortMapping> mapping() const {
     std::lock_guard lock(mutex_);
     return mapping_;
+  }
+
+  std::vector<uint64_t> connectionsPerThread() const {
+    std::vector<uint64_t> out;
+    for (const auto& worker : workers_) {
+      out.push_back(worker->accepted.load(std::memory_order_relaxed));
+    }
+    return out;
   }
 
   std::vector<PortStats> stats() const {
@@ -307,8 +255,18 @@ class UserspaceProxy::Impl {
   }
 
  private:
-  // On the relay thread.
-  void apply(const store::Snapshot& snapshot) {
+  std::future<void> postTo(size_t w, std::function<void()> job) {
+    auto task = std::make_shared<std::packaged_task<void()>>(std::move(job));
+    auto result = task->get_future();
+    asio::post(workers_[w]->context, [task] { (*task)(); });
+    return result;
+  }
+
+  asio::io_context& control() { return workers_[0]->context; }
+
+  // On the first relay thread.
+  std::vector<ShardChange> apply(const store::Snapshot& snapshot) {
+    std::vector<ShardChange> changes;
     std::set<Key> seen;
     for (const auto& entry : snapshot.services()) {
       const auto& service = entry.service;
@@ -325,15 +283,16 @@ class UserspaceProxy::Impl {
           if (!endpoint.ready || i >= endpoint.ports.size() || endpoint.ports[i] == 0) continue;
           backends.push_back(Backend{store::toAsioAddress(endpoint.ip), endpoint.ports[i]});
         }
-        PortState* state = nullptr;
         if (port.protocol == store::Protocol::kTcp) {
-          state = tcpPort(key, port.name);
-        } else {
-          state = udpPort(key, port.name);
+          bool opened = false;
+          auto state = tcpPort(key, port.name, opened);
+          if (!state) continue;
+          changes.push_back(ShardChange{
+              state, std::make_shared<const std::vector<Backend>>(std::move(backends)), opened});
+        } else if (auto* state = udpPort(key, port.name)) {
+          state->backends = std::move(backends);
+          drainGone(state->backends, state->flows, options_.drain_timeout);
         }
-        if (!state) continue;
-        state->backends = std::move(backends);
-        drainGone(*state);
       }
     }
     for (auto it = tcp_.begin(); it != tcp_.end();) {
@@ -341,10 +300,8 @@ class UserspaceProxy::Impl {
         ++it;
         continue;
       }
-      error_code ignored;
-      it->second->acceptor.close(ignored);
-      it->second->backends.clear();
-      drainGone(*it->second);
+      changes.push_back(
+          ShardChange{it->second, std::make_shared<const std::vector<Backend>>(), false, true});
       log_(LogLevel::kInfo, "userspace proxy: closed the listener of " + it->first.toString());
       it = tcp_.erase(it);
     }
@@ -356,11 +313,29 @@ class UserspaceProxy::Impl {
       error_code ignored;
       it->second->socket.close(ignored);
       it->second->backends.clear();
-      drainGone(*it->second);
+      drainGone(it->second->backends, it->second->flows, options_.drain_timeout);
       log_(LogLevel::kInfo, "userspace proxy: closed the listener of " + it->first.toString());
       it = udp_.erase(it);
     }
     publish();
+    return changes;
+  }
+
+  // On relay thread `w`, for its own shard of every changed TCP port.
+  void applyShards(const std::vector<ShardChange>& changes, size_t w) {
+    for (const auto& change : changes) {
+      auto& shard = change.port->shards[w];
+      shard.backends = change.backends;
+      if (change.closing) {
+        shard.closed = true;
+        error_code ignored;
+        if (shard.acceptor) shard.acceptor->close(ignored);
+      }
+      drainGone(*shard.backends, shard.flows, options_.drain_timeout);
+      if (change.opened) {
+        asio::co_spawn(workers_[w]->context, acceptLoop(change.port, w), asio::detached);
+      }
+    }
   }
 
   void publish() {
@@ -377,21 +352,6 @@ class UserspaceProxy::Impl {
     std::lock_guard lock(mutex_);
     mapping_ = std::move(mapping);
     counters_ = std::move(counters);
-  }
-
-  // Connections to a pod that is no longer ready may finish, within the drain timeout.
-  void drainGone(PortState& state) {
-    auto deadline = Clock::now() + options_.drain_timeout;
-    for (Flow* flow : state.flows) {
-      bool ready = std::find(state.backends.begin(), state.backends.end(), flow->backend) !=
-                   state.backends.end();
-      if (ready) {
-        flow->drain_deadline = Clock::time_point::max();
-      } else if (flow->drain_deadline == Clock::time_point::max()) {
-        flow->drain_deadline = deadline;
-        flow->timer.cancel();
-      }
-    }
   }
 
   // The ports a listener tries, in order: the Service's own, the mapped one, any.
@@ -435,45 +395,56 @@ class UserspaceProxy::Impl {
     return std::nullopt;
   }
 
-  PortState* tcpPort(const Key& key, const std::string& port_name) {
-    if (auto it = tcp_.find(key); it != tcp_.end()) return it->second.get();
-    auto port = std::make_shared<TcpPort>(context_);
+  std::shared_ptr<TcpPort> tcpPort(const Key& key, const std::string& port_name, bool& opened) {
+    if (auto it = tcp_.find(key); it != tcp_.end()) return it->second;
+    auto port = std::make_shared<TcpPort>(workers_.size());
     port->key = key;
     port->port_name = port_name;
     auto address = store::toAsioAddress(options_.bind_address);
     std::string why_not_own;
     auto bound = bindFirst(key, why_not_own, [&](uint16_t candidate, error_code& error) {
-      tcp::acceptor acceptor(context_);
+      tcp::acceptor acceptor(control());
       tcp::endpoint endpoint(address, candidate);
       if (acceptor.open(endpoint.protocol(), error) ||
           acceptor.set_option(tcp::acceptor::reuse_address(true), error) ||
-          acceptor.bind(endpoint, error) ||
+          // Accepted sockets inherit it: one system call less per connection.
+          acceptor.set_option(tcp::no_delay(true), error) || acceptor.bind(endpoint, error) ||
           acceptor.listen(asio::socket_base::max_listen_connections, error)) {
         return uint16_t{0};
       }
       error_code unused;  // a bound socket always has a local address
       uint16_t local = acceptor.local_endpoint(unused).port();
-      port->acceptor = std::move(acceptor);
+      port->listen_fds[0] = acceptor.release(unused);
       return local;
     });
     if (!bound) return nullptr;
+    // One listening socket for all threads (not SO_REUSEPORT listeners): a port stays one
+    // socket, so binding still fails where another Service or program holds it, and a thread
+    // that is free takes the next connection from the one queue.
+    for (size_t w = 1; w < workers_.size(); ++w) {
+      port->listen_fds[w] = fcntl(port->listen_fds[0], F_DUPFD_CLOEXEC, 0);
+      if (port->listen_fds[w] < 0) {
+        log_(LogLevel::kWarn, "userspace proxy: " + key.toString() + ": relay thread " +
+                                  std::to_string(w) + " does not accept: " + std::strerror(errno));
+      }
+    }
     port->listen_port = *bound;
     logListening(*port,
                  port->listen_port == key.port || !options_.own_port_first ? "" : why_not_own);
     tcp_.emplace(key, port);
-    asio::co_spawn(context_, acceptLoop(port), asio::detached);
-    return port.get();
+    opened = true;
+    return port;
   }
 
-  PortState* udpPort(const Key& key, const std::string& port_name) {
+  UdpPort* udpPort(const Key& key, const std::string& port_name) {
     if (auto it = udp_.find(key); it != udp_.end()) return it->second.get();
-    auto port = std::make_shared<UdpPort>(context_);
+    auto port = std::make_shared<UdpPort>(control());
     port->key = key;
     port->port_name = port_name;
     auto address = store::toAsioAddress(options_.bind_address);
     std::string why_not_own;
     auto bound = bindFirst(key, why_not_own, [&](uint16_t candidate, error_code& error) {
-      udp::socket socket(context_);
+      udp::socket socket(control());
       udp::endpoint endpoint(address, candidate);
       // No SO_REUSEADDR: on Linux it would let two Services share one UDP port.
       if (socket.open(endpoint.protocol(), error) || socket.bind(endpoint, error)) {
@@ -489,43 +460,67 @@ class UserspaceProxy::Impl {
     logListening(*port,
                  port->listen_port == key.port || !options_.own_port_first ? "" : why_not_own);
     udp_.emplace(key, port);
-    asio::co_spawn(context_, receiveLoop(port), asio::detached);
+    asio::co_spawn(control(), receiveLoop(port), asio::detached);
     return port.get();
   }
 
-  asio::awaitable<void> acceptLoop(std::shared_ptr<TcpPort> port) {
+  // Shard `w`'s accept loop, on relay thread `w`.
+  asio::awaitable<void> acceptLoop(std::shared_ptr<TcpPort> port, size_t w) {
+    auto& shard = port->shards[w];
+    Worker& worker = *workers_[w];
+    int fd = std::exchange(port->listen_fds[w], -1);
+    if (fd < 0) co_return;
+    tcp::acceptor acceptor(worker.context);
+    error_code error;
+    auto protocol = tcp::endpoint(store::toAsioAddress(options_.bind_address), 0).protocol();
+    if (acceptor.assign(protocol, fd, error)) {
+      ::close(fd);
+      co_return;
+    }
+    if (shard.closed) co_return;
+    shard.acceptor = &acceptor;
+    struct Forget {
+      tcp::acceptor*& acceptor;
+      ~Forget() { acceptor = nullptr; }
+    } forget{shard.acceptor};
     for (;;) {
-      auto [error, client] = co_await port->acceptor.async_accept(kTuple);
-      if (!port->acceptor.is_open()) co_return;
-      if (error) {
+      auto [accept_error, client] = co_await acceptor.async_accept(kTuple);
+      if (!acceptor.is_open()) co_return;
+      if (accept_error) {
         // Out of descriptors, say: keep accepting rather than lose the listener.
-        if (error == asio::error::operation_aborted) co_return;
-        asio::steady_timer pause(context_, std::chrono::milliseconds(50));
+        if (accept_error == asio::error::operation_aborted) co_return;
+        asio::steady_timer pause(worker.context, std::chrono::milliseconds(50));
         co_await pause.async_wait(kTuple);
         continue;
       }
-      asio::co_spawn(context_, relay(port, std::move(client)), asio::detached);
+      worker.accepted.fetch_add(1, std::memory_order_relaxed);
+      asio::co_spawn(worker.context, relay(port, w, std::move(client)), asio::detached);
     }
   }
 
-  asio::awaitable<void> relay(std::shared_ptr<TcpPort> port, tcp::socket client) {
+  asio::awaitable<void> relay(std::shared_ptr<TcpPort> port, size_t w, tcp::socket client) {
     auto& counters = *port->counters;
+    auto& shard = port->shards[w];
     counters.accepted.fetch_add(1, std::memory_order_relaxed);
-    if (port->backends.empty() || port->flows.size() >= options_.max_connections) {
+    // Held for the whole connect loop: an update meanwhile must not shift positions under it.
+    Backends backends = shard.backends;
+    bool over_limit = !backends->empty() && port->open.fetch_add(1, std::memory_order_relaxed) >=
+                                                options_.max_connections;
+    if (backends->empty() || over_limit) {
+      if (over_limit) port->open.fetch_sub(1, std::memory_order_relaxed);
       counters.failed.fetch_add(1, std::memory_order_relaxed);
       resetClient(client);
       co_return;
     }
-    // A copy: an update while connecting must not shift the positions under the loop.
-    std::vector<Backend> backends = port->backends;
-    size_t first = port->next++;
+    OpenSlot slot{port->open};
+    size_t first = port->next.fetch_add(1, std::memory_order_relaxed);
     auto executor = client.get_executor();
     tcp::socket upstream(executor);
     Flow flow(executor);
     bool connected = false;
-    for (size_t i = 0; i < backends.size() && !connected; ++i) {
+    for (size_t i = 0; i < backends->size() && !connected; ++i) {
       if (i > 0) counters.retried.fetch_add(1, std::memory_order_relaxed);
-      flow.backend = backends[(first + i) % backends.size()];
+      flow.backend = (*backends)[(first + i) % backends->size()];
       upstream = tcp::socket(executor);
       asio::steady_timer timer(executor, options_.connect_timeout);
       auto outcome = co_await (
@@ -539,22 +534,21 @@ class UserspaceProxy::Impl {
       co_return;
     }
     error_code ignored;
-    client.set_option(tcp::no_delay(true), ignored);
     upstream.set_option(tcp::no_delay(true), ignored);
-    port->flows.insert(&flow);
+    shard.flows.insert(&flow);
     counters.active.fetch_add(1, std::memory_order_relaxed);
     flow.last_activity = Clock::now();
-    if (std::find(port->backends.begin(), port->backends.end(), flow.backend) ==
-        port->backends.end()) {
+    const auto& ready = *shard.backends;
+    if (std::find(ready.begin(), ready.end(), flow.backend) == ready.end()) {
       flow.drain_deadline = Clock::now() + options_.drain_timeout;
     }
-    co_await ((transfer(client, upstream, flow, counters.bytes_to_pods, options_.buffer_size,
-                        options_.splice) &&
-               transfer(upstream, client, flow, counters.bytes_to_clients, options_.buffer_size,
-                        options_.splice)) ||
-              watchdog(flow, options_.tcp_idle_timeout));
+    auto& pools = workers_[w]->pools;
+    co_await (
+        (transfer(client, upstream, flow, counters.bytes_to_pods, pools, options_.splice) &&
+         transfer(upstream, client, flow, counters.bytes_to_clients, pools, options_.splice)) ||
+        watchdog(flow, options_.tcp_idle_timeout));
     counters.active.fetch_sub(1, std::memory_order_relaxed);
-    port->flows.erase(&flow);
+    shard.flows.erase(&flow);
   }
 
   asio::awaitable<void> receiveLoop(std::shared_ptr<UdpPort> port) {
@@ -575,7 +569,7 @@ class UserspaceProxy::Impl {
         session = openSession(*port, from);
         if (!session) continue;
         port->sessions.emplace(from, session);
-        asio::co_spawn(context_, sessionLoop(port, session), asio::detached);
+        asio::co_spawn(control(), sessionLoop(port, session), asio::detached);
       }
       session->last_activity = Clock::now();
       auto [send_error, sent] =
@@ -595,7 +589,7 @@ class UserspaceProxy::Impl {
     for (size_t i = 0; i < port.backends.size(); ++i) {
       if (i > 0) counters.retried.fetch_add(1, std::memory_order_relaxed);
       const Backend& backend = port.backends[(first + i) % port.backends.size()];
-      auto session = std::make_shared<UdpSession>(context_.get_executor(), from);
+      auto session = std::make_shared<UdpSession>(control().get_executor(), from);
       udp::endpoint target(backend.ip, backend.port);
       error_code error;
       if (session->upstream.open(target.protocol(), error) ||
@@ -642,12 +636,10 @@ class UserspaceProxy::Impl {
 
   ProxyOptions options_;
   LogFunction log_;
-  asio::io_context context_{1};
-  asio::executor_work_guard<asio::io_context::executor_type> work_ =
-      asio::make_work_guard(context_);
-  std::map<Key, std::shared_ptr<TcpPort>> tcp_;
+  std::vector<std::unique_ptr<Worker>> workers_;  // the first also runs UDP and the updates
+  bool started_ = false;
+  std::map<Key, std::shared_ptr<TcpPort>> tcp_;  // on the first relay thread
   std::map<Key, std::shared_ptr<UdpPort>> udp_;
-  std::thread thread_;
 
   mutable std::mutex mutex_;
   std::vector<PortMapping> mapping_;
@@ -672,5 +664,9 @@ void UserspaceProxy::stop() {
 std::vector<PortMapping> UserspaceProxy::mapping() const { return impl_->mapping(); }
 
 std::vector<PortStats> UserspaceProxy::stats() const { return impl_->stats(); }
+
+std::vector<uint64_t> UserspaceProxy::connectionsPerThread() const {
+  return impl_->connectionsPerThread();
+}
 
 }  // namespace svcbox::router::userspace

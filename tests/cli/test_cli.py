@@ -262,6 +262,11 @@ class BadInputTest(CliTestCase):
                       self.fails("serve", "--masquerade-all", "maybe", "--proxy-mode", "none"))
         self.assertIn("proxy-mode: none    # environment SVCBOX_PROXY_MODE",
                       self.ok("serve", "--print-config", env=dict(self.env, SVCBOX_PROXY_MODE="none")))
+        self.assertIn("proxy-threads: 2    # environment SVCBOX_PROXY_THREADS",
+                      self.ok("serve", "--print-config", env=dict(self.env, SVCBOX_PROXY_THREADS="2")))
+        self.assertIn("proxy-threads: 2    # default", self.ok("serve", "--print-config"))
+        self.assertIn("--proxy-threads must be at least 1",
+                      self.fails("serve", "--proxy-threads", "0", "--proxy-mode", "none"))
         for command in ([], ["apply"], ["delete"], ["get"], ["serve"], ["version"], ["rules"], ["cleanup"]):
             out = self.ok(*command, "--help")
             self.assertIn("Usage", out)

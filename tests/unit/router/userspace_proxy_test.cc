@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 // The proxy in-process on loopback. Service ports are 0, so every listener gets a port the kernel
 // picks and nothing here depends on which ports the machine has free. Backends are plain sockets
@@ -284,6 +285,94 @@ TEST_F(UserspaceProxyTest, APodVanishingMidStreamEndsOnlyThatConnection) {
   close(fd);
   close(listener);
   EXPECT_EQ(greeting(port), "b");  // the round-robin's next turn, on a proxy still running
+}
+
+// Clients at once through two relay threads: every connection reaches a pod, the round-robin
+// the threads share splits them exactly, the counts add up, and both threads take a share.
+TEST_F(UserspaceProxyTest, TwoRelayThreadsShareTheListenerTheRoundRobinAndTheCounts) {
+  Backend a("a");
+  Backend b("b");
+  options_.threads = 2;
+  startProxy();
+  auto port = listenPort(proxy_->update(snapshotWith({{a.port(), true}, {b.port(), true}})));
+  constexpr int kClients = 8;
+  constexpr int kEach = 50;
+  std::atomic<int> to_a{0};
+  std::atomic<int> to_b{0};
+  std::atomic<int> other{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        auto name = greeting(port);
+        (name == "a" ? to_a : name == "b" ? to_b : other).fetch_add(1);
+      }
+    });
+  }
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(to_a.load(), kClients * kEach / 2);
+  EXPECT_EQ(to_b.load(), kClients * kEach / 2);
+  auto per_thread = proxy_->connectionsPerThread();
+  ASSERT_EQ(per_thread.size(), 2u);
+  EXPECT_EQ(per_thread[0] + per_thread[1], uint64_t{kClients * kEach});
+  EXPECT_GT(per_thread[0], 0u);
+  EXPECT_GT(per_thread[1], 0u);
+  // A connection counts as ended once both directions saw the close, just after the client's.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (proxy_->stats()[0].active > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  auto stats = proxy_->stats();
+  EXPECT_EQ(stats[0].accepted, uint64_t{kClients * kEach});
+  EXPECT_EQ(stats[0].failed, 0u);
+  EXPECT_EQ(stats[0].active, 0u);
+}
+
+// The limit holds for the port as a whole, whichever thread accepted a connection.
+TEST_F(UserspaceProxyTest, TheConnectionLimitCountsEveryRelayThread) {
+  Backend a("a");
+  options_.threads = 2;
+  options_.max_connections = 4;
+  startProxy();
+  auto port = listenPort(proxy_->update(snapshotWith({{a.port(), true}})));
+  std::vector<int> kept(6, -1);
+  int served = 0;
+  for (auto& fd : kept) served += greeting(port, &fd) == "a";
+  EXPECT_EQ(served, 4);
+  EXPECT_EQ(proxy_->stats()[0].failed, 2u);
+  for (int fd : kept) close(fd);
+}
+
+// An update reaches the connections of every relay thread: all of them drain and close.
+TEST_F(UserspaceProxyTest, AnUnreadyPodsConnectionsDrainOnEveryRelayThread) {
+  Backend a("a");
+  options_.threads = 2;
+  startProxy();
+  auto port = listenPort(proxy_->update(snapshotWith({{a.port(), true}})));
+  std::vector<int> kept;
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  for (;;) {  // until both threads hold one (bounded: 64 connections or 5 s)
+    auto per_thread = proxy_->connectionsPerThread();
+    if ((per_thread[0] > 0 && per_thread[1] > 0) || kept.size() >= 64 ||
+        std::chrono::steady_clock::now() > deadline) {
+      break;
+    }
+    int fd = -1;
+    ASSERT_EQ(greeting(port, &fd), "a");
+    kept.push_back(fd);
+  }
+  auto per_thread = proxy_->connectionsPerThread();
+  ASSERT_GT(per_thread[0], 0u);
+  ASSERT_GT(per_thread[1], 0u);
+  proxy_->update(snapshotWith({{a.port(), false}}));
+  for (int fd : kept) {
+    pollfd readable{fd, POLLIN, 0};
+    ASSERT_GT(poll(&readable, 1, 5000), 0);
+    char byte;
+    EXPECT_LE(read(fd, &byte, 1), 0);
+    close(fd);
+  }
 }
 
 TEST_F(UserspaceProxyTest, UdpRepliesComeFromTheListener) {
