@@ -7,9 +7,12 @@ change touches, so one change moves both a DNS answer (the twin's A records) and
 ClusterIP's DNAT). Changes cycle through endpoint added, endpoint removed and readiness flip; each
 goes through serve's admin API, the path a pod registering itself takes. Latency is counted from
 the commit time the registry recorded (meta committed_ms, written inside the transaction, so a
-little before the commit really ends) until a UDP query gets the new answer, and until serve's
-metrics say the rules of that registry version are in the kernel; the same from just before the
+little before the commit really ends) until a UDP query gets the new answer, and until the
+router's log line for a sync of that registry version (stamped by serve right after the kernel
+commits, ms resolution; read from serve's log file, which costs serve nothing, unlike scraping
+/metrics every few ms on two cores); the same from just before the
 request is sent is reported too (*_from_send: includes the API's own work). Prints one JSON line."""
+import datetime
 import http.client
 import json
 import os
@@ -61,7 +64,7 @@ subprocess.run([svcbox, "apply", "-f", "-"], input="\n---\n".join(docs), env=env
 log = open(os.path.join(work, "serve.log"), "w")
 serve = subprocess.Popen([svcbox, "serve", "--proxy-mode", "iptables", "--dns-listen", f"127.0.0.1:{DNS_PORT}",
                           "--admin-listen", f"127.0.0.1:{ADMIN_PORT}", "--upstream", "127.0.0.1:9",
-                          "--default-probe", "none", "--log-level", os.environ.get("SERVE_LOG_LEVEL", "warn")], env=env, stdout=log,
+                          "--default-probe", "none", "--log-level", os.environ.get("SERVE_LOG_LEVEL", "info")], env=env, stdout=log,
                          stderr=subprocess.STDOUT)
 admin = None
 
@@ -81,6 +84,34 @@ def request(method, path, body=None):
     raise RuntimeError(f"{method} {path}: no answer")
 
 
+class SyncLog:
+    """The router's log line for each sync, written right after the kernel commits: when the rules
+    of a registry version were in the kernel, read from serve's log without asking serve anything
+    (scraping /metrics every few ms took CPU the router needs on two cores)."""
+    LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z info router: (?:partial|full) sync "
+                      r"of snapshot (\d+):")
+
+    def __init__(self, path):
+        self.file = open(path)
+        self.pending = ""
+        self.installed = []  # (version, wall-clock seconds)
+
+    def poll(self):
+        self.pending += self.file.read()
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            found = self.LINE.match(line)
+            if found:
+                stamp = datetime.datetime.strptime(found.group(1), "%Y-%m-%dT%H:%M:%S.%f")
+                self.installed.append((int(found.group(2)),
+                                       stamp.replace(tzinfo=datetime.timezone.utc).timestamp()))
+
+    def installed_at(self, version):
+        """Wall-clock time of the first sync that installed `version` or a later one."""
+        self.poll()
+        return next((at for v, at in self.installed if v >= version), None)
+
+
 def metric(text, name):
     found = re.search(rf"^{name} (\S+)$", text, re.M)
     return float(found.group(1)) if found else -1
@@ -98,6 +129,7 @@ try:
             raise SystemExit("serve did not become ready")
         time.sleep(0.05)
     ready_after = time.monotonic() - started
+    sync_log = SyncLog(os.path.join(work, "serve.log"))
 
     registry = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -151,19 +183,15 @@ try:
         # Wall clock now minus monotonic now: turns a monotonic observation into wall-clock time.
         offset = time.time() - time.monotonic()
         dns_at = rules_at = None
-        polls = 0
         while (dns_at is None or rules_at is None) and time.monotonic() - sent < DEADLINE:
             if dns_at is None:
                 query_id = (query_id + 1) & 0xFFFF
                 if answer(f"hl-{i}.bench.svc.cluster.local", query_id) == expected:
                     dns_at = time.monotonic()
-            # A scrape walks the whole snapshot: every 5th poll (10 ms) keeps the benchmark from
-            # taking the CPU the router needs on a 2-core machine; the figure is 10 ms coarser.
-            if rules_at is None and polls % 5 == 0:
-                _, text = request("GET", "/metrics")
-                if metric(text, "svcbox_sync_proxy_rules_installed_version") >= target_version:
-                    rules_at = time.monotonic()
-            polls += 1
+            if rules_at is None:
+                installed = sync_log.installed_at(target_version)
+                if installed is not None:
+                    rules_at = installed - offset  # back to this process's monotonic clock
             time.sleep(0.002)
         results.append({"kind": kind,
                         "dns_ms": None if dns_at is None else (dns_at + offset - committed_at) * 1000,
@@ -184,6 +212,11 @@ try:
         summary[target] = {"p50": round(pct(values, 50), 1), "p99": round(pct(values, 99), 1),
                            "max": round(max(values), 1), "missed": len(results) - len(values)}
     _, text = request("GET", "/metrics")
+    # The log and the metrics must agree on what is installed: a check on the log parsing.
+    sync_log.poll()
+    installed_metric = metric(text, "svcbox_sync_proxy_rules_installed_version")
+    if not sync_log.installed or sync_log.installed[-1][0] != installed_metric:
+        raise SystemExit(f"sync log says {sync_log.installed[-1:]}, metrics say {installed_metric}")
     summary["self_reported"] = {m.group(1): float(m.group(2)) for m in re.finditer(
         r'^svcbox_network_programming_duration_seconds_(sum|count)\{target="rules"\} (\S+)$', text, re.M)}
     print(json.dumps(summary), flush=True)
