@@ -23,7 +23,7 @@ fi
 
 # ---- packages (the recipe in shared/container-recipe.md), bc for the timings
 need=(podman buildah podman-compose runc catatonit fuse-overlayfs slirp4netns netavark aardvark-dns
-      uidmap debootstrap iptables bc)
+      uidmap debootstrap iptables nftables bc)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -33,6 +33,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 say "packages ready"
+
+# The host's whole netfilter state, without counters: nf_tables (what iptables-nft and netavark
+# write) and the legacy x_tables (what libiptc writes), IPv4 and IPv6. Compared at the end: the
+# builds use the host's network (no netavark rules for them), and the demo network's own rules must
+# be gone after teardown.
+host_netfilter() {
+  timeout 30 nft -s list ruleset 2>&1
+  local save
+  for save in iptables-legacy-save ip6tables-legacy-save; do
+    timeout 30 "$save" 2>&1 | { grep -v '^#' || true; } | sed 's/\[[0-9]*:[0-9]*\]//'
+  done
+}
+netfilter_before=$(host_netfilter)
+demo_build=
 
 # ---- podman confined to a work folder: storage, run state and network definitions
 work=$(mktemp -d /tmp/svcbox-ci.XXXXXX)
@@ -54,6 +68,27 @@ graphroot = "$work/storage"
 runroot = "$work/run"
 CONF
 export CONTAINERS_CONF=$work/containers.conf CONTAINERS_STORAGE_CONF=$work/storage.conf
+# (podman below, the cleanup's included, only ever sees this confined configuration)
+compose=(timeout 300 podman-compose --podman-path "$work/podman" -p "$project" -f "$work/docker-compose.yml")
+cleanup() {
+  local rc=$?
+  set +e
+  # a demo image build still running in the background (timeout passes the signal on to podman)
+  [ -z "$demo_build" ] || { kill "$demo_build" 2>/dev/null && wait "$demo_build"; }
+  "${compose[@]}" down -t 0 >/dev/null 2>&1
+  timeout 60 podman rm -f -t 0 "$project-userspace" >/dev/null 2>&1
+  timeout 60 podman ps -aq --filter "name=$project" | xargs -r timeout 60 podman rm -f -t 0 >/dev/null 2>&1
+  timeout 60 podman network ls --format '{{.Name}}' | grep "^$project" |
+    xargs -r timeout 60 podman network rm -f >/dev/null 2>&1
+  timeout 120 podman system reset -f >/dev/null 2>&1
+  # overlay mounts that a crashed run may have left under the work folder
+  grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  rm -rf "$work"
+  say "cleaned up (exit $rc)"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # podman-compose 1.0.3 ignores a network's ipam and a service's ipv4_address, dns and dns_search,
 # all of which the demo needs (and Docker Compose honours). The compose file stays plain Docker
@@ -117,27 +152,7 @@ exec podman "$@"
 SHIM
 chmod +x "$work/podman"
 export SVCBOX_CI_RUN_ARGS=$work/run-args
-compose=(timeout 300 podman-compose --podman-path "$work/podman" -p "$project" -f "$work/docker-compose.yml")
-nat_before=$(iptables-legacy-save -t nat | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//')
-nft_before=$(iptables-save -t nat 2>/dev/null | grep -c SVCBOX || true)
 
-cleanup() {
-  local rc=$?
-  set +e
-  "${compose[@]}" down -t 0 >/dev/null 2>&1
-  timeout 60 podman rm -f -t 0 "$project-userspace" >/dev/null 2>&1
-  timeout 60 podman ps -aq --filter "name=$project" | xargs -r timeout 60 podman rm -f -t 0 >/dev/null 2>&1
-  timeout 60 podman network ls --format '{{.Name}}' | grep "^$project" |
-    xargs -r timeout 60 podman network rm -f >/dev/null 2>&1
-  timeout 120 podman system reset -f >/dev/null 2>&1
-  # overlay mounts that a crashed run may have left under the work folder
-  grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  rm -rf "$work"
-  say "cleaned up (exit $rc)"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # ---- base image: debootstrap once, then podman load from the cache
 mkdir -p "$cache"
@@ -173,12 +188,18 @@ if [ -s "$images" ]; then
   timeout 300 podman load -q -i "$images" >/dev/null
   say "svcbox and demo images loaded from the cache ($key)"
 else
-  build=(timeout 1500 podman build --pull=never --format docker -q)
-  "${build[@]}" -f "$repo/container/Dockerfile" -t svcbox:latest "$repo" >/dev/null ||
-    fail "podman build of container/Dockerfile"
+  # --network host: the RUN steps (apt-get) use the host's network as they are, so podman creates no
+  # netavark bridge and no NAT rules for the builds. The demo image builds beside svcbox's (apt
+  # downloads overlap the compile); --jobs 2 runs svcbox's builder and runtime stages side by side.
+  build=(timeout 1500 podman build --pull=never --format docker --network host)
+  "${build[@]}" -f "$repo/container/Dockerfile.demo" -t svcbox-demo:latest "$repo" \
+    >"$work/build-demo.log" 2>&1 &
+  demo_build=$!
+  "${build[@]}" --jobs 2 -f "$repo/container/Dockerfile" -t svcbox:latest "$repo" \
+    >"$work/build.log" 2>&1 || { tail -n 30 "$work/build.log"; fail "podman build of container/Dockerfile"; }
   say "svcbox image built"
-  "${build[@]}" -f "$repo/container/Dockerfile.demo" -t svcbox-demo:latest "$repo" >/dev/null ||
-    fail "podman build of container/Dockerfile.demo"
+  wait "$demo_build" || { tail -n 30 "$work/build-demo.log"; demo_build=; fail "podman build of container/Dockerfile.demo"; }
+  demo_build=
   say "demo image built"
   rm -f "$cache"/images-*.tar
   timeout 300 podman save -q -m -o "$images.tmp" svcbox:latest svcbox-demo:latest && mv "$images.tmp" "$images"
@@ -273,8 +294,10 @@ done
 left=$(timeout 30 podman ps -aq | wc -l)
 [ "$left" -eq 0 ] || fail "$left containers left"
 ! timeout 30 podman network ls --format '{{.Name}}' | grep -q "^svcbox-ci-" || fail "networks left"
-nat_after=$(iptables-legacy-save -t nat | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//')
-[ "$nat_before" = "$nat_after" ] || fail "the host's legacy nat table changed"
-[ "$(iptables-save -t nat 2>/dev/null | grep -c SVCBOX || true)" = "$nft_before" ] || fail "host nft nat changed"
-say "teardown: no containers, no networks, host nat table as before"
+netfilter_after=$(host_netfilter)
+if [ "$netfilter_before" != "$netfilter_after" ]; then
+  diff <(echo "$netfilter_before") <(echo "$netfilter_after") | head -n 40
+  fail "the host's netfilter rules changed (diff above: < before, > after; nft -s list ruleset, ip(6)tables-legacy-save)"
+fi
+say "teardown: no containers, no networks, the host's netfilter rules as before"
 say "PASS"
