@@ -46,6 +46,12 @@ host_netfilter() {
   done
 }
 netfilter_before=$(host_netfilter)
+# netavark turns IPv4 forwarding on for a bridge network and never back off: put it back
+forward_before=$(sysctl -n net.ipv4.ip_forward)
+restore_forwarding() {
+  [ "$(sysctl -n net.ipv4.ip_forward)" = "$forward_before" ] || sysctl -qw net.ipv4.ip_forward="$forward_before"
+}
+subnets=()
 demo_build=
 
 # ---- podman confined to a work folder: storage, run state and network definitions
@@ -85,6 +91,7 @@ cleanup() {
   # overlay mounts that a crashed run may have left under the work folder
   grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$work"
+  restore_forwarding
   say "cleaned up (exit $rc)"
   exit $rc
 }
@@ -214,6 +221,7 @@ while read -r net args; do
   subnet=$(sed -n 's/.*--subnet=\([^ ]*\).*/\1/p' <<<"$args")
   [ -z "$subnet" ] || [ -z "$(ip route show match "$subnet" | grep -v '^default')" ] ||
     fail "the host already routes $subnet (needed by the demo)"
+  [ -z "$subnet" ] || subnets+=("$subnet")
   timeout 60 podman network create $args "$net" >/dev/null || fail "network $net"
 done <"$work/networks.txt"
 "${compose[@]}" up -d --no-build >"$work/up.log" 2>&1 || { cat "$work/up.log"; fail "compose up"; }
@@ -305,10 +313,14 @@ done
 left=$(timeout 30 podman ps -aq | wc -l)
 [ "$left" -eq 0 ] || fail "$left containers left"
 ! timeout 30 podman network ls --format '{{.Name}}' | grep -q "^svcbox-ci-" || fail "networks left"
+for subnet in "${subnets[@]}"; do
+  [ -z "$(ip -o addr show to "$subnet")" ] || fail "an address in $subnet is still on the host: $(ip -o addr show to "$subnet")"
+done
+restore_forwarding
 netfilter_after=$(host_netfilter)
 if [ "$netfilter_before" != "$netfilter_after" ]; then
   diff <(echo "$netfilter_before") <(echo "$netfilter_after") | head -n 40
   fail "the host's netfilter rules changed (diff above: < before, > after; nft -s list ruleset, ip(6)tables-legacy-save)"
 fi
-say "teardown: no containers, no networks, the host's netfilter rules as before"
+say "teardown: no containers, networks or bridges; forwarding and the host's netfilter rules as before"
 say "PASS"
