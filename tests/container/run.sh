@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds the svcbox image and the Compose demo with podman (standing in for Docker: no engine and no
-# registry here) and checks them for real: Service traffic through svcbox's rules and DNS, failover
-# when a pod stops, rules only inside svcbox's container, the userspace mode without NET_ADMIN, and
-# a teardown that leaves nothing behind. Root only. Everything podman stores lives under a work
-# folder removed on exit; the base image and the built images are cached in $SVCBOX_CI_CACHE
-# (default /var/cache/svcbox-ci) so that a rerun with unchanged sources skips the build.
+# registry here) and checks them for real: Service traffic through svcbox's rules and DNS (from the
+# client container and from a `compose run` one), failover when a pod stops, rules only inside
+# svcbox's container, the userspace mode without NET_ADMIN, and a teardown that leaves nothing
+# behind (the host's netfilter state is compared before and after). Root only; scripts/test.sh runs
+# it last, so CI does. Everything podman stores lives under a work folder removed on every exit;
+# the base image and the built images are cached in $SVCBOX_CI_CACHE (default
+# /var/cache/svcbox-ci) so that a rerun with unchanged sources skips the build.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -160,7 +162,6 @@ exec podman "$@"
 SHIM
 chmod +x "$work/podman"
 export SVCBOX_CI_RUN_ARGS=$work/run-args
-
 
 # ---- base image: debootstrap once, then podman load from the cache
 mkdir -p "$cache"
