@@ -204,7 +204,10 @@ else
   "${build[@]}" -f "$repo/container/Dockerfile.demo" -t svcbox-demo:latest "$repo" \
     >"$work/build-demo.log" 2>&1 &
   demo_build=$!
-  "${build[@]}" --jobs 2 -f "$repo/container/Dockerfile" -t svcbox:latest "$repo" \
+  # The builder compiles through ccache into $cache/ccache, so a change recompiles only what it
+  # touched; with the cache folder gone it is a full build (what a plain docker build does).
+  mkdir -p "$cache/ccache"
+  "${build[@]}" --jobs 2 --volume "$cache/ccache:/ccache" -f "$repo/container/Dockerfile" -t svcbox:latest "$repo" \
     >"$work/build.log" 2>&1 || { tail -n 30 "$work/build.log"; fail "podman build of container/Dockerfile"; }
   say "svcbox image built"
   wait "$demo_build" || { tail -n 30 "$work/build-demo.log"; demo_build=; fail "podman build of container/Dockerfile.demo"; }
