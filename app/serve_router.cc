@@ -1,5 +1,9 @@
 #include "app/serve_router.h"
 
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cctype>
 
 #include "app/common.h"
@@ -54,10 +58,34 @@ void logFromRouter(router::LogLevel level, const std::string& message) {
 }  // namespace
 
 std::string missingCapabilityMessage(const std::string& what, const std::string& detail) {
-  return "error: " + what + " needs CAP_NET_ADMIN to write netfilter rules (" + detail +
-         "); run as root or grant the capability, or use --proxy-mode userspace (svcbox relays "
-         "the connections itself and needs no capability) or --proxy-mode none (no Service "
-         "routing)";
+  // libiptc opens a raw socket (CAP_NET_RAW) and reads and writes the tables through it
+  // (CAP_NET_ADMIN); either refusal is the same EPERM, so the effective set tells which is missing.
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  bool known = syscall(SYS_capget, &header, data) == 0;
+  auto held = [&](int cap) { return (data[cap / 32].effective & (1u << (cap % 32))) != 0; };
+  bool admin = known && held(CAP_NET_ADMIN);
+  bool raw = known && held(CAP_NET_RAW);
+  std::string cause;
+  if (!known) {
+    cause = "one of them was denied (" + detail + ")";
+  } else if (!admin && !raw) {
+    cause = "this process has neither (" + detail + ")";
+  } else if (!raw) {
+    cause = "this process lacks CAP_NET_RAW, so the raw socket was refused (" + detail + ")";
+  } else if (!admin) {
+    cause = "this process lacks CAP_NET_ADMIN, so the tables were refused (" + detail + ")";
+  } else {
+    cause = "permission was denied although this process holds both (" + detail +
+            "): a user namespace that does not own this network namespace, seccomp or an LSM "
+            "can refuse them";
+  }
+  return "error: " + what +
+         " needs CAP_NET_ADMIN and CAP_NET_RAW for netfilter (libiptc reads and writes the tables "
+         "through a raw socket); " +
+         cause +
+         "; run as root or grant both capabilities, or use --proxy-mode userspace (svcbox relays "
+         "the connections itself and needs neither) or --proxy-mode none (no Service routing)";
 }
 
 void addRouterFlags(CLI::App& command, RouterFlags& flags) {
@@ -218,7 +246,7 @@ ProxyParts makeProxyParts(const RouterSettings& settings) {
     }
     parts.proxy =
         makeUserspace(settings, "auto: svcbox cannot write netfilter rules: " + failure.message +
-                                    "; grant CAP_NET_ADMIN for the iptables mode");
+                                    "; grant CAP_NET_ADMIN and CAP_NET_RAW for the iptables mode");
     return parts;
   }
   bool warning = false;

@@ -63,7 +63,8 @@ ProxyParts makeProxyParts(const RouterSettings& settings);
 void startRouter(router::Router* router, const store::SnapshotPtr& first);
 void stopRouter(router::Router* router, const RouterSettings& settings);
 
-// The message for a missing CAP_NET_ADMIN, shared by serve, rules and cleanup.
+// The message for netfilter access denied (CAP_NET_ADMIN or CAP_NET_RAW missing: it says which),
+// shared by serve, rules and cleanup.
 std::string missingCapabilityMessage(const std::string& what, const std::string& detail);
 
 }  // namespace svcbox::app

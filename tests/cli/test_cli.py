@@ -585,5 +585,40 @@ class ServeTest(CliTestCase):
                       result.stderr)
 
 
+class CapabilityTest(CliTestCase):
+    """Denied netfilter access names the capability that is missing: libiptc needs CAP_NET_RAW for its
+    raw socket and CAP_NET_ADMIN for the tables, and both refusals are the same EPERM. Run as root
+    with capabilities dropped for real (setpriv), in a throwaway network namespace (unshare --net)
+    so that nothing could touch the host's tables even if the denial did not happen."""
+
+    def without(self, caps, *args):
+        if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("unshare"):
+            if IN_CI:
+                self.fail("this test needs root, setpriv and unshare")
+            self.skipTest("needs root to drop capabilities with setpriv in a new network namespace")
+        drop = ",".join(f"-{cap}" for cap in caps)
+        result = subprocess.run(["unshare", "--net", "--", "setpriv", f"--inh-caps={drop}",
+                                 f"--bounding-set={drop}", BIN, *args],
+                                env=self.env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        return result.stderr.strip().splitlines()[-1]
+
+    def test_each_command_names_the_missing_capability(self):
+        commands = [("cleanup",), ("rules",),
+                    ("serve", "--proxy-mode", "iptables", "--dns-listen", "127.0.0.1:0",
+                     "--admin-listen", "127.0.0.1:0", "--default-probe", "none")]
+        cases = [(["net_raw"], "this process lacks CAP_NET_RAW, so the raw socket was refused"),
+                 (["net_admin"], "this process lacks CAP_NET_ADMIN, so the tables were refused"),
+                 (["net_raw", "net_admin"], "this process has neither")]
+        for command in commands:
+            for caps, cause in cases:
+                with self.subTest(command=command[0], without=caps):
+                    error = self.without(caps, *command)
+                    self.assertTrue(error.startswith("error: "), error)
+                    self.assertIn("needs CAP_NET_ADMIN and CAP_NET_RAW", error)
+                    self.assertIn(cause, error)
+                    self.assertIn("--proxy-mode userspace", error)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -189,7 +189,7 @@ class UserspaceWithoutRootTest(unittest.TestCase):
         """Without CAP_NET_ADMIN, auto runs the userspace proxy and logs the reason."""
         log = self.serveLog()
         self.assertIn("proxy mode userspace (auto: svcbox cannot write netfilter rules", log)
-        self.assertIn("grant CAP_NET_ADMIN for the iptables mode", log)
+        self.assertIn("grant CAP_NET_ADMIN and CAP_NET_RAW for the iptables mode", log)
 
     def test_low_port_is_mapped_and_shown(self):
         """Port 80 cannot be bound by nobody: 20080 instead, in the log and in SRV; A gives the
