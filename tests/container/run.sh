@@ -278,6 +278,19 @@ say "$rules SVCBOX lines in svcbox's nat table"
 host_rules=$( (iptables-legacy-save -t nat; iptables-save -t nat) 2>/dev/null | grep -c SVCBOX || true)
 [ "$host_rules" -eq 0 ] || fail "SVCBOX rules in the host's nat table"
 
+# A Service created while serving (the CLI beside serve, as the admin API would): its ClusterIP
+# is in the claimed service CIDR, so the client reaches it with no new address or route.
+printf '%s\n' 'apiVersion: v1' 'kind: Service' 'metadata: {name: late}' \
+  'spec: {selector: {app: server_pod1}, ports: [{port: 80, targetPort: 8080}]}' |
+  timeout 20 podman exec -i "$c_svcbox" svcbox apply -f - >/dev/null || fail "apply of a new Service while serving"
+deadline=$((SECONDS + 20))
+until late=$(timeout 10 podman exec "$c_client" curl -s --max-time 2 http://late.default.svc 2>/dev/null) &&
+  [[ $late == server-pod-[12] ]]; do
+  [ $SECONDS -lt $deadline ] || fail "a Service created while serving is not reachable: ${late:-no answer}"
+  sleep 0.5
+done
+say "a Service created while serving answers through its ClusterIP: $late"
+
 timeout 30 podman stop -t 0 "$c_pod1" >/dev/null
 stopped=$SECONDS
 # Traffic alone cannot tell "moved" from a lucky run of random picks: wait for svcbox to mark the pod
