@@ -467,34 +467,47 @@ std::string bindError(const ListenAddress& address, const char* what,
 }  // namespace
 
 store::Status DnsServer::Impl::bind() {
+  // Port 0 lets the kernel pick a free UDP port; the same number may be taken for TCP, so a
+  // picked port that TCP cannot have is given back and another one picked.
+  constexpr int kPickAttempts = 16;
   for (const auto& requested : options_.listen) {
-    ListenAddress address = requested;
     asio::ip::address ip =
-        address.ip.isV4() ? asio::ip::address(asio::ip::make_address_v4(address.ip.toString()))
-                          : asio::ip::address(asio::ip::make_address_v6(address.ip.toString()));
-    for (auto& worker : workers_) {
-      udp::socket socket(worker->context);
+        requested.ip.isV4() ? asio::ip::address(asio::ip::make_address_v4(requested.ip.toString()))
+                            : asio::ip::address(asio::ip::make_address_v6(requested.ip.toString()));
+    for (int attempt = 1;; ++attempt) {
+      ListenAddress address = requested;
+      std::vector<std::unique_ptr<UdpListener>> listeners;
+      for (auto& worker : workers_) {
+        udp::socket socket(worker->context);
+        boost::system::error_code error;
+        socket.open(ip.is_v4() ? udp::v4() : udp::v6(), error);
+        if (!error && ip.is_v6()) socket.set_option(asio::ip::v6_only(true), error);
+        if (!error) socket.set_option(ReusePort(true), error);
+        if (!error) socket.non_blocking(true, error);
+        if (!error) socket.bind(udp::endpoint(ip, address.port), error);
+        if (error) return store::invalid("dns-listen", bindError(address, "UDP", error));
+        // Every other worker's socket joins the port the first one got.
+        address.port = socket.local_endpoint().port();
+        listeners.push_back(std::make_unique<UdpListener>(*worker, std::move(socket)));
+      }
+      auto acceptor = std::make_unique<tcp::acceptor>(workers_.front()->context);
       boost::system::error_code error;
-      socket.open(ip.is_v4() ? udp::v4() : udp::v6(), error);
-      if (!error && ip.is_v6()) socket.set_option(asio::ip::v6_only(true), error);
-      if (!error) socket.set_option(ReusePort(true), error);
-      if (!error) socket.non_blocking(true, error);
-      if (!error) socket.bind(udp::endpoint(ip, address.port), error);
-      if (error) return store::invalid("dns-listen", bindError(address, "UDP", error));
-      // Port 0 picks a free port once; every other socket joins it.
-      address.port = socket.local_endpoint().port();
-      worker->listeners.push_back(std::make_unique<UdpListener>(*worker, std::move(socket)));
+      acceptor->open(ip.is_v4() ? tcp::v4() : tcp::v6(), error);
+      if (!error && ip.is_v6()) acceptor->set_option(asio::ip::v6_only(true), error);
+      if (!error) acceptor->set_option(tcp::acceptor::reuse_address(true), error);
+      if (!error) acceptor->bind(tcp::endpoint(ip, address.port), error);
+      if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
+      if (error == asio::error::address_in_use && requested.port == 0 && attempt < kPickAttempts) {
+        continue;  // the UDP sockets close with `listeners`
+      }
+      if (error) return store::invalid("dns-listen", bindError(address, "TCP", error));
+      for (size_t i = 0; i < workers_.size(); ++i) {
+        workers_[i]->listeners.push_back(std::move(listeners[i]));
+      }
+      acceptors_.push_back(std::move(acceptor));
+      bound_.push_back(address.toString());
+      break;
     }
-    auto acceptor = std::make_unique<tcp::acceptor>(workers_.front()->context);
-    boost::system::error_code error;
-    acceptor->open(ip.is_v4() ? tcp::v4() : tcp::v6(), error);
-    if (!error && ip.is_v6()) acceptor->set_option(asio::ip::v6_only(true), error);
-    if (!error) acceptor->set_option(tcp::acceptor::reuse_address(true), error);
-    if (!error) acceptor->bind(tcp::endpoint(ip, address.port), error);
-    if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
-    if (error) return store::invalid("dns-listen", bindError(address, "TCP", error));
-    acceptors_.push_back(std::move(acceptor));
-    bound_.push_back(address.toString());
   }
   return store::Ok{};
 }
