@@ -61,7 +61,7 @@ class Lister {
     return std::find(flags_.names.begin(), flags_.names.end(), name) != flags_.names.end();
   }
 
-  template <std::ranges::input_range Items, typename Name, typename ToJson, typename Row>
+  template <typename Items, typename Name, typename ToJson, typename Row>
   void list(const Items& items, const std::string& plural, std::vector<std::string> header,
             Name name_of, ToJson to_json, Row row_of) {
     json objects = json::array();

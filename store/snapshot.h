@@ -1,9 +1,10 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <optional>
-#include <ranges>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -34,13 +35,66 @@ std::vector<PodPtr> sharePods(std::vector<Pod> pods);
 
 // Service entries too: a rebuild resolves only the Services a change touches.
 using ServiceEntryPtr = std::shared_ptr<const ServiceEntry>;
-struct DereferenceEntry {
-  const ServiceEntry& operator()(const ServiceEntryPtr& entry) const { return *entry; }
+
+// The Services of a snapshot as plain references: a random-access view over the shared entries.
+class ServiceView {
+ public:
+  class iterator {
+   public:
+    using iterator_category = std::random_access_iterator_tag;
+    using value_type = ServiceEntry;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const ServiceEntry*;
+    using reference = const ServiceEntry&;
+
+    iterator() = default;
+    explicit iterator(std::vector<ServiceEntryPtr>::const_iterator at) : at_(at) {}
+    reference operator*() const { return **at_; }
+    pointer operator->() const { return at_->get(); }
+    reference operator[](difference_type n) const { return *at_[n]; }
+    iterator& operator++() {
+      ++at_;
+      return *this;
+    }
+    iterator operator++(int) { return iterator(at_++); }
+    iterator& operator--() {
+      --at_;
+      return *this;
+    }
+    iterator operator--(int) { return iterator(at_--); }
+    iterator& operator+=(difference_type n) {
+      at_ += n;
+      return *this;
+    }
+    iterator& operator-=(difference_type n) {
+      at_ -= n;
+      return *this;
+    }
+    friend iterator operator+(iterator it, difference_type n) { return it += n; }
+    friend iterator operator+(difference_type n, iterator it) { return it += n; }
+    friend iterator operator-(iterator it, difference_type n) { return it -= n; }
+    friend difference_type operator-(const iterator& a, const iterator& b) { return a.at_ - b.at_; }
+    friend bool operator==(const iterator& a, const iterator& b) { return a.at_ == b.at_; }
+    friend bool operator!=(const iterator& a, const iterator& b) { return a.at_ != b.at_; }
+    friend bool operator<(const iterator& a, const iterator& b) { return a.at_ < b.at_; }
+    friend bool operator>(const iterator& a, const iterator& b) { return a.at_ > b.at_; }
+    friend bool operator<=(const iterator& a, const iterator& b) { return a.at_ <= b.at_; }
+    friend bool operator>=(const iterator& a, const iterator& b) { return a.at_ >= b.at_; }
+
+   private:
+    std::vector<ServiceEntryPtr>::const_iterator at_;
+  };
+
+  explicit ServiceView(const std::vector<ServiceEntryPtr>& entries) : entries_(&entries) {}
+  iterator begin() const { return iterator(entries_->begin()); }
+  iterator end() const { return iterator(entries_->end()); }
+  size_t size() const { return entries_->size(); }
+  bool empty() const { return entries_->empty(); }
+  const ServiceEntry& operator[](size_t i) const { return *(*entries_)[i]; }
+
+ private:
+  const std::vector<ServiceEntryPtr>* entries_;
 };
-// The Services of a snapshot as plain references (random access, sized).
-using ServiceView =
-    std::ranges::transform_view<std::ranges::ref_view<const std::vector<ServiceEntryPtr>>,
-                                DereferenceEntry>;
 
 // The whole registry at one committed version. Immutable once published: consumers share it as
 // std::shared_ptr<const Snapshot> and never reach into SQLite on their hot paths.
@@ -63,7 +117,7 @@ class Snapshot {
   int64_t committedMs() const { return committed_ms_; }
   const std::optional<Cidr>& serviceCidr() const { return service_cidr_; }
   // Sorted by (namespace, name).
-  ServiceView services() const { return std::views::transform(services_, DereferenceEntry{}); }
+  ServiceView services() const { return ServiceView(services_); }
   const std::vector<ServiceEntryPtr>& sharedServices() const { return services_; }
   const std::vector<PodPtr>& pods() const { return pods_; }
   const std::vector<EndpointSet>& endpointSets() const { return endpoint_sets_; }
