@@ -26,11 +26,6 @@ double millisSince(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-struct HandleFree {
-  void operator()(xtc_handle* handle) const { iptc_free(handle); }
-};
-using Handle = std::unique_ptr<xtc_handle, HandleFree>;
-
 bool fail(SyncFailure& failure, const std::string& what) {
   int error = errno;
   failure.permission_denied = error == EPERM || error == EACCES;
@@ -64,9 +59,9 @@ class LockSession {
 };
 
 // Lock, then read the table. Returns null (with `failure` set) when either is impossible.
-Handle openTable(const std::string& table, LockSession& session, SyncFailure& failure) {
+IptcHandle openTable(const std::string& table, LockSession& session, SyncFailure& failure) {
   if (!session.acquire(failure)) return nullptr;
-  Handle handle(iptc_init(table.c_str()));
+  IptcHandle handle(iptc_init(table.c_str()));
   if (!handle) fail(failure, "cannot read the " + table + " table");
   return handle;
 }
@@ -176,8 +171,10 @@ bool fixHooks(const Table& desired, xtc_handle* handle, size_t& fixed, SyncFailu
 
 }  // namespace
 
+void IptcHandleFree::operator()(xtc_handle* handle) const { iptc_free(handle); }
+
 struct IptcTableWriter::ReadAhead {
-  Handle handle;
+  IptcHandle handle;
   TableShape shape;
   uint64_t lock_events = 0;
   uint64_t local_commits = 0;
@@ -253,7 +250,8 @@ bool IptcTableWriter::sync(const Table& desired, bool full, TableSyncStats& stat
   std::unique_ptr<ReadAhead> ahead = takeReadAhead(desired.name);
   // A full sync is there to repair what others did: it trusts nothing read earlier.
   if (full) ahead.reset();
-  Handle handle = ahead ? std::move(ahead->handle) : Handle(iptc_init(desired.name.c_str()));
+  IptcHandle handle =
+      ahead ? std::move(ahead->handle) : IptcHandle(iptc_init(desired.name.c_str()));
   if (!handle) {
     committed.clear();
     return fail(failure, "cannot read the " + desired.name + " table");
@@ -329,8 +327,7 @@ bool IptcTableWriter::sync(const Table& desired, bool full, TableSyncStats& stat
   for (const Chain* chain : written) committed[chain->name] = chain->rules;
   for (const auto& name : stale) committed.erase(name);
   // Freeing tens of thousands of parsed rules can wait for the idle time prepare() runs in.
-  retired_ = std::make_unique<ReadAhead>();
-  retired_->handle = std::move(handle);
+  retired_ = std::move(handle);
   return true;
 }
 
@@ -338,7 +335,7 @@ bool IptcTableWriter::cleanup(const std::string& table, bool& changed, SyncFailu
   committed_.erase(table);
   read_ahead_.erase(table);
   LockSession session(lock_);
-  Handle handle = openTable(table, session, failure);
+  IptcHandle handle = openTable(table, session, failure);
   if (!handle) return false;
   Table nothing{table, {}, {}};
   size_t fixed = 0;
@@ -361,7 +358,7 @@ bool IptcTableWriter::cleanup(const std::string& table, bool& changed, SyncFailu
 bool IptcTableWriter::chainExists(const std::string& table, const std::string& chain,
                                   SyncFailure& failure) {
   LockSession session(lock_);
-  Handle handle = openTable(table, session, failure);
+  IptcHandle handle = openTable(table, session, failure);
   if (!handle) return false;
   failure = {};
   return iptc_is_chain(chain.c_str(), handle.get());

@@ -11,10 +11,18 @@
 #include "router/ruleset.h"
 #include "router/xtables_lock.h"
 
+struct xtc_handle;  // libiptc's parsed table
+
 // Writes svcbox's chains into the kernel's legacy x_tables through libiptc: one read and one
 // commit per table, under the xtables lock. Only chains named SVCBOX-* and one jump per hooked
 // built-in chain are touched; every other rule goes back into the kernel as it was read.
 namespace svcbox::router {
+
+// Frees a parsed table (iptc_free).
+struct IptcHandleFree {
+  void operator()(xtc_handle* handle) const;
+};
+using IptcHandle = std::unique_ptr<xtc_handle, IptcHandleFree>;
 
 struct TableSyncStats {
   size_t chains_written = 0;  // created or refilled
@@ -76,7 +84,7 @@ class IptcTableWriter : public TableWriter {
   LockFileWatch lock_watch_;
   int info_socket_ = -1;  // for IPT_SO_GET_INFO
   std::map<std::string, std::unique_ptr<ReadAhead>> read_ahead_;
-  std::unique_ptr<ReadAhead> retired_;  // the last sync's table, freed by prepare()
+  IptcHandle retired_;  // the last sync's table, freed by prepare()
 };
 
 constexpr auto kXtablesLockTimeout = std::chrono::seconds(10);
