@@ -6,6 +6,7 @@
 #include <linux/netfilter/xt_conntrack.h>
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -30,12 +31,6 @@ Rule jumpRule(std::string chain) {
 struct Backend {
   uint32_t address;
   uint16_t port;
-};
-
-// A Service port's ClusterIP side: what SVCBOX-SERVICES (or its bucket) matches.
-struct Dispatch {
-  uint32_t cluster_ip;
-  Rule rule;
 };
 
 Rule dispatchRule(uint32_t cluster_ip, uint8_t protocol, uint16_t port, std::string comment) {
@@ -205,6 +200,52 @@ void sortChains(Table& table) {
 
 }  // namespace
 
+ServiceRules serviceRules(const store::ServiceEntry& entry, const RouterOptions& options) {
+  ServiceRules out;
+  const auto& service = entry.service;
+  if (service.type != store::ServiceType::kClusterIP || service.headless || !service.cluster_ip) {
+    return out;  // ExternalName and headless Services are DNS only
+  }
+  if (!service.cluster_ip->isV4()) {
+    out.skipped_ipv6 = service.ports.size();
+    return out;
+  }
+  uint32_t cluster_ip = ipv4Value(*service.cluster_ip);
+  for (size_t i = 0; i < service.ports.size(); ++i) {
+    const auto& port = service.ports[i];
+    uint8_t protocol = port.protocol == store::Protocol::kUdp ? IPPROTO_UDP : IPPROTO_TCP;
+    std::string comment = service.namespace_name + "/" + service.name + ":" + portLabel(port);
+    std::string key = comment + "/" + store::protocolName(port.protocol);
+    std::vector<Backend> backends;
+    for (const auto& endpoint : entry.endpoints) {
+      if (!endpoint.ready || !endpoint.ip.isV4() || i >= endpoint.ports.size() ||
+          endpoint.ports[i] == 0) {
+        continue;
+      }
+      backends.push_back({ipv4Value(endpoint.ip), endpoint.ports[i]});
+    }
+    ++out.service_ports;
+    if (protocol == IPPROTO_UDP) {
+      UdpServicePort udp{cluster_ip, port.port, {}};
+      for (const auto& backend : backends) udp.endpoints.push_back(backend.address);
+      std::sort(udp.endpoints.begin(), udp.endpoints.end());
+      out.udp_ports.push_back(std::move(udp));
+    }
+    if (backends.empty()) {  // refused at once instead of a connection that hangs
+      Rule reject = dispatchRule(cluster_ip, protocol, port.port, comment + " has no endpoints");
+      reject.target.kind = TargetKind::kReject;
+      out.rejects.push_back(std::move(reject));
+      continue;
+    }
+    std::string chain_name = serviceChainName(key);
+    Rule dispatch = dispatchRule(cluster_ip, protocol, port.port, comment);
+    dispatch.target.chain = chain_name;
+    out.dispatches.push_back({cluster_ip, std::move(dispatch)});
+    out.chains.push_back(serviceChain(chain_name, key, protocol, backends, service, options));
+  }
+  return out;
+}
+
 DesiredState computeDesiredState(const store::Snapshot& snapshot, const RouterOptions& options) {
   DesiredState state;
   state.nat = natSkeleton();
@@ -214,48 +255,14 @@ DesiredState computeDesiredState(const store::Snapshot& snapshot, const RouterOp
   Chain filter_services{kServicesChain, {}};
   std::vector<Dispatch> dispatches;
   for (const auto& entry : snapshot.services()) {
-    const auto& service = entry.service;
-    if (service.type != store::ServiceType::kClusterIP || service.headless || !service.cluster_ip) {
-      continue;  // ExternalName and headless Services are DNS only
-    }
-    if (!service.cluster_ip->isV4()) {
-      state.skipped_ipv6 += service.ports.size();
-      continue;
-    }
-    uint32_t cluster_ip = ipv4Value(*service.cluster_ip);
-    for (size_t i = 0; i < service.ports.size(); ++i) {
-      const auto& port = service.ports[i];
-      uint8_t protocol = port.protocol == store::Protocol::kUdp ? IPPROTO_UDP : IPPROTO_TCP;
-      std::string comment = service.namespace_name + "/" + service.name + ":" + portLabel(port);
-      std::string key = comment + "/" + store::protocolName(port.protocol);
-      std::vector<Backend> backends;
-      for (const auto& endpoint : entry.endpoints) {
-        if (!endpoint.ready || !endpoint.ip.isV4() || i >= endpoint.ports.size() ||
-            endpoint.ports[i] == 0) {
-          continue;
-        }
-        backends.push_back({ipv4Value(endpoint.ip), endpoint.ports[i]});
-      }
-      ++state.service_ports;
-      if (protocol == IPPROTO_UDP) {
-        UdpServicePort udp{cluster_ip, port.port, {}};
-        for (const auto& backend : backends) udp.endpoints.push_back(backend.address);
-        std::sort(udp.endpoints.begin(), udp.endpoints.end());
-        state.udp_ports.push_back(std::move(udp));
-      }
-      if (backends.empty()) {  // refused at once instead of a connection that hangs
-        Rule reject = dispatchRule(cluster_ip, protocol, port.port, comment + " has no endpoints");
-        reject.target.kind = TargetKind::kReject;
-        filter_services.rules.push_back(std::move(reject));
-        continue;
-      }
-      std::string chain_name = serviceChainName(key);
-      Rule dispatch = dispatchRule(cluster_ip, protocol, port.port, comment);
-      dispatch.target.chain = chain_name;
-      dispatches.push_back({cluster_ip, std::move(dispatch)});
-      state.nat.chains.push_back(
-          serviceChain(chain_name, key, protocol, backends, service, options));
-    }
+    ServiceRules rules = serviceRules(entry, options);
+    state.service_ports += rules.service_ports;
+    state.skipped_ipv6 += rules.skipped_ipv6;
+    std::move(rules.udp_ports.begin(), rules.udp_ports.end(), std::back_inserter(state.udp_ports));
+    std::move(rules.rejects.begin(), rules.rejects.end(),
+              std::back_inserter(filter_services.rules));
+    std::move(rules.dispatches.begin(), rules.dispatches.end(), std::back_inserter(dispatches));
+    std::move(rules.chains.begin(), rules.chains.end(), std::back_inserter(state.nat.chains));
   }
   fillServicesChain(nat_services, std::move(dispatches), state.nat.chains, options);
   state.nat.chains.push_back(std::move(nat_services));

@@ -36,6 +36,24 @@ struct DesiredState {
   size_t skipped_ipv6 = 0;                // IPv6 ClusterIPs: not routed yet
 };
 
+// A Service port's ClusterIP side: what SVCBOX-SERVICES (or its bucket) matches.
+struct Dispatch {
+  uint32_t cluster_ip = 0;
+  Rule rule;
+  bool operator==(const Dispatch&) const = default;
+};
+
+// What one Service adds to the desired state.
+struct ServiceRules {
+  std::vector<Chain> chains;         // nat: one per port with ready endpoints
+  std::vector<Dispatch> dispatches;  // into those chains, from SVCBOX-SERVICES or its buckets
+  std::vector<Rule> rejects;         // filter SVCBOX-SERVICES: ports without ready endpoints
+  std::vector<UdpServicePort> udp_ports;
+  size_t service_ports = 0;
+  size_t skipped_ipv6 = 0;
+};
+ServiceRules serviceRules(const store::ServiceEntry& entry, const RouterOptions& options);
+
 // A pure function of the snapshot (readiness included) and the options: no kernel, no SQLite.
 DesiredState computeDesiredState(const store::Snapshot& snapshot, const RouterOptions& options);
 

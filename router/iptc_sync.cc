@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -224,22 +225,68 @@ std::unique_ptr<IptcTableWriter::ReadAhead> IptcTableWriter::takeReadAhead(
   return ahead;
 }
 
-bool IptcTableWriter::sync(const Table& desired, bool full, TableSyncStats& stats,
+namespace {
+
+using CommittedChains = std::unordered_map<std::string, std::vector<Rule>>;
+
+const Chain* findDesired(const Table& desired, const std::string& name) {
+  auto found =
+      std::lower_bound(desired.chains.begin(), desired.chains.end(), name,
+                       [](const Chain& chain, const std::string& key) { return chain.name < key; });
+  return found != desired.chains.end() && found->name == name ? &*found : nullptr;
+}
+
+// True when the table the last commit wrote already is `desired`.
+bool unchangedSinceCommit(const Table& desired, const CommittedChains& committed,
+                          const std::vector<std::string>* changed_chains) {
+  if (committed.size() != desired.chains.size()) return false;
+  auto same = [&](const Chain& chain) {
+    auto known = committed.find(chain.name);
+    return known != committed.end() && known->second == chain.rules;
+  };
+  if (changed_chains) {
+    for (const auto& name : *changed_chains) {
+      const Chain* chain = findDesired(desired, name);
+      if (!chain || !same(*chain)) return false;
+    }
+    return true;
+  }
+  return std::all_of(desired.chains.begin(), desired.chains.end(), same);
+}
+
+// The chains of `changed` that differ from the last commit, when the hint can be trusted: every
+// one of them exists in `desired`, in the last commit and in `handle`, and the chain count did
+// not move. Null otherwise.
+std::optional<std::vector<const Chain*>> hintedRewrites(const Table& desired,
+                                                        const CommittedChains& committed,
+                                                        const std::vector<std::string>& changed,
+                                                        xtc_handle* handle) {
+  if (committed.size() != desired.chains.size()) return std::nullopt;
+  std::vector<const Chain*> rewrites;
+  for (const auto& name : changed) {
+    const Chain* chain = findDesired(desired, name);
+    auto known = committed.find(name);
+    if (!chain || known == committed.end() || !iptc_is_chain(name.c_str(), handle)) {
+      return std::nullopt;
+    }
+    if (known->second != chain->rules) rewrites.push_back(chain);
+  }
+  return rewrites;
+}
+
+}  // namespace
+
+bool IptcTableWriter::sync(const Table& desired, bool full,
+                           const std::vector<std::string>* changed_chains, TableSyncStats& stats,
                            SyncFailure& failure) {
   auto& committed = committed_[desired.name];
+  // A hint speaks of the last commit: after a failure there is none to speak of.
+  if (full || committed.empty()) changed_chains = nullptr;
   // Nothing changed since the last commit: not even a read (the filter and mangle tables of a
   // sync that only moved endpoints). Edits behind svcbox's back wait for the full sync.
-  if (!full && committed.size() == desired.chains.size()) {
-    bool same = true;
-    for (const auto& chain : desired.chains) {
-      auto known = committed.find(chain.name);
-      same = known != committed.end() && known->second == chain.rules;
-      if (!same) break;
-    }
-    if (same) {
-      stats.chains_kept = desired.chains.size();
-      return true;
-    }
+  if (!full && unchangedSinceCommit(desired, committed, changed_chains)) {
+    stats.chains_kept = desired.chains.size();
+    return true;
   }
   LockSession session(lock_);
   auto started = Clock::now();
@@ -259,51 +306,27 @@ bool IptcTableWriter::sync(const Table& desired, bool full, TableSyncStats& stat
   stats.read_ahead = ahead != nullptr;
   stats.init_ms = millisSince(started);
   auto edit_started = Clock::now();
-  auto existing = ownedChains(handle.get());
-  // Someone else added or removed one of our chains: trust nothing we remember.
-  if (!full) {
-    bool same = existing.size() == committed.size();
-    for (const auto& name : existing) same = same && committed.count(name);
-    if (!same) full = true;
-  }
-  if (full) committed.clear();
-  std::unordered_set<std::string_view> wanted;
-  for (const auto& chain : desired.chains) wanted.insert(chain.name);
-  std::vector<std::string> stale;
-  for (const auto& name : existing) {
-    if (!wanted.count(name)) stale.push_back(name);
-  }
-  // Stale chains lose their rules first, so nothing of ours refers to them when they go.
-  for (const auto& name : stale) {
-    if (!iptc_flush_entries(name.c_str(), handle.get())) {
-      committed.clear();
-      return fail(failure, "cannot flush " + name);
-    }
-  }
-  // Every chain exists before any rule is appended: libiptc resolves a jump's target by name
-  // when the rule goes in.
-  bool ok = true;
-  for (const auto& chain : desired.chains) {
-    if (existing.count(chain.name)) continue;
-    ok = iptc_create_chain(chain.name.c_str(), handle.get()) ||
-         fail(failure, "cannot create " + chain.name);
-    if (!ok) break;
-  }
   std::vector<const Chain*> written;
-  for (const auto& chain : desired.chains) {
-    if (!ok) break;
-    if (existing.count(chain.name)) {
-      auto known = committed.find(chain.name);
-      if (known != committed.end() && known->second == chain.rules) {
-        ++stats.chains_kept;
-        continue;
-      }
-      ok = iptc_flush_entries(chain.name.c_str(), handle.get()) ||
-           fail(failure, "cannot flush " + chain.name);
+  std::vector<std::string> stale;
+  bool ok = true;
+  // A table read ahead holds exactly what the last commit wrote (nobody else has written since),
+  // so with a hint only the hinted chains need looking at: no walk over every chain.
+  std::optional<std::vector<const Chain*>> rewrites;
+  if (ahead && changed_chains) {
+    rewrites = hintedRewrites(desired, committed, *changed_chains, handle.get());
+  }
+  if (rewrites) {
+    for (const Chain* chain : *rewrites) {
+      if (!ok) break;
+      ok = (iptc_flush_entries(chain->name.c_str(), handle.get()) ||
+            fail(failure, "cannot flush " + chain->name)) &&
+           appendRules(*chain, handle.get(), failure);
+      written.push_back(chain);
     }
-    ok = ok && appendRules(chain, handle.get(), failure);
-    written.push_back(&chain);
-    ++stats.chains_written;
+    stats.chains_written = written.size();
+    stats.chains_kept = desired.chains.size() - written.size();
+  } else {
+    ok = editWhole(desired, full, handle.get(), written, stale, stats, failure);
   }
   ok = ok && fixHooks(desired, handle.get(), stats.jumps_fixed, failure);
   for (const auto& name : stale) {
@@ -328,6 +351,53 @@ bool IptcTableWriter::sync(const Table& desired, bool full, TableSyncStats& stat
   for (const auto& name : stale) committed.erase(name);
   // Freeing tens of thousands of parsed rules can wait for the idle time prepare() runs in.
   retired_ = std::move(handle);
+  return true;
+}
+
+bool IptcTableWriter::editWhole(const Table& desired, bool full, xtc_handle* handle,
+                                std::vector<const Chain*>& written, std::vector<std::string>& stale,
+                                TableSyncStats& stats, SyncFailure& failure) {
+  auto& committed = committed_[desired.name];
+  auto existing = ownedChains(handle);
+  // Someone else added or removed one of our chains: trust nothing we remember.
+  if (!full) {
+    bool same = existing.size() == committed.size();
+    for (const auto& name : existing) same = same && committed.count(name);
+    if (!same) full = true;
+  }
+  if (full) committed.clear();
+  std::unordered_set<std::string_view> wanted;
+  for (const auto& chain : desired.chains) wanted.insert(chain.name);
+  for (const auto& name : existing) {
+    if (!wanted.count(name)) stale.push_back(name);
+  }
+  // Stale chains lose their rules first, so nothing of ours refers to them when they go.
+  for (const auto& name : stale) {
+    if (!iptc_flush_entries(name.c_str(), handle)) return fail(failure, "cannot flush " + name);
+  }
+  // Every chain exists before any rule is appended: libiptc resolves a jump's target by name
+  // when the rule goes in.
+  for (const auto& chain : desired.chains) {
+    if (existing.count(chain.name)) continue;
+    if (!iptc_create_chain(chain.name.c_str(), handle)) {
+      return fail(failure, "cannot create " + chain.name);
+    }
+  }
+  for (const auto& chain : desired.chains) {
+    if (existing.count(chain.name)) {
+      auto known = committed.find(chain.name);
+      if (known != committed.end() && known->second == chain.rules) {
+        ++stats.chains_kept;
+        continue;
+      }
+      if (!iptc_flush_entries(chain.name.c_str(), handle)) {
+        return fail(failure, "cannot flush " + chain.name);
+      }
+    }
+    written.push_back(&chain);
+    ++stats.chains_written;
+    if (!appendRules(chain, handle, failure)) return false;
+  }
   return true;
 }
 

@@ -47,8 +47,11 @@ class TableWriter {
   // Brings one table to `desired`. Unless `full`, chains whose rules equal what this writer
   // committed last time are not rewritten (the periodic full sync repairs outside edits).
   // On failure the kernel keeps its table and the next call must be full.
-  virtual bool sync(const Table& desired, bool full, TableSyncStats& stats,
-                    SyncFailure& failure) = 0;
+  // `changed_chains` (sorted; null when unknown): the caller knows that only these chains differ
+  // from the table it passed to the last successful sync of this table, which spares comparing
+  // the other ten thousand. Ignored by a full sync.
+  virtual bool sync(const Table& desired, bool full, const std::vector<std::string>* changed_chains,
+                    TableSyncStats& stats, SyncFailure& failure) = 0;
   // True when `chain` exists in `table` (the canary check; meant for a small table). False with
   // `failure` set when the table cannot be read.
   virtual bool chainExists(const std::string& table, const std::string& chain,
@@ -62,7 +65,8 @@ class IptcTableWriter : public TableWriter {
  public:
   IptcTableWriter();
   ~IptcTableWriter() override;
-  bool sync(const Table& desired, bool full, TableSyncStats& stats, SyncFailure& failure) override;
+  bool sync(const Table& desired, bool full, const std::vector<std::string>* changed_chains,
+            TableSyncStats& stats, SyncFailure& failure) override;
   bool chainExists(const std::string& table, const std::string& chain,
                    SyncFailure& failure) override;
   // Keeps the parsed table (tens of MB at 10,000 Services) until the next sync. It is used only
@@ -77,6 +81,11 @@ class IptcTableWriter : public TableWriter {
   struct ReadAhead;
   // The table read by prepare(), when it can still be trusted; null otherwise.
   std::unique_ptr<ReadAhead> takeReadAhead(const std::string& table);
+  // Compares every chain with the last commit and rewrites those that differ; creates missing
+  // chains and flushes stale ones (deleted by the caller after the hooks are fixed).
+  bool editWhole(const Table& desired, bool full, xtc_handle* handle,
+                 std::vector<const Chain*>& written, std::vector<std::string>& stale,
+                 TableSyncStats& stats, SyncFailure& failure);
 
   // table -> chain -> rules, as last committed.
   std::map<std::string, std::unordered_map<std::string, std::vector<Rule>>> committed_;

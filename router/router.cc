@@ -45,6 +45,7 @@ double syncDurationBound(size_t bucket) { return 0.001 * static_cast<double>(1u 
 Router::Router(RouterOptions options, RouterTiming timing, LogFunction log,
                std::unique_ptr<TableWriter> writer)
     : options_(std::move(options)),
+      tracker_(options_),
       timing_(timing),
       log_(std::move(log)),
       writer_(writer ? std::move(writer) : std::make_unique<IptcTableWriter>()),
@@ -116,13 +117,19 @@ void Router::setOnSynced(std::function<void(const store::SnapshotPtr& installed)
 
 bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& failure) {
   auto started = Clock::now();
-  DesiredState desired = computeDesiredState(*snapshot, options_);
+  DesiredStateTracker::Change change;
+  const DesiredState& desired = tracker_.update(snapshot, change);
   double compute_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
   std::string summary;
   std::vector<std::string> committed_tables;
   for (const Table* table : {&desired.nat, &desired.filter, &desired.mangle}) {
     TableSyncStats stats;
-    if (!writer_->sync(*table, full, stats, failure)) {
+    // Only the nat chains of the Services whose endpoints moved: the other tables are unchanged.
+    static const std::vector<std::string> kNoChains;
+    const std::vector<std::string>* changed_chains = !change.incremental     ? nullptr
+                                                     : table == &desired.nat ? &change.nat_chains
+                                                                             : &kNoChains;
+    if (!writer_->sync(*table, full, changed_chains, stats, failure)) {
       std::lock_guard lock(mutex_);
       ++failures_;
       recordDuration(stats_, Clock::now() - started);
@@ -142,7 +149,7 @@ bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& fa
   }
   // Only after the rules changed: deleting the flows earlier would let them re-form the old way.
   auto stale = staleUdpFlows(applied_udp_, desired.udp_ports);
-  applied_udp_ = std::move(desired.udp_ports);
+  if (applied_udp_ != desired.udp_ports) applied_udp_ = desired.udp_ports;
   if (!stale.empty()) {
     std::string error;
     int deleted = deleteUdpFlows(stale, error);

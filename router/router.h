@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "router/desired_state.h"
+#include "router/desired_state_tracker.h"
 #include "router/iptc_sync.h"
 #include "store/snapshot.h"
 
@@ -89,6 +90,7 @@ class Router {
   void readAhead();
 
   RouterOptions options_;
+  DesiredStateTracker tracker_;  // router thread (start() before it exists)
   RouterTiming timing_;
   LogFunction log_;
   std::unique_ptr<TableWriter> writer_;  // one thread at a time: start(), then run()

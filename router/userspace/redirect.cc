@@ -44,7 +44,7 @@ bool RedirectRules::apply(const store::Snapshot& snapshot, const std::vector<Por
   auto tables = redirectTables(snapshot, mapping);
   for (const Table* table : {&tables.nat, &tables.filter, &tables.mangle}) {
     TableSyncStats stats;
-    if (!writer_->sync(*table, full_, stats, failure)) {
+    if (!writer_->sync(*table, full_, nullptr, stats, failure)) {
       full_ = true;
       return false;
     }

@@ -468,6 +468,41 @@ spec: {selector: {app: web}, ports: [{port: 81, targetPort: 8080}]}
         self.assertEqual(nat_syncs()[-1], "read", "a table changed by another tool was not read again")
         self.assert_converged()
 
+    def desired_nat(self):
+        """`svcbox rules --desired`: the nat rules computed whole from the registry."""
+        text = self.topo.x(self.topo.node, BIN, "rules", "--desired", env=self.env).stdout
+        return text.split("*nat\n", 1)[1].split("COMMIT", 1)[0].splitlines()
+
+    def test_endpoint_changes_rewrite_only_their_chains(self):
+        """A pod leaving and coming back changes only the chains of its Services: the router then
+        names just those to the writer, which rewrites them in the table it read ahead. The kernel
+        ends up with what the registry implies, computed whole; after another tool edits the
+        table, the same kind of change reads it again and keeps that tool's rule."""
+        self.apply(EVERYTHING)
+        process, log = self.serve()
+        self.wait_for("convergence", self.converged)
+        nat_syncs = lambda: re.findall(r"nat (\d+) written/\d+ kept/\d+ removed \((read(?: ahead)?) ",
+                                       self.log_text(log))
+        before = len(nat_syncs())
+        self.svcbox("delete", "pod", "pod3")
+        self.wait_for("a partial sync without pod3", lambda: len(nat_syncs()) > before)
+        self.assertEqual(nat_syncs()[-1], ("3", "read ahead"))  # web, sticky, echo
+        installed = svcbox_part(save_lines(self.topo, "nat"))
+        self.assertEqual(installed, svcbox_part(self.desired_nat()))
+        self.assertFalse([l for l in installed if "10.244.3.2" in l])
+        self.assertEqual(foreign_part(save_lines(self.topo, "nat")), self.before["nat"])
+        time.sleep(0.5)  # the router reads ahead again after its sync
+        postrouting = [l for l in save_lines(self.topo, "nat") if l.startswith("-A POSTROUTING")]
+        number = postrouting.index("-A POSTROUTING -s 10.99.0.0/16 -j MASQUERADE") + 1
+        self.topo.x(self.topo.node, "iptables-legacy", "-w", "-t", "nat", "-R", "POSTROUTING", str(number),
+                    "-s", "10.98.0.0/16", "-j", "MASQUERADE")
+        self.before["nat"] = [l.replace("10.99.0.0/16", "10.98.0.0/16") for l in self.before["nat"]]
+        before = len(nat_syncs())
+        self.apply(pod_manifest("pod3"))
+        self.wait_for("a partial sync with pod3", lambda: len(nat_syncs()) > before)
+        self.assertEqual(nat_syncs()[-1], ("3", "read"))
+        self.assert_converged()
+
     def test_masquerade_all_and_cluster_cidr_change_the_source_pods_see(self):
         """By default a pod sees the client's own address; --masquerade-all, or a client outside
         --cluster-cidr, makes it see the node's."""

@@ -1,5 +1,7 @@
 #include "router/router.h"
 
+#include "router/chain_names.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -17,6 +19,7 @@ struct Call {
   std::string table;
   bool full;
   size_t chains;
+  std::optional<std::vector<std::string>> changed_chains;  // the router's hint, if it gave one
 };
 
 class FakeWriter : public TableWriter {
@@ -29,14 +32,16 @@ class FakeWriter : public TableWriter {
   };
   explicit FakeWriter(std::shared_ptr<State> state) : state_(std::move(state)) {}
 
-  bool sync(const Table& desired, bool full, TableSyncStats&, SyncFailure& failure) override {
+  bool sync(const Table& desired, bool full, const std::vector<std::string>* changed_chains,
+            TableSyncStats&, SyncFailure& failure) override {
     std::lock_guard lock(state_->mutex);
     if (state_->failures_left > 0) {
       --state_->failures_left;
       failure.message = "injected failure";
       return false;
     }
-    state_->calls.push_back({desired.name, full, desired.chains.size()});
+    state_->calls.push_back({desired.name, full, desired.chains.size(),
+                             changed_chains ? std::optional(*changed_chains) : std::nullopt});
     if (desired.name == "mangle") state_->canary = true;  // a sync recreates it
     return true;
   }
@@ -201,6 +206,33 @@ TEST_F(RouterLoopTest, StatsAndTheSyncedHookFollowEachSuccessfulSync) {
   EXPECT_DOUBLE_EQ(syncDurationBound(0), 0.001);
   EXPECT_DOUBLE_EQ(syncDurationBound(14), 16.384);
   router->stop(false);
+}
+
+TEST_F(RouterLoopTest, AnEndpointChangeTellsTheWriterWhichChainsMoved) {
+  RouterTiming timing;
+  timing.min_interval = 1ms;
+  auto router = makeRouter(timing);
+  auto first = snapshotWith(1, 3);
+  SyncFailure failure;
+  ASSERT_TRUE(router->start(first, failure));
+  // The same entries but the second one's, as the registry shares them between snapshots.
+  auto entries = first->sharedServices();
+  auto moved = *entries[1];
+  moved.endpoints.push_back({*store::IpAddress::parse("10.244.0.3"), true, "", "", {8080}});
+  entries[1] = std::make_shared<const store::ServiceEntry>(moved);
+  router->update(std::make_shared<const store::Snapshot>(2, std::nullopt, entries, first->pods(),
+                                                         first->endpointSets(), 0, first.get()));
+  ASSERT_TRUE(waitFor([](const auto& calls) { return calls.size() == 2; }));
+  router->stop(false);
+  std::lock_guard lock(state_->mutex);
+  ASSERT_EQ(state_->calls.size(), 6u);  // nat, filter, mangle at start, then again
+  for (size_t i = 0; i < 3; ++i) EXPECT_FALSE(state_->calls[i].changed_chains);
+  ASSERT_TRUE(state_->calls[3].changed_chains);
+  // snapshotWith's Services: namespace default, port 80 unnamed.
+  EXPECT_EQ(*state_->calls[3].changed_chains,
+            std::vector<std::string>{serviceChainName("default/s1:80/TCP")});
+  EXPECT_EQ(state_->calls[4].changed_chains, std::vector<std::string>{});
+  EXPECT_EQ(state_->calls[5].changed_chains, std::vector<std::string>{});
 }
 
 }  // namespace
