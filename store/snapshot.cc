@@ -169,17 +169,36 @@ class EndpointResolver {
     } else if (auto it = sets_.find({svc.namespace_name, svc.name}); it != sets_.end()) {
       for (const auto* set : it->second) addExplicitEndpoints(entry, *set);
     }
-    std::stable_sort(entry.endpoints.begin(), entry.endpoints.end(),
-                     [](const Endpoint& a, const Endpoint& b) { return a.ip < b.ip; });
-    // Several slices may list one address; the first listing wins.
-    entry.endpoints.erase(
-        std::unique(entry.endpoints.begin(), entry.endpoints.end(),
-                    [](const Endpoint& a, const Endpoint& b) { return a.ip == b.ip; }),
-        entry.endpoints.end());
+    finish(entry);
+    return entry;
+  }
+
+  // The same for a Service with a selector, looking only at `pods` (in name order): the caller
+  // knows no other pod can be selected.
+  static ServiceEntry resolveAmong(Service service, const std::vector<const Pod*>& pods) {
+    ServiceEntry entry{std::move(service), {}};
+    std::vector<const Pod*> selected;
+    for (const Pod* pod : pods) {
+      if (pod->namespace_name == entry.service.namespace_name &&
+          selectorMatches(*entry.service.selector, pod->labels))
+        selected.push_back(pod);
+    }
+    addSelectedPods(entry, selected);
+    finish(entry);
     return entry;
   }
 
  private:
+  static void finish(ServiceEntry& entry) {
+    std::stable_sort(entry.endpoints.begin(), entry.endpoints.end(),
+                     [](const Endpoint& a, const Endpoint& b) { return a.ip < b.ip; });
+    // Several slices (or pods) may list one address; the first listing wins.
+    entry.endpoints.erase(
+        std::unique(entry.endpoints.begin(), entry.endpoints.end(),
+                    [](const Endpoint& a, const Endpoint& b) { return a.ip == b.ip; }),
+        entry.endpoints.end());
+  }
+
   // Pods that may match the Service's selector (addSelectedPods checks the rest).
   std::vector<const Pod*> candidates(const Service& svc) const {
     std::vector<const Pod*> found;
@@ -216,11 +235,33 @@ constexpr size_t kIndexLabelsFrom = 8;
 // ones the changes touch.
 constexpr size_t kMaxChangedPodsToTrack = 64;
 
+// The pod index's order: pods sharing an address in name order, however the index was made.
+bool byAddressThenName(const std::pair<IpAddress, const Pod*>& a,
+                       const std::pair<IpAddress, const Pod*>& b) {
+  if (a.first != b.first) return a.first < b.first;
+  return byName(*a.second) < byName(*b.second);
+}
+
+struct PodChanges {
+  std::vector<const Pod*> removed;  // of `before`: removed, or changed (the old version)
+  std::vector<const Pod*> added;    // of `after`: added, or changed (the new version)
+  std::vector<const Pod*> all;      // both
+};
+
 // Pods of `after` that are not the same object in `before` (added or changed), and those of
-// `before` that are not in `after` as the same object (removed or changed). Both are sorted by
-// name. Stops early (returns false) past `limit`.
+// `before` that are not in `after` as the same object (removed or changed). Stops early (returns
+// false) past `limit`.
 bool changedPods(const std::vector<PodPtr>& before, const std::vector<PodPtr>& after, size_t limit,
-                 std::vector<const Pod*>& changed) {
+                 PodChanges& changes) {
+  std::vector<const Pod*>& changed = changes.all;
+  auto removed = [&](const PodPtr& pod) {
+    changed.push_back(pod.get());
+    changes.removed.push_back(pod.get());
+  };
+  auto added = [&](const PodPtr& pod) {
+    changed.push_back(pod.get());
+    changes.added.push_back(pod.get());
+  };
   size_t i = 0, j = 0;
   while (i < before.size() || j < after.size()) {
     if (changed.size() > limit) return false;
@@ -230,13 +271,13 @@ bool changedPods(const std::vector<PodPtr>& before, const std::vector<PodPtr>& a
       continue;
     }
     if (j == after.size() || (i < before.size() && byName(*before[i]) < byName(*after[j]))) {
-      changed.push_back(before[i++].get());
+      removed(before[i++]);
     } else if (i == before.size() || byName(*after[j]) < byName(*before[i])) {
-      changed.push_back(after[j++].get());
+      added(after[j++]);
     } else {
       if (before[i] != after[j]) {
-        changed.push_back(before[i].get());
-        changed.push_back(after[j].get());
+        removed(before[i]);
+        added(after[j]);
       }
       ++i, ++j;
     }
@@ -269,12 +310,15 @@ std::vector<ServiceEntry> resolveEndpoints(std::vector<Service> services,
 std::vector<ServiceEntryPtr> resolveEndpointsSharing(
     const Snapshot* previous, const std::vector<std::shared_ptr<const Service>>& services,
     const std::vector<PodPtr>& pods, const std::vector<EndpointSet>& endpoint_sets) {
-  std::vector<const Pod*> changed;
-  bool track = previous && changedPods(previous->pods(), pods, kMaxChangedPodsToTrack, changed);
+  PodChanges changes;
+  bool track = previous && changedPods(previous->pods(), pods, kMaxChangedPodsToTrack, changes);
   // Which entries can be shared: the same Service object (its row was not read again) whose
   // selector picks none of the changed pods, old or new. Services without a selector take
   // their endpoints from endpoint sets, which are read whole every time: always resolved.
   std::vector<ServiceEntryPtr> entries(services.size());
+  // Same Service, some changed pods selected: only its old endpoints' pods and the changed pods
+  // can be its endpoints now, so those are all it needs to look at (instead of every pod).
+  std::vector<std::pair<size_t, const ServiceEntry*>> narrowed;
   size_t to_resolve = services.size();
   if (track) {
     const auto& before = previous->sharedServices();
@@ -288,12 +332,44 @@ std::vector<ServiceEntryPtr> resolveEndpointsSharing(
         same = k < before.size() && &before[k]->service == &service;
       }
       if (same) ++k;
-      if (same && service.selector && !selectsAny(service, changed)) {
+      if (same && service.selector && !selectsAny(service, changes.all)) {
         entries[i] = before[k - 1];
+      } else if (same && service.selector) {
+        narrowed.emplace_back(i, before[k - 1].get());
       } else {
         ++to_resolve;
       }
     }
+  }
+  // An unchanged pod that lost an address to a changed one (two pods, one address: the first
+  // wins) is not among the old endpoints, yet may win now: resolve those Services whole.
+  bool shared_address = std::any_of(changes.removed.begin(), changes.removed.end(), [&](auto pod) {
+    return std::any_of(pod->ips.begin(), pod->ips.end(),
+                       [&](const IpAddress& ip) { return previous->findPodsByIp(ip).size() > 1; });
+  });
+  if (shared_address) {
+    to_resolve += narrowed.size();
+    narrowed.clear();
+  }
+  for (const auto& [i, old_entry] : narrowed) {
+    std::vector<size_t> positions;
+    auto position = [&](const std::string& namespace_name, const std::string& name) {
+      auto found =
+          std::lower_bound(pods.begin(), pods.end(), std::tie(namespace_name, name),
+                           [](const PodPtr& pod, const auto& key) { return byName(*pod) < key; });
+      if (found != pods.end() && byName(**found) == std::tie(namespace_name, name))
+        positions.push_back(static_cast<size_t>(found - pods.begin()));
+    };
+    for (const auto& endpoint : old_entry->endpoints) {
+      position(old_entry->service.namespace_name, endpoint.pod_name);
+    }
+    for (const Pod* pod : changes.added) position(pod->namespace_name, pod->name);
+    std::sort(positions.begin(), positions.end());
+    positions.erase(std::unique(positions.begin(), positions.end()), positions.end());
+    std::vector<const Pod*> candidates;
+    for (size_t at : positions) candidates.push_back(pods[at].get());
+    entries[i] = std::make_shared<const ServiceEntry>(
+        EndpointResolver::resolveAmong(*services[i], candidates));
   }
   EndpointResolver resolver(pods, endpoint_sets, to_resolve >= kIndexLabelsFrom);
   for (size_t i = 0; i < services.size(); ++i) {
@@ -357,28 +433,37 @@ Snapshot::Snapshot(uint64_t version, std::optional<Cidr> service_cidr,
     }
     std::sort(service_by_ip_.begin(), service_by_ip_.end());
   }
-  auto same_pod_ips = [&] {
-    if (!previous || previous->pods_.size() != pods_.size()) return false;
-    for (size_t i = 0; i < pods_.size(); ++i) {
-      if (pods_[i] != previous->pods_[i] && pods_[i]->ips != previous->pods_[i]->ips) return false;
+  // The pod index holds pods, not positions, so a few added or removed pods only patch it.
+  PodChanges changes;
+  if (previous && changedPods(previous->pods_, pods_, kMaxChangedPodsToTrack, changes)) {
+    std::sort(changes.removed.begin(), changes.removed.end());
+    pod_by_ip_.reserve(previous->pod_by_ip_.size() + changes.added.size());
+    for (const auto& indexed : previous->pod_by_ip_) {
+      if (!std::binary_search(changes.removed.begin(), changes.removed.end(), indexed.second))
+        pod_by_ip_.push_back(indexed);
     }
-    return true;
-  };
-  if (same_pod_ips()) {
-    pod_by_ip_ = previous->pod_by_ip_;
+    for (const Pod* pod : changes.added) {
+      for (const auto& ip : pod->ips) {
+        std::pair<IpAddress, const Pod*> indexed{ip, pod};
+        pod_by_ip_.insert(
+            std::upper_bound(pod_by_ip_.begin(), pod_by_ip_.end(), indexed, byAddressThenName),
+            indexed);
+      }
+    }
   } else {
     pod_by_ip_.reserve(pods_.size());
-    for (size_t i = 0; i < pods_.size(); ++i) {
-      for (const auto& ip : pods_[i]->ips) pod_by_ip_.emplace_back(ip, static_cast<uint32_t>(i));
+    for (const auto& pod : pods_) {
+      for (const auto& ip : pod->ips) pod_by_ip_.emplace_back(ip, pod.get());
     }
-    std::sort(pod_by_ip_.begin(), pod_by_ip_.end());
+    std::sort(pod_by_ip_.begin(), pod_by_ip_.end(), byAddressThenName);
   }
 }
 
 namespace {
-// The (address, index) pairs of `sorted` whose address is `ip`.
-auto equalRange(const std::vector<std::pair<IpAddress, uint32_t>>& sorted, const IpAddress& ip) {
-  return std::equal_range(sorted.begin(), sorted.end(), std::pair<IpAddress, uint32_t>{ip, 0},
+// The (address, X) pairs of `sorted` whose address is `ip`.
+template <typename T>
+auto equalRange(const std::vector<std::pair<IpAddress, T>>& sorted, const IpAddress& ip) {
+  return std::equal_range(sorted.begin(), sorted.end(), std::pair<IpAddress, T>{ip, T{}},
                           [](const auto& a, const auto& b) { return a.first < b.first; });
 }
 }  // namespace
@@ -405,7 +490,7 @@ const ServiceEntry* Snapshot::findServiceByIp(const IpAddress& cluster_ip) const
 std::vector<const Pod*> Snapshot::findPodsByIp(const IpAddress& ip) const {
   std::vector<const Pod*> found;
   auto [first, last] = equalRange(pod_by_ip_, ip);
-  for (auto it = first; it != last; ++it) found.push_back(pods_[it->second].get());
+  for (auto it = first; it != last; ++it) found.push_back(it->second);
   return found;
 }
 

@@ -137,7 +137,7 @@ class Snapshot {
   std::vector<EndpointSet> endpoint_sets_;
   // Sorted (address, index) pairs: a third of a hash map's memory, and a snapshot is rebuilt whole.
   std::vector<std::pair<IpAddress, uint32_t>> service_by_ip_;
-  std::vector<std::pair<IpAddress, uint32_t>> pod_by_ip_;
+  std::vector<std::pair<IpAddress, const Pod*>> pod_by_ip_;  // pods held by pods_
 };
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;

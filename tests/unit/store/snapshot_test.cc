@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+
 namespace svcbox::store {
 namespace {
 
@@ -201,6 +204,115 @@ TEST(ResolveEndpointsSharingTest, AddedAndRemovedPodsAndServicesAreResolved) {
   EXPECT_EQ(entries[0]->endpoints.size(), 1u);        // svc-0 lost p-0-1
   EXPECT_EQ(entries[8]->endpoints.size(), 3u);        // svc-9 gained p-9-2
   EXPECT_EQ(entries[1], before.sharedServices()[1]);  // svc-1 untouched: shared
+}
+
+// Random pod changes in a small cluster where addresses collide, selectors overlap and pods move
+// between namespaces' Services: every rebuild must equal a whole resolution, and the patched pod
+// index a fresh one.
+TEST(ResolveEndpointsSharingTest, RandomPodChangesMatchAWholeResolution) {
+  std::mt19937 random(7);
+  auto pick = [&](size_t n) { return static_cast<size_t>(random() % n); };
+  const std::vector<std::string> apps = {"a", "b", "c"};
+  const std::vector<std::string> addresses = {"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4",
+                                              "10.0.0.5", "10.0.0.6", "10.0.0.7"};
+  auto randomPod = [&](const std::string& name) {
+    Pod made =
+        pod(name, addresses[pick(addresses.size())].c_str(),
+            {{"app", apps[pick(apps.size())]}, {"tier", pick(2) ? "web" : "db"}}, pick(4) != 0);
+    if (pick(2)) made.namespace_name = "other";
+    if (pick(3) == 0) made.subdomain = "hl-a";
+    made.hostname = name;
+    return made;
+  };
+  Fleet current;
+  for (const auto& ns : {"default", "other"}) {
+    for (const auto& app : apps) {
+      Service by_app = service("svc-" + app, {{"app", app}});
+      by_app.namespace_name = ns;
+      current.services.push_back(std::make_shared<const Service>(by_app));
+      Service web = service("web-" + app, {{"app", app}, {"tier", "web"}});
+      web.namespace_name = ns;
+      current.services.push_back(std::make_shared<const Service>(web));
+    }
+    Service headless = service("hl-a", {{"app", "a"}});
+    headless.namespace_name = ns;
+    headless.headless = true;
+    current.services.push_back(std::make_shared<const Service>(headless));
+  }
+  std::sort(current.services.begin(), current.services.end(), [](const auto& a, const auto& b) {
+    return std::tie(a->namespace_name, a->name) < std::tie(b->namespace_name, b->name);
+  });
+  int next_pod = 0;
+  for (int i = 0; i < 12; ++i) {
+    current.pods.push_back(
+        std::make_shared<const Pod>(randomPod("p" + std::to_string(next_pod++))));
+  }
+  auto sortPods = [](std::vector<PodPtr>& pods) {
+    std::sort(pods.begin(), pods.end(), [](const auto& a, const auto& b) {
+      return std::tie(a->namespace_name, a->name) < std::tie(b->namespace_name, b->name);
+    });
+  };
+  sortPods(current.pods);
+  auto snapshot = std::make_shared<const Snapshot>(
+      1, std::nullopt, resolveEndpointsSharing(nullptr, current.services, current.pods, {}),
+      current.pods, std::vector<EndpointSet>{}, 0, nullptr);
+  size_t shared = 0;
+  for (uint64_t version = 2; version < 300; ++version) {
+    Fleet next;
+    for (const auto& entry : snapshot->sharedServices()) {
+      next.services.push_back(std::shared_ptr<const Service>(entry, &entry->service));
+    }
+    next.pods = current.pods;
+    for (size_t c = 1 + pick(2); c > 0; --c) {
+      size_t at = pick(next.pods.size());
+      Pod changed = *next.pods[at];
+      switch (pick(6)) {
+        case 0:
+          changed.readiness.ready = !changed.readiness.ready;
+          break;
+        case 1:
+          changed.labels["app"] = apps[pick(apps.size())];
+          break;
+        case 2:
+          changed.ips = {ip(addresses[pick(addresses.size())].c_str())};
+          break;
+        case 3:
+          changed.labels["tier"] = changed.labels["tier"] == "web" ? "db" : "web";
+          break;
+        case 4:
+          if (next.pods.size() > 4) {
+            next.pods.erase(next.pods.begin() + static_cast<std::ptrdiff_t>(at));
+            continue;
+          }
+          break;
+        case 5:
+          next.pods.push_back(
+              std::make_shared<const Pod>(randomPod("p" + std::to_string(next_pod++))));
+          continue;
+      }
+      next.pods[at] = std::make_shared<const Pod>(changed);
+    }
+    sortPods(next.pods);
+    SCOPED_TRACE("version " + std::to_string(version));
+    auto entries = resolveEndpointsSharing(snapshot.get(), next.services, next.pods, {});
+    auto expected = resolveAll(next);
+    ASSERT_EQ(entries.size(), expected.size());
+    for (size_t i = 0; i < entries.size(); ++i) {
+      EXPECT_EQ(*entries[i], expected[i])
+          << next.services[i]->namespace_name << "/" << next.services[i]->name;
+      shared += entries[i] == snapshot->sharedServices()[i];
+    }
+    auto rebuilt = std::make_shared<const Snapshot>(version, std::nullopt, entries, next.pods,
+                                                    std::vector<EndpointSet>{}, 0, snapshot.get());
+    Snapshot fresh(version, std::nullopt, entries, next.pods, {}, 0, nullptr);
+    for (const auto& address : addresses) {
+      EXPECT_EQ(rebuilt->findPodsByIp(ip(address.c_str())), fresh.findPodsByIp(ip(address.c_str())))
+          << address;
+    }
+    snapshot = rebuilt;
+    current = next;
+  }
+  EXPECT_GT(shared, 1000u);  // sharing happened: the narrowed and shared paths were taken
 }
 
 TEST(SnapshotTest, FindsByNameAndByAddress) {
