@@ -1,5 +1,6 @@
 #include "router/userspace/proxy.h"
 
+#include "router/userspace/sweep.h"
 #include "router/userspace/transfer.h"
 #include "store/ip_asio.h"
 
@@ -78,7 +79,7 @@ struct TcpShard {
   tcp::acceptor* acceptor = nullptr;  // owned by the accept loop's frame while it runs
   bool closed = false;
   Backends backends = std::make_shared<const std::vector<Backend>>();
-  std::set<Flow*> flows;
+  TcpFlowList<&TcpFlow::shard_hook> flows;
 };
 
 // Every relay thread accepts on the same listening socket (a descriptor of its own) and relays
@@ -101,9 +102,12 @@ struct TcpPort : PortState {
 
 struct UdpSession : Flow {
   UdpSession(const asio::any_io_executor& executor, udp::endpoint from)
-      : Flow(executor), client(from), upstream(executor) {}
+      : client(from), upstream(executor), timer(executor) {
+    wake = &timer;
+  }
   udp::endpoint client;
   udp::socket upstream;
+  asio::steady_timer timer;  // the watchdog's
 };
 
 // UDP runs on the first relay thread only.
@@ -125,17 +129,23 @@ struct ShardChange {
 };
 
 // Connections to a pod that is no longer ready may finish, within the drain timeout.
-void drainGone(const std::vector<Backend>& ready, const std::set<Flow*>& flows,
+void drainIfGone(const std::vector<Backend>& ready, Flow& flow, Clock::time_point deadline) {
+  if (std::find(ready.begin(), ready.end(), flow.backend) != ready.end()) {
+    flow.drain_deadline = Clock::time_point::max();
+  } else if (flow.drain_deadline == Clock::time_point::max()) {
+    flow.drain_deadline = deadline;
+    if (flow.wake) flow.wake->cancel();
+  }
+}
+
+Flow& asFlow(Flow* flow) { return *flow; }
+Flow& asFlow(Flow& flow) { return flow; }
+
+template <typename Flows>
+void drainGone(const std::vector<Backend>& ready, Flows& flows,
                std::chrono::milliseconds drain_timeout) {
   auto deadline = Clock::now() + drain_timeout;
-  for (Flow* flow : flows) {
-    if (std::find(ready.begin(), ready.end(), flow->backend) != ready.end()) {
-      flow->drain_deadline = Clock::time_point::max();
-    } else if (flow->drain_deadline == Clock::time_point::max()) {
-      flow->drain_deadline = deadline;
-      flow->timer.cancel();
-    }
-  }
+  for (auto&& flow : flows) drainIfGone(ready, asFlow(flow), deadline);
 }
 
 // The client learns at once (a reset) instead of waiting on a connection nothing will answer.
@@ -156,10 +166,14 @@ constexpr size_t kPooled = 64;
 
 struct Worker {
   explicit Worker(const ProxyOptions& options)
-      : pools(options.buffer_size, options.pipe_size, kPooled) {}
+      : pools(options.buffer_size, options.pipe_size, kPooled),
+        sweep(context.get_executor(), options.tcp_idle_timeout,
+              Sweep::tickFor(options.connect_timeout, options.tcp_idle_timeout,
+                             options.drain_timeout)) {}
   RelayPools pools;  // declared before the context, which destroys the frames that refer to it
   asio::io_context context{1};
   asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(context);
+  Sweep sweep;
   std::thread thread;
   std::atomic<uint64_t> accepted{0};
 };
@@ -515,40 +529,43 @@ class UserspaceProxy::Impl {
     OpenSlot slot{port->open};
     size_t first = port->next.fetch_add(1, std::memory_order_relaxed);
     auto executor = client.get_executor();
-    tcp::socket upstream(executor);
-    Flow flow(executor);
+    Worker& worker = *workers_[w];
+    TcpFlow flow(std::move(client));
+    worker.sweep.add(flow);
     bool connected = false;
     for (size_t i = 0; i < backends->size() && !connected; ++i) {
       if (i > 0) counters.retried.fetch_add(1, std::memory_order_relaxed);
       flow.backend = (*backends)[(first + i) % backends->size()];
-      upstream = tcp::socket(executor);
-      asio::steady_timer timer(executor, options_.connect_timeout);
-      auto outcome = co_await (
-          upstream.async_connect(tcp::endpoint(flow.backend.ip, flow.backend.port), kTuple) ||
-          timer.async_wait(kTuple));
-      connected = outcome.index() == 0 && !std::get<0>(std::get<0>(outcome));
+      flow.upstream = tcp::socket(executor);
+      flow.connect_deadline = Clock::now() + options_.connect_timeout;
+      auto [error] = co_await flow.upstream.async_connect(
+          tcp::endpoint(flow.backend.ip, flow.backend.port), kTuple);
+      // The sweep closes the socket of a connect past its deadline, also one that completed
+      // while this waited to run.
+      connected = !error && flow.upstream.is_open();
     }
+    flow.connect_deadline = Clock::time_point::max();
     if (!connected) {
       counters.failed.fetch_add(1, std::memory_order_relaxed);
-      resetClient(client);
+      resetClient(flow.client);
       co_return;
     }
     error_code ignored;
-    upstream.set_option(tcp::no_delay(true), ignored);
-    shard.flows.insert(&flow);
+    flow.upstream.set_option(tcp::no_delay(true), ignored);
+    shard.flows.push_back(flow);
     counters.active.fetch_add(1, std::memory_order_relaxed);
     flow.last_activity = Clock::now();
     const auto& ready = *shard.backends;
     if (std::find(ready.begin(), ready.end(), flow.backend) == ready.end()) {
       flow.drain_deadline = Clock::now() + options_.drain_timeout;
     }
-    auto& pools = workers_[w]->pools;
-    co_await (
-        (transfer(client, upstream, flow, counters.bytes_to_pods, pools, options_.splice) &&
-         transfer(upstream, client, flow, counters.bytes_to_clients, pools, options_.splice)) ||
-        watchdog(flow, options_.tcp_idle_timeout));
+    // The sweep ends an idle or drained connection by closing both sockets, which ends both
+    // directions.
+    co_await (transfer(flow.client, flow.upstream, flow, counters.bytes_to_pods, worker.pools,
+                       options_.splice) &&
+              transfer(flow.upstream, flow.client, flow, counters.bytes_to_clients, worker.pools,
+                       options_.splice));
     counters.active.fetch_sub(1, std::memory_order_relaxed);
-    shard.flows.erase(&flow);
   }
 
   asio::awaitable<void> receiveLoop(std::shared_ptr<UdpPort> port) {
@@ -610,7 +627,8 @@ class UserspaceProxy::Impl {
     auto& counters = *port->counters;
     counters.active.fetch_add(1, std::memory_order_relaxed);
     port->flows.insert(session.get());
-    co_await (replies(*port, *session) || watchdog(*session, options_.udp_idle_timeout));
+    co_await (replies(*port, *session) ||
+              watchdog(*session, session->timer, options_.udp_idle_timeout));
     port->flows.erase(session.get());
     if (auto it = port->sessions.find(session->client);
         it != port->sessions.end() && it->second == session) {

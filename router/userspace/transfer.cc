@@ -83,13 +83,14 @@ asio::awaitable<SpliceEnd> spliceRest(tcp::socket& from, tcp::socket& to, Flow& 
 
 }  // namespace
 
-asio::awaitable<void> watchdog(Flow& flow, std::chrono::milliseconds idle) {
+asio::awaitable<void> watchdog(Flow& flow, asio::steady_timer& timer,
+                               std::chrono::milliseconds idle) {
   auto state = co_await asio::this_coro::cancellation_state;
   for (;;) {
     auto end = std::min(flow.last_activity + idle, flow.drain_deadline);
     if (Clock::now() >= end) co_return;
-    flow.timer.expires_at(end);
-    co_await flow.timer.async_wait(kTuple);
+    timer.expires_at(end);
+    co_await timer.async_wait(kTuple);
     if (state.cancelled() != asio::cancellation_type::none) co_return;
   }
 }

@@ -24,16 +24,19 @@ struct Backend {
 
 // One relayed connection or UDP session, as the drain and idle logic sees it.
 struct Flow {
-  explicit Flow(const boost::asio::any_io_executor& executor) : timer(executor) {}
   Backend backend;
   Clock::time_point last_activity = Clock::now();
   Clock::time_point drain_deadline = Clock::time_point::max();
-  int open_directions = 2;          // a TCP connection's directions not yet at end of stream
-  boost::asio::steady_timer timer;  // the watchdog's; cancelled to look at the deadlines again
+  int open_directions = 2;  // a TCP connection's directions not yet at end of stream
+  // Cancelled when drain moves the deadline, so that a watchdog looks at it again; none where a
+  // sweep reads the deadlines anyway (TCP).
+  boost::asio::steady_timer* wake = nullptr;
 };
 
-// Ends when the flow was idle for `idle`, or its drain deadline passed.
-boost::asio::awaitable<void> watchdog(Flow& flow, std::chrono::milliseconds idle);
+// Ends when the flow was idle for `idle`, or its drain deadline passed. Waits on `timer`, which
+// the flow's `wake` points at.
+boost::asio::awaitable<void> watchdog(Flow& flow, boost::asio::steady_timer& timer,
+                                      std::chrono::milliseconds idle);
 
 // One direction. Reading waits for the previous write to finish, so a slow reader holds at most
 // one buffer here; end of stream is passed on as a half-close. A stream that fills the buffer is

@@ -209,6 +209,72 @@ TEST_F(UserspaceProxyTest, AnUnreadyPodsConnectionDrainsThenCloses) {
   EXPECT_EQ(greeting(port), "");  // and new connections find no ready pod
 }
 
+// A pod whose listen queue is full: its kernel drops the SYNs, so a connect to it neither
+// succeeds nor fails until given up.
+class SilentPod {
+ public:
+  SilentPod() {
+    listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    auto address = loopback(0);
+    EXPECT_EQ(bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    EXPECT_EQ(listen(listener_, 0), 0);
+    port_ = portOf(listener_);
+    // Connections nobody accepts fill the queue; the first that does not complete shows it full.
+    for (int i = 0; i < 8; ++i) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+      auto target = loopback(port_);
+      connect(fd, reinterpret_cast<sockaddr*>(&target), sizeof target);
+      fillers_.push_back(fd);
+      pollfd writable{fd, POLLOUT, 0};
+      if (poll(&writable, 1, 200) == 0) return;
+    }
+    ADD_FAILURE() << "the listen queue never filled";
+  }
+  ~SilentPod() {
+    for (int fd : fillers_) close(fd);
+    close(listener_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  int listener_ = -1;
+  uint16_t port_ = 0;
+  std::vector<int> fillers_;
+};
+
+TEST_F(UserspaceProxyTest, AConnectThatHangsIsGivenUpAtTheTimeoutAndRetried) {
+  SilentPod silent;
+  Backend a("a");
+  options_.connect_timeout = 200ms;
+  startProxy();
+  auto port = listenPort(proxy_->update(snapshotWith({{silent.port(), true}, {a.port(), true}})));
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(greeting(port), "a");  // the silent pod's turn, given up, then the next pod
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 200ms);
+  EXPECT_LT(took, 2000ms);  // the timeout plus the sweep's tick, with room for a slow machine
+  auto stats = proxy_->stats();
+  EXPECT_EQ(stats[0].retried, 1u);
+  EXPECT_EQ(stats[0].failed, 0u);
+}
+
+TEST_F(UserspaceProxyTest, AnIdleConnectionIsClosedAfterTheIdleTimeout) {
+  Backend a("a");
+  options_.tcp_idle_timeout = 300ms;
+  startProxy();
+  auto port = listenPort(proxy_->update(snapshotWith({{a.port(), true}})));
+  int kept = -1;
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(greeting(port, &kept), "a");
+  pollfd readable{kept, POLLIN, 0};
+  ASSERT_GT(poll(&readable, 1, 5000), 0);
+  char byte;
+  EXPECT_LE(read(kept, &byte, 1), 0);  // the proxy closed it
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
+  close(kept);
+  EXPECT_EQ(proxy_->stats()[0].active, 0u);
+}
+
 // Large enough that both directions fill the buffer and move on to splice().
 TEST_F(UserspaceProxyTest, BulkBytesArriveIntactAndHalfCloseEndsTheStream) {
   Backend a("a");
