@@ -155,11 +155,28 @@ void resetClient(tcp::socket& client) {
   client.close(ignored);
 }
 
-// Gives a slot of the port's connection limit back when the connection ends.
-struct OpenSlot {
-  std::atomic<size_t>& open;
-  ~OpenSlot() { open.fetch_sub(1, std::memory_order_relaxed); }
+// A TCP connection from accept to close, shared by its two directions: the last to end gives
+// the port's connection-limit slot back.
+struct Connection : TcpFlow {
+  Connection(tcp::socket accepted, std::shared_ptr<TcpPort> of)
+      : TcpFlow(std::move(accepted)), port(std::move(of)) {}
+  ~Connection() {
+    if (relaying) port->counters->active.fetch_sub(1, std::memory_order_relaxed);
+    port->open.fetch_sub(1, std::memory_order_relaxed);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  std::shared_ptr<TcpPort> port;
+  bool relaying = false;  // connected to a pod, counted as active
 };
+
+// The pod-to-client direction in a coroutine of its own, while the relay's carries the other:
+// cheaper than joining both in a parallel group, which the relay has no use for.
+asio::awaitable<void> carryReplies(std::shared_ptr<Connection> connection, RelayPools& pools,
+                                   bool splice) {
+  auto& c = *connection;
+  co_await transfer(c.upstream, c.client, c, c.port->counters->bytes_to_clients, pools, splice);
+}
 
 // Free buffers and pipes a relay thread keeps for the next connections.
 constexpr size_t kPooled = 64;
@@ -171,7 +188,9 @@ struct Worker {
               Sweep::tickFor(options.connect_timeout, options.tcp_idle_timeout,
                              options.drain_timeout)) {}
   RelayPools pools;  // declared before the context, which destroys the frames that refer to it
-  asio::io_context context{1};
+  // Only this worker's thread touches its sockets (other threads only post to it), so the
+  // reactor's per-socket locks are dropped.
+  asio::io_context context{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(context);
   Sweep sweep;
   std::thread thread;
@@ -526,11 +545,11 @@ class UserspaceProxy::Impl {
       resetClient(client);
       co_return;
     }
-    OpenSlot slot{port->open};
-    size_t first = port->next.fetch_add(1, std::memory_order_relaxed);
-    auto executor = client.get_executor();
     Worker& worker = *workers_[w];
-    TcpFlow flow(std::move(client));
+    auto connection = std::make_shared<Connection>(std::move(client), port);
+    auto& flow = *connection;
+    size_t first = port->next.fetch_add(1, std::memory_order_relaxed);
+    auto executor = flow.client.get_executor();
     worker.sweep.add(flow);
     bool connected = false;
     for (size_t i = 0; i < backends->size() && !connected; ++i) {
@@ -554,6 +573,7 @@ class UserspaceProxy::Impl {
     flow.upstream.set_option(tcp::no_delay(true), ignored);
     shard.flows.push_back(flow);
     counters.active.fetch_add(1, std::memory_order_relaxed);
+    flow.relaying = true;
     flow.last_activity = Clock::now();
     const auto& ready = *shard.backends;
     if (std::find(ready.begin(), ready.end(), flow.backend) == ready.end()) {
@@ -561,11 +581,10 @@ class UserspaceProxy::Impl {
     }
     // The sweep ends an idle or drained connection by closing both sockets, which ends both
     // directions.
-    co_await (transfer(flow.client, flow.upstream, flow, counters.bytes_to_pods, worker.pools,
-                       options_.splice) &&
-              transfer(flow.upstream, flow.client, flow, counters.bytes_to_clients, worker.pools,
-                       options_.splice));
-    counters.active.fetch_sub(1, std::memory_order_relaxed);
+    asio::co_spawn(executor, carryReplies(connection, worker.pools, options_.splice),
+                   asio::detached);
+    co_await transfer(flow.client, flow.upstream, flow, counters.bytes_to_pods, worker.pools,
+                      options_.splice);
   }
 
   asio::awaitable<void> receiveLoop(std::shared_ptr<UdpPort> port) {
