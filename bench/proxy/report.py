@@ -23,6 +23,12 @@ GOALS = [  # (what, cell, base, target)
 INFO = [  # ratios worth seeing that have no goal
     ("iptables / direct, short (conntrack's cost included)", "iptables short", "direct short"),
     ("userspace / direct, keep-alive", "userspace keep-alive", "direct keep-alive"),
+    # With run.sh's COMPARE_FLAGS: the second proxy setting against the first, and against direct.
+    ("userspace-alt / userspace, short", "userspace-alt short", "userspace short"),
+    ("userspace-alt / userspace, bulk", "userspace-alt bulk", "userspace bulk"),
+    ("userspace-alt / userspace, keep-alive", "userspace-alt keep-alive", "userspace keep-alive"),
+    ("userspace-alt / direct, short", "userspace-alt short", "direct short"),
+    ("userspace-alt / direct, bulk", "userspace-alt bulk", "direct bulk"),
 ]
 
 

@@ -11,6 +11,10 @@
 #   DURATION  seconds per cell (default 5)     ROUNDS  rounds of every cell (default 3)
 #   CONNS     wrk connections (default 32)     PROXY_FLAGS  extra flags for the userspace serve
 #   KINDS     which cells (default "keep-alive short bulk")
+#   COMPARE_FLAGS, COMPARE_BIN  when either is set, a second userspace serve (from COMPARE_BIN,
+#             default the same binary; with COMPARE_FLAGS instead of PROXY_FLAGS) in a node
+#             namespace of its own (node-c, linked to the same pod), measured in the same rounds as
+#             "userspace-alt": two builds or settings compared pair by pair, round by round
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${SVCBOX_BIN:-$ROOT/build/release/app/svcbox}
@@ -19,21 +23,24 @@ DURATION=${DURATION:-5}; CONNS=${CONNS:-32}; ROUNDS=${ROUNDS:-3}; PROXY_FLAGS=${
 KINDS=${KINDS:-keep-alive short bulk}
 "$ROOT/scripts/install-deps.sh"
 [ -x "$BIN" ] && [ -x "$POD" ] || { echo "build first: scripts/build.sh release" >&2; exit 1; }
-ID=sbp$$; A=$ID-a; B=$ID-b; PODNS=$ID-pod; S=$(mktemp -d /tmp/svcbox-proxy-bench.XXXXXX)
+ID=sbp$$; A=$ID-a; B=$ID-b; C=$ID-c; PODNS=$ID-pod; S=$(mktemp -d /tmp/svcbox-proxy-bench.XXXXXX)
 NA="ip netns exec $A"; NB="ip netns exec $B"; P="ip netns exec $PODNS"; L="flock /tmp/bench.lock"
+COMPARE_FLAGS=${COMPARE_FLAGS:-}; COMPARE_BIN=${COMPARE_BIN:-}
+ALT=${COMPARE_FLAGS}${COMPARE_BIN}
+NODES=("$A" "$B"); [ -z "$ALT" ] || NODES+=("$C")
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ -n "${KEEP_LOGS:-}" ]; then cp "$S"/*.log "$KEEP_LOGS"/ 2>/dev/null || true; fi
-  for ns in $A $B $PODNS; do ip netns del "$ns" 2>/dev/null || true; done
+  for ns in "${NODES[@]}" $PODNS; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$S"
 }
 trap cleanup EXIT
 
 # node-a ── 10.244.1.0/24 ── pod ── 10.244.2.0/24 ── node-b. The pod answers on both links (one
 # process, bound to every address), so every path reaches the same server.
-for ns in $A $B $PODNS; do ip netns add "$ns"; ip netns exec "$ns" ip link set lo up; done
+for ns in "${NODES[@]}" $PODNS; do ip netns add "$ns"; ip netns exec "$ns" ip link set lo up; done
 link() {  # NODE-NS SUBNET-PREFIX POD-IFACE
   ip netns exec "$1" ip link add veth0 type veth peer name "$3" netns $PODNS
   ip netns exec "$1" ip addr add "$2.1/24" dev veth0; ip netns exec "$1" ip link set veth0 up
@@ -41,6 +48,7 @@ link() {  # NODE-NS SUBNET-PREFIX POD-IFACE
 }
 link $A 10.244.1 eth0
 link $B 10.244.2 eth1
+[ -z "$ALT" ] || link $C 10.244.3 eth2
 # The ClusterIP must route somewhere for OUTPUT's DNAT to see it: toward the pod's link.
 $NB ip route add 10.96.0.0/12 dev veth0
 # node-b's direct connections leave from a second address. From the same one, they would meet at
@@ -49,7 +57,7 @@ $NB ip route add 10.96.0.0/12 dev veth0
 # half of the SYNs would be refused and retried a second later.
 $NB ip addr add 10.244.2.3/24 dev veth0
 $NB ip route replace 10.244.2.2/32 dev veth0 src 10.244.2.3
-for ns in $A $B $PODNS; do
+for ns in "${NODES[@]}" $PODNS; do
   [ -z "$(ip netns exec "$ns" ip route show default)" ] || { echo "$ns has a route out" >&2; exit 1; }
 done
 
@@ -74,13 +82,13 @@ YAML
 }
 registry "$S/a.db" 10.244.1.2
 registry "$S/b.db" 10.244.2.2
+[ -z "$ALT" ] || registry "$S/c.db" 10.244.3.2
 for _ in $(seq 50); do grep -q ready "$S/pod.log" && break; sleep 0.1; done
 
-serve() {  # NS DB MODE [flags...]: start svcbox serve in a node namespace, wait until it serves
-  local ns=$1 db=$2 log="$S/serve-$3.log"; shift 2
+serve() {  # BIN NS DB MODE [flags...]: start svcbox serve in a node namespace, wait until it serves
+  local bin=$1 ns=$2 db=$3 log="$S/serve-$4-${2##*-}.log"; shift 3
   : > "$log"
-  # shellcheck disable=SC2086 # PROXY_FLAGS is a list of flags
-  ip netns exec "$ns" "$BIN" serve --db "$db" --proxy-mode "$@" --dns-listen 127.0.0.1:5300 \
+  ip netns exec "$ns" "$bin" serve --db "$db" --proxy-mode "$@" --dns-listen 127.0.0.1:5300 \
     --upstream 127.0.0.1:9 --admin-listen none --default-probe none > "$log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do grep -q "registry loaded" "$log" && break; sleep 0.1; done
@@ -88,8 +96,11 @@ serve() {  # NS DB MODE [flags...]: start svcbox serve in a node namespace, wait
 }
 # Both serves run for the whole run, so every round can measure every path.
 # shellcheck disable=SC2086
-serve $A "$S/a.db" userspace --proxy-bind 127.0.0.1 $PROXY_FLAGS
-serve $B "$S/b.db" iptables
+serve "$BIN" $A "$S/a.db" userspace --proxy-bind 127.0.0.1 $PROXY_FLAGS
+serve "$BIN" $B "$S/b.db" iptables
+# shellcheck disable=SC2086
+[ -z "$ALT" ] || serve "${COMPARE_BIN:-$BIN}" $C "$S/c.db" userspace --proxy-bind 127.0.0.1 \
+  ${COMPARE_FLAGS:-$PROXY_FLAGS}
 
 RESULTS=$S/results.tsv
 # Every cell starts from an empty conntrack table in node-b: entries a cell leaves (TIME_WAIT,
@@ -130,8 +141,10 @@ cell() {  # ROUND PATH KIND
   case "$2 $3" in
     "direct bulk") bulk_cell "$1" "direct bulk" $A 10.244.1.2 5201 ;;
     "userspace bulk") bulk_cell "$1" "userspace bulk" $A 127.0.0.1 5201 ;;
+    "userspace-alt bulk") bulk_cell "$1" "userspace-alt bulk" $C 127.0.0.1 5201 ;;
     "iptables bulk") bulk_cell "$1" "iptables bulk" $B 10.96.0.10 5201 ;;
     "direct+conntrack bulk") bulk_cell "$1" "direct+conntrack bulk" $B 10.244.2.2 5201 ;;
+    userspace-alt*) wrk_cell "$1" "userspace-alt $3" $C http://127.0.0.1:80/ "${short[@]}" ;;
     userspace*) wrk_cell "$1" "userspace $3" $A http://127.0.0.1:80/ "${short[@]}" ;;
     iptables*) wrk_cell "$1" "iptables $3" $B http://10.96.0.10:80/ "${short[@]}" ;;
     direct+conntrack*) wrk_cell "$1" "direct+conntrack $3" $B http://10.244.2.2:8080/ "${short[@]}" ;;
@@ -139,9 +152,10 @@ cell() {  # ROUND PATH KIND
   esac
 }
 
-echo "### proxy benchmark: one pod, $ROUNDS rounds of ${DURATION}s per cell, wrk -t1 -c$CONNS${PROXY_FLAGS:+, userspace serve $PROXY_FLAGS}"
+echo "### proxy benchmark: one pod, $ROUNDS rounds of ${DURATION}s per cell, wrk -t1 -c$CONNS${PROXY_FLAGS:+, userspace serve $PROXY_FLAGS}${ALT:+, userspace-alt serve ${COMPARE_BIN:-(same binary)} ${COMPARE_FLAGS:-$PROXY_FLAGS}}"
 echo
 PATHS=(direct userspace iptables direct+conntrack)
+[ -z "$ALT" ] || PATHS+=(userspace-alt)
 for round in $(seq "$ROUNDS"); do
   # Each round starts one path later, and every other round runs backwards, so no path is always
   # measured first, last, or right after the same other path.
