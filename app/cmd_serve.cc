@@ -208,6 +208,7 @@ int runServe(const ServeFlags& flags) {
     metrics.setProxySource([&proxy] { return proxy->stats(); });
     proxy->start();
   }
+  if (redirect) redirect->startRepairs();
   if (router) {
     metrics.setRouterSource([&router] { return router->stats(); });
     // The first sync installs what may have been committed long ago: not counted.
@@ -246,10 +247,10 @@ int runServe(const ServeFlags& flags) {
       }
       if (redirect) {
         router::SyncFailure failure;
-        if (redirect->apply(*current, mapping, failure)) {
+        if (redirect->apply(current, mapping, failure)) {
           readiness.rules_synced = true;
         } else {
-          logWarn("REDIRECT rules not written (the next change retries): " + failure.message);
+          logWarn("REDIRECT rules not written (retried with backoff): " + failure.message);
         }
       } else {
         proxied = proxiedServices(mapping);
@@ -297,6 +298,8 @@ int runServe(const ServeFlags& flags) {
   prober->stop();
   watcher_for_wake = nullptr;
   watcher.stop();
+  // Before the cleanup below, which a repair must not undo.
+  if (redirect) redirect->stop();
   stopRouter(router.get(), router_settings);
   if (proxy) {
     proxy->stop();

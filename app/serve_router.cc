@@ -233,7 +233,8 @@ ProxyParts makeProxyParts(const RouterSettings& settings) {
             " + the Service port), and svcbox relays it; give --proxy-bind to bind one address "
             "and write no rules");
     parts.proxy = std::make_unique<router::userspace::UserspaceProxy>(options, logFromRouter);
-    parts.redirect = std::make_unique<router::userspace::RedirectRules>();
+    parts.redirect =
+        std::make_unique<router::userspace::RedirectRules>(nullptr, settings.timing, logFromRouter);
     return parts;
   }
   router::SyncFailure failure;

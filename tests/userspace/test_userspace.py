@@ -302,6 +302,10 @@ spec:
 """
 
 
+# The REDIRECT serve's full resync period: short, so that a repair shows within a test.
+SYNC_PERIOD_S = 2
+
+
 class UserspaceRedirectTest(unittest.TestCase):
     """With CAP_NET_ADMIN (root in the node namespace of the router tests' topology), an explicit
     --proxy-mode userspace REDIRECTs ClusterIP traffic to its listeners: the same client code
@@ -339,7 +343,7 @@ class UserspaceRedirectTest(unittest.TestCase):
                                        "--proxy-mode", "userspace", "--dns-listen",
                                        f"10.0.0.1:{DNS_PORT}", "--upstream", "127.0.0.1:9",
                                        "--admin-listen", "127.0.0.1:0", "--default-probe", "none",
-                                       log=cls.log)
+                                       "--sync-period", f"{SYNC_PERIOD_S}s", log=cls.log)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and "registry loaded" not in cls.serveLog():
                 time.sleep(0.05)
@@ -379,6 +383,47 @@ class UserspaceRedirectTest(unittest.TestCase):
         ]), nat)
         filt = run("ip", "netns", "exec", self.topo.node, "iptables-legacy-save", "-t", "filter").stdout
         self.assertNotIn("SVCBOX", filt)
+
+    def iptables(self, *args):
+        return run("ip", "netns", "exec", self.topo.node, "iptables-legacy", *args)
+
+    def save(self, table):
+        return run("ip", "netns", "exec", self.topo.node, "iptables-legacy-save", "-t", table).stdout
+
+    def waitForRedirects(self):
+        """Seconds until the nat table holds the jumps and the TCP REDIRECT again (bounded)."""
+        started = time.monotonic()
+        deadline = started + 10 * SYNC_PERIOD_S
+        while time.monotonic() < deadline:
+            nat = self.save("nat")
+            if ("-A OUTPUT -j SVCBOX-SERVICES" in nat and "-A PREROUTING -j SVCBOX-SERVICES" in nat
+                    and "--to-ports 20080" in nat):
+                return time.monotonic() - started
+            time.sleep(0.1)
+        self.fail("the REDIRECT rules did not come back: " + self.save("nat"))
+
+    def test_rules_flushed_from_outside_come_back(self):
+        """An outside `iptables -t nat -F` removes the REDIRECTs and the jumps to them; the
+        periodic full resync writes them back without a registry change, and clients reach the
+        pods through the ClusterIP again."""
+        self.iptables("-t", "nat", "-F")
+        self.assertNotIn("-A OUTPUT -j SVCBOX-SERVICES", self.save("nat"))
+        self.waitForRedirects()
+        answers = self.client("http", "10.96.0.10", "80", "3")
+        self.assertNotIn("FAILED", " ".join(answers))
+
+    def test_tables_wiped_from_outside_come_back_with_the_canary(self):
+        """A wipe of nat and mangle (flush, then delete every chain, as a foreign ruleset restore
+        does) removes the canary chain too; the rules and the canary come back."""
+        for table in ("nat", "mangle"):
+            self.iptables("-t", table, "-F")
+            self.iptables("-t", table, "-X")
+        self.assertNotIn("SVCBOX-CANARY", self.save("mangle"))
+        self.waitForRedirects()
+        deadline = time.monotonic() + 10 * SYNC_PERIOD_S
+        while "SVCBOX-CANARY" not in self.save("mangle") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertIn(":SVCBOX-CANARY", self.save("mangle"))
 
     def test_get_svc_shows_the_listeners_and_no_external_address(self):
         """With REDIRECT clients use the ClusterIP: get svc shows the listener ports only."""

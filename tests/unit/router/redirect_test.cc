@@ -3,6 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "router/rule_text.h"
 
@@ -43,7 +48,141 @@ TEST(RedirectTablesTest, OneRedirectPerListenedPortHookedFromPreroutingAndOutput
   EXPECT_EQ(nat, expected);  // the IPv6 Service and the one not in the snapshot get no rule
   EXPECT_TRUE(tables.filter.chains.empty());
   EXPECT_TRUE(tables.filter.hooks.empty());
-  EXPECT_TRUE(tables.mangle.chains.empty());
+  ASSERT_EQ(tables.mangle.chains.size(), 1u);  // the canary, which a wipe of the tables removes
+  EXPECT_EQ(tables.mangle.chains[0].name, "SVCBOX-CANARY");
+  EXPECT_TRUE(tables.mangle.chains[0].rules.empty());
+}
+
+// The repair thread against a fake rule backend: what an outside flush or a failed write leaves
+// is rewritten without a registry change.
+class FakeWriter : public TableWriter {
+ public:
+  struct State {
+    std::mutex mutex;
+    std::vector<bool> nat_writes;  // `full` of every nat write that succeeded
+    int failures_left = 0;
+    bool canary = true;
+  };
+  explicit FakeWriter(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  bool sync(const Table& desired, bool full, const std::vector<std::string>*, TableSyncStats&,
+            SyncFailure& failure) override {
+    std::lock_guard lock(state_->mutex);
+    if (state_->failures_left > 0) {
+      --state_->failures_left;
+      failure.message = "injected failure";
+      return false;
+    }
+    if (desired.name == "nat") state_->nat_writes.push_back(full);
+    if (desired.name == "mangle") state_->canary = true;
+    return true;
+  }
+  bool chainExists(const std::string&, const std::string&, SyncFailure&) override {
+    std::lock_guard lock(state_->mutex);
+    return state_->canary;
+  }
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+store::SnapshotPtr oneService() {
+  store::ServiceEntry web;
+  web.service.name = "web";
+  web.service.cluster_ip = store::IpAddress::parse("10.96.0.10");
+  web.service.ports = {{"http", store::Protocol::kTcp, 80, {8080, ""}}};
+  return std::make_shared<const store::Snapshot>(
+      1, std::nullopt, std::vector<store::ServiceEntry>{web}, std::vector<store::PodPtr>{},
+      std::vector<store::EndpointSet>{});
+}
+
+const std::vector<PortMapping> kMapping{{"default", "web", "http", store::Protocol::kTcp, 80,
+                                         *store::IpAddress::parse("0.0.0.0"), 20080}};
+
+// Waits (bounded) until `done` holds.
+template <typename Done>
+bool within(std::chrono::milliseconds bound, Done done) {
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+class RedirectRepairTest : public ::testing::Test {
+ protected:
+  RedirectRules& rules(RouterTiming timing) {
+    rules_ = std::make_unique<RedirectRules>(std::make_unique<FakeWriter>(state_), timing);
+    return *rules_;
+  }
+  size_t natWrites() {
+    std::lock_guard lock(state_->mutex);
+    return state_->nat_writes.size();
+  }
+  std::shared_ptr<FakeWriter::State> state_ = std::make_shared<FakeWriter::State>();
+  std::unique_ptr<RedirectRules> rules_;
+};
+
+TEST_F(RedirectRepairTest, AGoneCanaryIsRepairedAtOnceWithAFullWrite) {
+  RouterTiming timing;
+  timing.sync_period = std::chrono::hours(1);
+  timing.canary_interval = std::chrono::milliseconds(20);
+  auto& redirect = rules(timing);
+  SyncFailure failure;
+  ASSERT_TRUE(redirect.apply(oneService(), kMapping, failure));
+  redirect.startRepairs();
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->canary = false;  // iptables -F; iptables -X, from outside
+  }
+  ASSERT_TRUE(within(std::chrono::seconds(5), [&] { return natWrites() == 2; }));
+  std::lock_guard lock(state_->mutex);
+  EXPECT_TRUE(state_->nat_writes[1]);  // full: what is in the kernel cannot be trusted
+  EXPECT_TRUE(state_->canary);
+}
+
+TEST_F(RedirectRepairTest, EverySyncPeriodRewritesEverything) {
+  RouterTiming timing;
+  timing.sync_period = std::chrono::milliseconds(20);
+  auto& redirect = rules(timing);
+  SyncFailure failure;
+  ASSERT_TRUE(redirect.apply(oneService(), kMapping, failure));
+  redirect.startRepairs();
+  // An iptables -t nat -F leaves the canary (in mangle): only the period repairs it.
+  ASSERT_TRUE(within(std::chrono::seconds(5), [&] { return natWrites() >= 3; }));
+  EXPECT_GE(redirect.repairCount(), 2u);
+  std::lock_guard lock(state_->mutex);
+  EXPECT_TRUE(state_->nat_writes[1] && state_->nat_writes[2]);
+}
+
+TEST_F(RedirectRepairTest, AFailedWriteIsRetriedWithoutAChange) {
+  RouterTiming timing;
+  timing.sync_period = std::chrono::hours(1);
+  timing.first_backoff = std::chrono::milliseconds(10);
+  auto& redirect = rules(timing);
+  redirect.startRepairs();
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->failures_left = 2;
+  }
+  SyncFailure failure;
+  EXPECT_FALSE(redirect.apply(oneService(), kMapping, failure));
+  EXPECT_EQ(failure.message, "injected failure");
+  ASSERT_TRUE(within(std::chrono::seconds(5), [&] { return natWrites() == 1; }));
+  EXPECT_EQ(redirect.repairCount(), 1u);
+}
+
+TEST_F(RedirectRepairTest, NothingIsWrittenAfterStop) {
+  RouterTiming timing;
+  timing.sync_period = std::chrono::milliseconds(10);
+  auto& redirect = rules(timing);
+  SyncFailure failure;
+  ASSERT_TRUE(redirect.apply(oneService(), kMapping, failure));
+  redirect.startRepairs();
+  redirect.stop();  // serve stops it before --cleanup-on-exit removes the rules
+  size_t after_stop = natWrites();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(natWrites(), after_stop);
 }
 
 }  // namespace
