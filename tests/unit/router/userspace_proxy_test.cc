@@ -272,6 +272,11 @@ TEST_F(UserspaceProxyTest, AnIdleConnectionIsClosedAfterTheIdleTimeout) {
   EXPECT_LE(read(kept, &byte, 1), 0);  // the proxy closed it
   EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
   close(kept);
+  // The client sees the close before the relay thread has run the ended directions' last steps.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (proxy_->stats()[0].active != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
   EXPECT_EQ(proxy_->stats()[0].active, 0u);
 }
 
