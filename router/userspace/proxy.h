@@ -40,8 +40,9 @@ struct ProxyOptions {
   size_t pipe_size = 64 * 1024;
   // Relay threads. Each accepts from every TCP listener and relays what it accepted; UDP and
   // the updates run on the first. Two, because a relayed connection costs the kernel two TCP
-  // connections' work: on bench/proxy's 2-core machine a second thread took short connections
-  // from 0.37-0.40 to 0.41-0.49 of direct.
+  // connections' work and a second thread lets it use a second core. On bench/proxy's 2-core
+  // machine, where wrk and the pod need the cores too, one and two threads measured the same
+  // (paired, five rounds), so two stays.
   size_t threads = 2;
 };
 
