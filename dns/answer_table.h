@@ -80,6 +80,11 @@ class AnswerTable {
   // The presentation-form target of an alias node, for chasing it upstream.
   const std::string& aliasTarget(const Node& node) const { return aliases_[node.alias - 1]; }
   size_t nodeCount() const { return nodes_.size(); }
+  // The whole lower-cased wire name of the index-th node, for tests.
+  std::string nameAt(size_t index) const {
+    const Node& node = nodes_[index];
+    return names_.substr(node.name_offset, node.apex_offset) + zones_[node.zone].apex;
+  }
   // Bytes held, for logs and the benchmark.
   size_t memoryUsage() const;
 
@@ -88,7 +93,7 @@ class AnswerTable {
     uint32_t hash = 0;
     uint32_t node = 0;  // index + 1; 0 = empty
   };
-  friend class TableBuilder;
+  friend class TableAssembler;
   // A node keeps only the part of its name above the zone's apex; the apex is the zone's.
   bool nameMatches(const Node& node, std::string_view lower_name) const {
     return lower_name.size() == node.name_length &&
