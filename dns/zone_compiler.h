@@ -1,0 +1,50 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "dns/answer_table.h"
+#include "store/snapshot.h"
+
+// Compiles the zone of snapshot after snapshot at a cost that follows the change, not the
+// registry: a Service entry a snapshot shares with the previous one (the same pointer, or equal in
+// what DNS shows) keeps the names and answers it produced last time, and a new table is those
+// laid side by side. Every table equals what AnswerTable::build makes of the same snapshot.
+namespace svcbox::dns {
+
+struct ZonePiece;
+class PieceBuilder;
+
+class ZoneCompiler {
+ public:
+  explicit ZoneCompiler(ZoneOptions options);
+  ~ZoneCompiler();
+  ZoneCompiler(const ZoneCompiler&) = delete;
+  ZoneCompiler& operator=(const ZoneCompiler&) = delete;
+
+  struct Compiled {
+    AnswerTablePtr table;  // null: nothing DNS shows changed since the previous compile
+    size_t encoded = 0;    // Services whose names were encoded anew; the rest were reused
+    bool whole = false;    // built from scratch: two Services gave addresses to one name
+  };
+  // `proxied`: the Services the userspace proxy serves from addresses of its own, or null.
+  Compiled compile(const store::Snapshot& snapshot, const ProxiedServices* proxied);
+
+ private:
+  struct Part {
+    store::ServiceEntryPtr entry;
+    std::optional<ProxiedService> proxied;
+    uint64_t fingerprint = 0;
+    std::shared_ptr<const ZonePiece> piece;
+  };
+
+  ZoneOptions options_;
+  std::optional<store::Cidr> service_cidr_;
+  std::unique_ptr<PieceBuilder> builder_;  // for Service pieces, which hold no serial
+  std::vector<Part> parts_;                // the last snapshot's Services, in its order
+  std::optional<uint64_t> fingerprint_;    // of the zone the last table was built from
+};
+
+}  // namespace svcbox::dns
