@@ -3,6 +3,7 @@
 #include <cstring>
 #include <memory>
 
+#include "dns/zone_assembly.h"
 #include "dns/zone_piece.h"
 
 namespace svcbox::dns {
@@ -53,7 +54,7 @@ std::shared_ptr<const AnswerTable> AnswerTable::build(const store::Snapshot& sna
   auto piece = PieceBuilder(options, snapshot.serviceCidr(), serial).whole(snapshot, proxied);
   const ZonePiece* pieces[] = {piece.get()};
   // One piece names every name once, so it always assembles.
-  return assemblePieces(pieces, options, serial);
+  return ZoneAssembly(options).rebuild(pieces, serial);
 }
 
 const AnswerTable::Node* AnswerTable::find(std::string_view lower_name) const {
@@ -66,6 +67,15 @@ const AnswerTable::Node* AnswerTable::find(std::string_view lower_name) const {
       return &nodes_[candidate.node - 1];
     }
   }
+}
+
+std::vector<std::string> AnswerTable::names() const {
+  std::vector<std::string> names;
+  for (const Node& node : nodes_) {
+    if (node.name_length == 0) continue;
+    names.push_back(names_.substr(node.name_offset, node.apex_offset) + zones_[node.zone].apex);
+  }
+  return names;
 }
 
 size_t AnswerTable::memoryUsage() const {

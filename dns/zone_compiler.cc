@@ -3,6 +3,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "dns/zone_assembly.h"
 #include "dns/zone_piece.h"
 
 namespace svcbox::dns {
@@ -33,23 +34,26 @@ bool sameProxy(const std::optional<ProxiedService>& before, const ProxiedService
 
 }  // namespace
 
-ZoneCompiler::ZoneCompiler(ZoneOptions options) : options_(std::move(options)) {}
+ZoneCompiler::ZoneCompiler(ZoneOptions options)
+    : options_(std::move(options)), assembly_(std::make_unique<ZoneAssembly>(options_)) {}
 ZoneCompiler::~ZoneCompiler() = default;
 
 ZoneCompiler::Compiled ZoneCompiler::compile(const store::Snapshot& snapshot,
                                              const ProxiedServices* proxied) {
   Compiled compiled;
-  if (!builder_ || snapshot.serviceCidr() != service_cidr_) {
+  bool from_scratch = !builder_ || snapshot.serviceCidr() != service_cidr_;
+  if (from_scratch) {
     // Every piece names its reverse zones by the service CIDR's.
     service_cidr_ = snapshot.serviceCidr();
     builder_ = std::make_unique<PieceBuilder>(options_, service_cidr_, 0);
     parts_.clear();
   }
+  // What went and what came, kept alive until the table no longer refers to the pieces that went.
+  std::vector<ZonePiecePtr> removed;
+  std::vector<const ZonePiece*> added;
   const auto& entries = snapshot.sharedServices();
   std::vector<Part> next;
   next.reserve(entries.size());
-  std::vector<uint64_t> fingerprints;
-  fingerprints.reserve(entries.size());
   ProxiedServices::const_iterator proxied_at;
   if (proxied) proxied_at = proxied->begin();
   size_t old = 0;
@@ -57,7 +61,9 @@ ZoneCompiler::Compiled ZoneCompiler::compile(const store::Snapshot& snapshot,
     const store::Service& service = entry->service;
     const ProxiedService* serving = proxied ? proxiedFor(service, *proxied, proxied_at) : nullptr;
     if (old < parts_.size() && parts_[old].entry != entry) {
-      while (old < parts_.size() && compareKeys(parts_[old].entry->service, service) < 0) ++old;
+      while (old < parts_.size() && compareKeys(parts_[old].entry->service, service) < 0) {
+        removed.push_back(std::move(parts_[old++].piece));
+      }
     }
     Part* previous = nullptr;
     if (old < parts_.size() &&
@@ -75,18 +81,17 @@ ZoneCompiler::Compiled ZoneCompiler::compile(const store::Snapshot& snapshot,
         // A change DNS does not show (a ClusterIP Service's pod became ready, say).
         part.piece = std::move(previous->piece);
       } else {
+        if (previous) removed.push_back(std::move(previous->piece));
         part.piece = builder_->service(*entry, serving);
+        added.push_back(part.piece.get());
         ++compiled.encoded;
       }
     }
-    fingerprints.push_back(part.fingerprint);
     next.push_back(std::move(part));
   }
+  while (old < parts_.size()) removed.push_back(std::move(parts_[old++].piece));
   parts_ = std::move(next);
-
-  uint64_t fingerprint = combineFingerprints(service_cidr_, fingerprints);
-  if (fingerprint_ == fingerprint) return compiled;
-  fingerprint_ = fingerprint;
+  if (!from_scratch && removed.empty() && added.empty()) return compiled;
 
   auto serial = static_cast<uint32_t>(snapshot.version());
   std::vector<std::string> dynamic_zones;
@@ -96,12 +101,22 @@ ZoneCompiler::Compiled ZoneCompiler::compile(const store::Snapshot& snapshot,
       if (seen.insert(apex).second) dynamic_zones.push_back(apex);
     }
   }
-  auto global = PieceBuilder(options_, service_cidr_, serial).global(dynamic_zones);
-  std::vector<const ZonePiece*> pieces;
-  pieces.reserve(parts_.size() + 1);
-  pieces.push_back(global.get());
-  for (const auto& part : parts_) pieces.push_back(part.piece.get());
-  compiled.table = assemblePieces(pieces, options_, serial);
+  // The apexes' piece is new every time: their SOA records carry the snapshot's version.
+  if (global_) removed.push_back(std::move(global_));
+  global_ = PieceBuilder(options_, service_cidr_, serial).global(dynamic_zones);
+  added.push_back(global_.get());
+  std::vector<const ZonePiece*> gone;
+  gone.reserve(removed.size());
+  for (const auto& piece : removed) gone.push_back(piece.get());
+  if (!from_scratch) compiled.table = assembly_->update(gone, added, serial);
+  if (!compiled.table) {
+    std::vector<const ZonePiece*> pieces;
+    pieces.reserve(parts_.size() + 1);
+    pieces.push_back(global_.get());
+    for (const auto& part : parts_) pieces.push_back(part.piece.get());
+    compiled.table = assembly_->rebuild(pieces, serial);
+    compiled.rebuilt = true;
+  }
   if (!compiled.table) {
     compiled.table = AnswerTable::build(snapshot, options_, proxied);
     compiled.whole = true;

@@ -16,6 +16,7 @@ namespace svcbox::dns {
 
 struct ZonePiece;
 class PieceBuilder;
+class ZoneAssembly;
 
 class ZoneCompiler {
  public:
@@ -27,7 +28,8 @@ class ZoneCompiler {
   struct Compiled {
     AnswerTablePtr table;  // null: nothing DNS shows changed since the previous compile
     size_t encoded = 0;    // Services whose names were encoded anew; the rest were reused
-    bool whole = false;    // built from scratch: two Services gave addresses to one name
+    bool rebuilt = false;  // laid out anew from every piece, not updated from the last table
+    bool whole = false;    // built whole: two Services gave addresses to one name
   };
   // `proxied`: the Services the userspace proxy serves from addresses of its own, or null.
   Compiled compile(const store::Snapshot& snapshot, const ProxiedServices* proxied);
@@ -42,9 +44,10 @@ class ZoneCompiler {
 
   ZoneOptions options_;
   std::optional<store::Cidr> service_cidr_;
-  std::unique_ptr<PieceBuilder> builder_;  // for Service pieces, which hold no serial
-  std::vector<Part> parts_;                // the last snapshot's Services, in its order
-  std::optional<uint64_t> fingerprint_;    // of the zone the last table was built from
+  std::unique_ptr<PieceBuilder> builder_;    // for Service pieces, which hold no serial
+  std::vector<Part> parts_;                  // the last snapshot's Services, in its order
+  std::shared_ptr<const ZonePiece> global_;  // the zones' apexes and svcbox's own names
+  std::unique_ptr<ZoneAssembly> assembly_;
 };
 
 }  // namespace svcbox::dns

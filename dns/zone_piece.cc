@@ -392,7 +392,9 @@ class PieceBuilder::Impl {
                                      const ProxiedService* proxied) {
     start(Kind::kService, 1);
     addService(entry, proxied);
-    return finish();
+    auto piece = finish();
+    piece->order = entry.service.namespace_name + '\0' + entry.service.name;
+    return piece;
   }
 
  private:

@@ -52,6 +52,9 @@ struct ZonePiece {
     return std::span(records).subspan(node.first_record, node.record_count);
   }
 
+  // Where its records go among other pieces' at a name they share: (namespace NUL name) of its
+  // Service, which sorts as the snapshot does; empty for the apexes' piece, which comes first.
+  std::string order;
   uint16_t static_zone_count = 0;
   std::vector<std::string> static_zones;   // filled in the piece that holds the apexes only
   std::vector<std::string> dynamic_zones;  // headless pods' reverse zones, by first use
@@ -120,11 +123,5 @@ uint64_t serviceFingerprint(const store::ServiceEntry& entry, const ProxiedServi
 // The zone's: the service CIDR and every Service's fingerprint in snapshot order.
 uint64_t combineFingerprints(const std::optional<store::Cidr>& service_cidr,
                              std::span<const uint64_t> services);
-
-// An AnswerTable from pieces, the zone apexes' piece first (it lists the static zones), then the
-// Services in snapshot order. Null when two pieces give address records to one name (valid
-// Kubernetes names never do): that needs a whole build, whose glue sees both.
-AnswerTablePtr assemblePieces(std::span<const ZonePiece* const> pieces, const ZoneOptions& options,
-                              uint32_t serial);
 
 }  // namespace svcbox::dns

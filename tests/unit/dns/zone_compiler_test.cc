@@ -51,8 +51,8 @@ void expectSameAnswers(const AnswerTable& whole, const AnswerTable& compiled,
                        const std::vector<std::string>& absent, const std::string& context) {
   std::set<std::string> names(absent.begin(), absent.end());
   for (const AnswerTable* table : {&whole, &compiled}) {
-    for (size_t i = 0; i < table->nodeCount(); ++i) {
-      std::string name = wireToName(table->nameAt(i));
+    for (const auto& wire : table->names()) {
+      std::string name = wireToName(wire);
       names.insert(name);
       names.insert("nope." + name);
     }
@@ -73,7 +73,13 @@ void expectSameAnswers(const AnswerTable& whole, const AnswerTable& compiled,
 // does.
 class RandomRegistry {
  public:
-  explicit RandomRegistry(uint32_t seed) : random_(seed) {}
+  // Services that never change make the table large enough that updates run for a while before
+  // the unused bytes call for a rebuild.
+  explicit RandomRegistry(uint32_t seed) : random_(seed) {
+    for (int i = 0; i < 40; ++i) {
+      put(clusterIpService("base", "base-" + std::to_string(i), "10.96.1." + std::to_string(i)));
+    }
+  }
 
   std::shared_ptr<store::Snapshot> snapshot(const std::string& cidr = "10.96.0.0/12") {
     std::vector<store::ServiceEntryPtr> entries;
@@ -283,7 +289,8 @@ void runRandomChanges(uint32_t seed, const std::string& cidr, const ZoneOptions&
   RandomRegistry registry(seed);
   ZoneCompiler compiler(options);
   AnswerTablePtr last;
-  auto absent = registry.absentNames();
+  int rebuilds = 0;
+  int updates = 0;
   for (int step = 0; step < 150; ++step) {
     for (int i = 0; i < 1 + step % 3; ++i) registry.change();
     auto snapshot = registry.snapshot(cidr);
@@ -292,6 +299,7 @@ void runRandomChanges(uint32_t seed, const std::string& cidr, const ZoneOptions&
     if (compiled.table) {
       last = compiled.table;
       EXPECT_FALSE(compiled.whole) << context;
+      ++(compiled.rebuilt ? rebuilds : updates);
     }
     ASSERT_TRUE(last) << context;
     // An unchanged zone keeps the table of an earlier version: compare with that version's.
@@ -304,6 +312,9 @@ void runRandomChanges(uint32_t seed, const std::string& cidr, const ZoneOptions&
     expectSameAnswers(*expected, *last, registry.absentNames(), context);
     if (::testing::Test::HasFatalFailure()) return;
   }
+  // Both ways to a table were taken: updates, and rebuilds once enough bytes went unused.
+  EXPECT_GT(updates, 75);
+  EXPECT_GT(rebuilds, 1);
 }
 
 TEST(ZoneCompilerTest, RandomChangesAnswerAsAWholeBuild) {
