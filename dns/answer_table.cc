@@ -51,10 +51,18 @@ std::shared_ptr<const AnswerTable> AnswerTable::build(const store::Snapshot& sna
                                                       const ZoneOptions& options,
                                                       const ProxiedServices* proxied) {
   auto serial = static_cast<uint32_t>(snapshot.version());
-  auto piece = PieceBuilder(options, snapshot.serviceCidr(), serial).whole(snapshot, proxied);
-  const ZonePiece* pieces[] = {piece.get()};
-  // One piece names every name once, so it always assembles.
-  return ZoneAssembly(options).rebuild(pieces, serial);
+  PieceBuilder builder(options, snapshot.serviceCidr(), serial);
+  std::unique_ptr<ZonePiece> whole = builder.whole(snapshot, proxied);
+  // The whole piece holds the apexes too; and it names every name once, so it always assembles.
+  ZonePiece no_apexes;
+  no_apexes.static_zone_count = whole->static_zone_count;
+  auto only = [&whole](size_t index) { return index == 0 ? whole.get() : nullptr; };
+  auto apexes = [&no_apexes](std::span<const std::string>) -> const ZonePiece& {
+    return no_apexes;
+  };
+  auto lookup = [&whole](std::string_view) -> const ZonePiece& { return *whole; };
+  return ZoneAssembly(options).rebuild(builder.staticZones(), whole->nodes.size(), only, apexes,
+                                       lookup, serial);
 }
 
 const AnswerTable::Node* AnswerTable::find(std::string_view lower_name) const {

@@ -1,7 +1,8 @@
 #include "dns/zone_compiler.h"
 
+#include <algorithm>
 #include <string_view>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "dns/zone_assembly.h"
 #include "dns/zone_piece.h"
@@ -28,7 +29,7 @@ const ProxiedService* proxiedFor(const store::Service& service, const ProxiedSer
   return nullptr;
 }
 
-bool sameProxy(const std::optional<ProxiedService>& before, const ProxiedService* now) {
+bool sameProxy(const std::unique_ptr<ProxiedService>& before, const ProxiedService* now) {
   return now ? before && *before == *now : !before;
 }
 
@@ -48,9 +49,8 @@ ZoneCompiler::Compiled ZoneCompiler::compile(const store::Snapshot& snapshot,
     builder_ = std::make_unique<PieceBuilder>(options_, service_cidr_, 0);
     parts_.clear();
   }
-  // What went and what came, kept alive until the table no longer refers to the pieces that went.
-  std::vector<ZonePiecePtr> removed;
-  std::vector<const ZonePiece*> added;
+  std::vector<Part> removed;
+  std::vector<std::unique_ptr<ZonePiece>> added;
   const auto& entries = snapshot.sharedServices();
   std::vector<Part> next;
   next.reserve(entries.size());
@@ -62,7 +62,7 @@ ZoneCompiler::Compiled ZoneCompiler::compile(const store::Snapshot& snapshot,
     const ProxiedService* serving = proxied ? proxiedFor(service, *proxied, proxied_at) : nullptr;
     if (old < parts_.size() && parts_[old].entry != entry) {
       while (old < parts_.size() && compareKeys(parts_[old].entry->service, service) < 0) {
-        removed.push_back(std::move(parts_[old++].piece));
+        removed.push_back(std::move(parts_[old++]));
       }
     }
     Part* previous = nullptr;
@@ -72,49 +72,73 @@ ZoneCompiler::Compiled ZoneCompiler::compile(const store::Snapshot& snapshot,
     }
     Part part;
     if (previous && previous->entry == entry && sameProxy(previous->proxied, serving)) {
-      part = std::move(*previous);
-    } else {
-      part.entry = entry;
-      if (serving) part.proxied = *serving;
-      part.fingerprint = serviceFingerprint(*entry, serving);
-      if (previous && previous->fingerprint == part.fingerprint) {
-        // A change DNS does not show (a ClusterIP Service's pod became ready, say).
-        part.piece = std::move(previous->piece);
-      } else {
-        if (previous) removed.push_back(std::move(previous->piece));
-        part.piece = builder_->service(*entry, serving);
-        added.push_back(part.piece.get());
-        ++compiled.encoded;
-      }
+      next.push_back(std::move(*previous));
+      continue;
     }
+    part.entry = entry;
+    if (serving) part.proxied = std::make_unique<ProxiedService>(*serving);
+    if (previous && serviceFingerprint(*previous->entry, previous->proxied.get()) ==
+                        serviceFingerprint(*entry, serving)) {
+      // A change DNS does not show (a ClusterIP Service's pod became ready, say).
+      next.push_back(std::move(part));
+      continue;
+    }
+    if (previous) removed.push_back(std::move(*previous));
+    if (!from_scratch) added.push_back(builder_->service(*entry, serving));
+    ++compiled.encoded;
     next.push_back(std::move(part));
   }
-  while (old < parts_.size()) removed.push_back(std::move(parts_[old++].piece));
+  while (old < parts_.size()) removed.push_back(std::move(parts_[old++]));
   parts_ = std::move(next);
   if (!from_scratch && removed.empty() && added.empty()) return compiled;
 
   auto serial = static_cast<uint32_t>(snapshot.version());
-  std::vector<std::string> dynamic_zones;
-  std::unordered_set<std::string_view> seen;
-  for (const auto& part : parts_) {
-    for (const auto& apex : part.piece->dynamic_zones) {
-      if (seen.insert(apex).second) dynamic_zones.push_back(apex);
+  // Pieces the assembly asks for again: a Service's that shares a name with one that changed.
+  std::unordered_map<std::string, std::unique_ptr<ZonePiece>> made_again;
+  ZoneAssembly::PieceLookup lookup = [&](std::string_view order) -> const ZonePiece& {
+    if (order.empty()) return *global_;
+    auto& piece = made_again[std::string(order)];
+    if (!piece) {
+      size_t split = order.find('\0');
+      std::string_view namespace_name = order.substr(0, split);
+      std::string_view name = order.substr(split + 1);
+      auto at = std::lower_bound(parts_.begin(), parts_.end(), order, [&](const Part& part, auto) {
+        const store::Service& service = part.entry->service;
+        int c = service.namespace_name.compare(namespace_name);
+        return c != 0 ? c < 0 : service.name.compare(name) < 0;
+      });
+      piece = builder_->service(*at->entry, at->proxied.get());
     }
+    return *piece;
+  };
+  std::unique_ptr<ZonePiece> old_global = std::move(global_);
+  ZoneAssembly::ApexPiece apexes =
+      [&](std::span<const std::string> dynamic_zones) -> const ZonePiece& {
+    global_ = PieceBuilder(options_, service_cidr_, serial).global(dynamic_zones);
+    return *global_;
+  };
+  if (!from_scratch && old_global) {
+    std::vector<std::unique_ptr<ZonePiece>> gone;
+    gone.reserve(removed.size() + 1);
+    for (const auto& part : removed)
+      gone.push_back(builder_->service(*part.entry, part.proxied.get()));
+    gone.push_back(std::move(old_global));
+    std::vector<const ZonePiece*> gone_pieces;
+    for (const auto& piece : gone) gone_pieces.push_back(piece.get());
+    std::vector<const ZonePiece*> added_pieces;
+    for (const auto& piece : added) added_pieces.push_back(piece.get());
+    compiled.table = assembly_->update(gone_pieces, added_pieces, apexes, lookup, serial);
   }
-  // The apexes' piece is new every time: their SOA records carry the snapshot's version.
-  if (global_) removed.push_back(std::move(global_));
-  global_ = PieceBuilder(options_, service_cidr_, serial).global(dynamic_zones);
-  added.push_back(global_.get());
-  std::vector<const ZonePiece*> gone;
-  gone.reserve(removed.size());
-  for (const auto& piece : removed) gone.push_back(piece.get());
-  if (!from_scratch) compiled.table = assembly_->update(gone, added, serial);
   if (!compiled.table) {
-    std::vector<const ZonePiece*> pieces;
-    pieces.reserve(parts_.size() + 1);
-    pieces.push_back(global_.get());
-    for (const auto& part : parts_) pieces.push_back(part.piece.get());
-    compiled.table = assembly_->rebuild(pieces, serial);
+    std::unique_ptr<ZonePiece> current;
+    ZoneAssembly::PieceSequence services = [&](size_t index) -> const ZonePiece* {
+      if (index >= parts_.size()) return nullptr;
+      current = builder_->service(*parts_[index].entry, parts_[index].proxied.get());
+      return current.get();
+    };
+    made_again.clear();
+    compiled.table = assembly_->rebuild(builder_->staticZones(), parts_.size() * 4 + 64, services,
+                                        apexes, lookup, serial);
     compiled.rebuilt = true;
   }
   if (!compiled.table) {

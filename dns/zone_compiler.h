@@ -35,18 +35,17 @@ class ZoneCompiler {
   Compiled compile(const store::Snapshot& snapshot, const ProxiedServices* proxied);
 
  private:
+  // What a Service's names were compiled from; the names themselves are in the table only.
   struct Part {
     store::ServiceEntryPtr entry;
-    std::optional<ProxiedService> proxied;
-    uint64_t fingerprint = 0;
-    std::shared_ptr<const ZonePiece> piece;
+    std::unique_ptr<ProxiedService> proxied;
   };
 
   ZoneOptions options_;
   std::optional<store::Cidr> service_cidr_;
-  std::unique_ptr<PieceBuilder> builder_;    // for Service pieces, which hold no serial
-  std::vector<Part> parts_;                  // the last snapshot's Services, in its order
-  std::shared_ptr<const ZonePiece> global_;  // the zones' apexes and svcbox's own names
+  std::unique_ptr<PieceBuilder> builder_;  // for Service pieces, which hold no serial
+  std::vector<Part> parts_;                // the last snapshot's Services, in its order
+  std::unique_ptr<ZonePiece> global_;      // the zones' apexes and svcbox's own names
   std::unique_ptr<ZoneAssembly> assembly_;
 };
 

@@ -366,6 +366,11 @@ class PieceBuilder::Impl {
     static_zone_count_ = zone_apexes_.size();
   }
 
+  std::vector<std::string> staticZones() const {
+    return {zone_apexes_.begin(),
+            zone_apexes_.begin() + static_cast<ptrdiff_t>(static_zone_count_)};
+  }
+
   std::unique_ptr<ZonePiece> whole(const store::Snapshot& snapshot,
                                    const ProxiedServices* proxied) {
     start(Kind::kWhole, snapshot.services().size());
@@ -674,6 +679,8 @@ PieceBuilder::PieceBuilder(const ZoneOptions& options,
                            const std::optional<store::Cidr>& service_cidr, uint32_t serial)
     : impl_(std::make_unique<Impl>(options, service_cidr, serial)) {}
 PieceBuilder::~PieceBuilder() = default;
+
+std::vector<std::string> PieceBuilder::staticZones() const { return impl_->staticZones(); }
 
 std::unique_ptr<ZonePiece> PieceBuilder::whole(const store::Snapshot& snapshot,
                                                const ProxiedServices* proxied) {

@@ -105,6 +105,8 @@ class PieceBuilder {
   PieceBuilder(const PieceBuilder&) = delete;
   PieceBuilder& operator=(const PieceBuilder&) = delete;
 
+  // The apexes of the zones every piece shares: the domain's, svc's, the service CIDR's.
+  std::vector<std::string> staticZones() const;
   // The whole zone of a snapshot in one piece.
   std::unique_ptr<ZonePiece> whole(const store::Snapshot& snapshot, const ProxiedServices* proxied);
   // The zones' apexes (the static ones and `dynamic_zones`) and svcbox's own names.
