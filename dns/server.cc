@@ -576,7 +576,7 @@ DnsServer::Published DnsServer::publish(const store::Snapshot& snapshot,
   }
   // Compiling many Services churns through short-lived drafts; hand their pages back to the
   // system. A compile that reused nearly everything has little to give back.
-  if (compiled.whole || compiled.encoded > kTrimAfterEncoded) malloc_trim(0);
+  if (compiled.whole || compiled.rebuilt || compiled.encoded > kTrimAfterEncoded) malloc_trim(0);
   return published;
 }
 

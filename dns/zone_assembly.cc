@@ -48,6 +48,11 @@ AnswerTablePtr ZoneAssembly::rebuild(std::span<const std::string> static_zones,
   size_t capacity = capacityFor(expected_names);
   table->slots_.assign(capacity, {});
   table->mask_ = capacity - 1;
+  // Room for about what a Service's names take, so the arrays do not move as they fill.
+  table->nodes_.reserve(expected_names);
+  table->names_.reserve(expected_names * 12);
+  table->answers_.reserve(expected_names * 5 / 4);
+  table->data_.reserve(expected_names * 40);
   for (const auto& apex : static_zones) table->zones_.push_back(AnswerTable::Zone{apex, {}});
   static_zone_count_ = table->zones_.size();
   zone_pieces_.assign(static_zone_count_, 0);

@@ -137,7 +137,7 @@ ZoneCompiler::Compiled ZoneCompiler::compile(const store::Snapshot& snapshot,
       return current.get();
     };
     made_again.clear();
-    compiled.table = assembly_->rebuild(builder_->staticZones(), parts_.size() * 4 + 64, services,
+    compiled.table = assembly_->rebuild(builder_->staticZones(), parts_.size() * 7 + 64, services,
                                         apexes, lookup, serial);
     compiled.rebuilt = true;
   }
