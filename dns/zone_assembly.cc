@@ -270,9 +270,16 @@ void ZoneAssembly::add(const ZonePiece& piece) {
                           ? node.zone
                           : zones[node.zone - piece.static_zone_count];
       index = addNode(name, node, zone);
-      NodeState& state = touch(index);
-      state.pieces = 1;
-      state.record_pieces = 0;
+      // A new name one piece names: its answers at once, and no state (most names are so).
+      if (records) {
+        table_->nodes_[index].first_answer = static_cast<uint32_t>(table_->answers_.size());
+        copyAnswers(index, piece, node);
+        if (!rebuild_orders_.empty()) {
+          if (rebuild_sources_.size() <= index) rebuild_sources_.resize(index + 1, 0);
+          rebuild_sources_[index] = static_cast<uint32_t>(rebuild_orders_.size());
+        }
+      }
+      continue;
     } else {
       index = static_cast<uint32_t>(found);
       ++touch(index).pieces;
