@@ -263,7 +263,9 @@ int runServe(const ServeFlags& flags) {
     } else {
       logDebug("DNS zone of snapshot " + std::to_string(current->version()) + ": " +
                std::to_string(zone.names) + " names, " + std::to_string(zone.bytes / 1024) +
-               " KiB, compiled in " + std::to_string(zone.took.count() / 1000) + " ms");
+               " KiB, compiled in " + std::to_string(zone.took.count() / 1000) + "." +
+               std::to_string(zone.took.count() / 100 % 10) + " ms (" +
+               std::to_string(zone.encoded) + " Services encoded)");
     }
     prober->update(current);
     logChanges(previous, current);

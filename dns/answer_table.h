@@ -79,7 +79,9 @@ class AnswerTable {
   const Zone& zone(uint16_t index) const { return zones_[index]; }
   // The presentation-form target of an alias node, for chasing it upstream.
   const std::string& aliasTarget(const Node& node) const { return aliases_[node.alias - 1]; }
-  size_t nodeCount() const { return nodes_.size(); }
+  size_t nodeCount() const { return nodes_.size() - free_nodes_; }
+  // Every name's lower-cased wire form, for tests.
+  std::vector<std::string> names() const;
   // Bytes held, for logs and the benchmark.
   size_t memoryUsage() const;
 
@@ -88,7 +90,7 @@ class AnswerTable {
     uint32_t hash = 0;
     uint32_t node = 0;  // index + 1; 0 = empty
   };
-  friend class TableBuilder;
+  friend class ZoneAssembly;
   // A node keeps only the part of its name above the zone's apex; the apex is the zone's.
   bool nameMatches(const Node& node, std::string_view lower_name) const {
     return lower_name.size() == node.name_length &&
@@ -105,6 +107,7 @@ class AnswerTable {
   std::vector<uint8_t> data_;
   std::vector<Slot> slots_;
   size_t mask_ = 0;
+  uint32_t free_nodes_ = 0;  // nodes no name uses (name_length 0) until the next rebuild
 };
 
 using AnswerTablePtr = std::shared_ptr<const AnswerTable>;

@@ -28,6 +28,8 @@ constexpr size_t kBatch = 32;
 // buffers of every batch are resident memory).
 constexpr size_t kMaxUdpQuery = 1500;
 constexpr size_t kMaxDrainRounds = 16;  // then let the loop run other work
+// A publish that encoded more Services than this gives freed pages back to the system.
+constexpr size_t kTrimAfterEncoded = 100;
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 // Per-worker counters: written by one thread, read by the metrics reader.
@@ -548,7 +550,9 @@ void DnsServer::Impl::stop() {
 }
 
 DnsServer::DnsServer(DnsOptions options)
-    : options_(std::move(options)), impl_(std::make_unique<Impl>(options_)) {}
+    : options_(std::move(options)),
+      impl_(std::make_unique<Impl>(options_)),
+      compiler_(options_.zone) {}
 
 DnsServer::~DnsServer() { stop(); }
 
@@ -559,23 +563,20 @@ void DnsServer::stop() { impl_->stop(); }
 DnsServer::Published DnsServer::publish(const store::Snapshot& snapshot,
                                         const ProxiedServices* proxied) {
   auto started = std::chrono::steady_clock::now();
-  uint64_t fingerprint = zoneFingerprint(snapshot);
-  static const ProxiedServices kNone;
-  const ProxiedServices& now_proxied = proxied ? *proxied : kNone;
-  if (fingerprint_ == fingerprint && proxied_ == now_proxied) return Published{.unchanged = true};
-  fingerprint_ = fingerprint;
-  proxied_ = now_proxied;
-  auto table = AnswerTable::build(snapshot, options_.zone, &proxied_);
-  Published published{false, table->nodeCount(), table->memoryUsage(),
+  auto compiled = compiler_.compile(snapshot, proxied);
+  if (!compiled.table) return Published{.unchanged = true};
+  Published published{false, compiled.table->nodeCount(), compiled.table->memoryUsage(),
+                      compiled.encoded,
                       std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - started)};
   {
     std::lock_guard lock(impl_->table_.mutex);
-    impl_->table_.table = std::move(table);
+    impl_->table_.table = std::move(compiled.table);
     impl_->table_.generation.fetch_add(1, std::memory_order_release);
   }
-  // Compiling a zone churns through short-lived drafts; hand their pages back to the system.
-  malloc_trim(0);
+  // Compiling many Services churns through short-lived drafts; hand their pages back to the
+  // system. A compile that reused nearly everything has little to give back.
+  if (compiled.whole || compiled.rebuilt || compiled.encoded > kTrimAfterEncoded) malloc_trim(0);
   return published;
 }
 

@@ -12,6 +12,7 @@
 #include "dns/cache.h"
 #include "dns/forwarder.h"
 #include "dns/metrics.h"
+#include "dns/zone_compiler.h"
 #include "store/ip.h"
 #include "store/result.h"
 #include "store/snapshot.h"
@@ -73,6 +74,7 @@ class DnsServer {
     bool unchanged = false;  // nothing DNS shows changed: the table in use stays
     size_t names = 0;
     size_t bytes = 0;
+    size_t encoded = 0;  // Services whose names were encoded anew; the others' were reused
     std::chrono::microseconds took{0};
   };
   // Compiles the snapshot's zone and swaps it in; in-flight queries finish on the old table.
@@ -94,8 +96,7 @@ class DnsServer {
  private:
   DnsOptions options_;
   std::unique_ptr<Impl> impl_;
-  std::optional<uint64_t> fingerprint_;  // of the snapshot the table in use was built from
-  ProxiedServices proxied_;              // and the proxied Services it was built with
+  ZoneCompiler compiler_;  // keeps what each Service compiled to, for the next snapshot
 };
 
 }  // namespace svcbox::dns

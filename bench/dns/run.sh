@@ -18,6 +18,7 @@ status=0
 STRICT=1 "$harness/run.sh" || status=1
 python3 "$root/bench/dns/ratios.py" "$WORK/results/table.md" || status=1
 "$root/build/release/bench/dns/dns_table_bench"
+"$root/build/release/bench/dns/dns_table_bench" publish
 flock /tmp/bench.lock python3 "$root/bench/dns/visibility.py" "$bin" "$WORK/data/services.yaml" ||
   status=1
 exit $status

@@ -1,0 +1,52 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "dns/answer_table.h"
+#include "store/snapshot.h"
+
+// Compiles the zone of snapshot after snapshot at a cost that follows the change, not the
+// registry: a Service entry a snapshot shares with the previous one (the same pointer, or equal in
+// what DNS shows) keeps the names and answers it produced last time, and a new table is those
+// laid side by side. Every table equals what AnswerTable::build makes of the same snapshot.
+namespace svcbox::dns {
+
+struct ZonePiece;
+class PieceBuilder;
+class ZoneAssembly;
+
+class ZoneCompiler {
+ public:
+  explicit ZoneCompiler(ZoneOptions options);
+  ~ZoneCompiler();
+  ZoneCompiler(const ZoneCompiler&) = delete;
+  ZoneCompiler& operator=(const ZoneCompiler&) = delete;
+
+  struct Compiled {
+    AnswerTablePtr table;  // null: nothing DNS shows changed since the previous compile
+    size_t encoded = 0;    // Services whose names were encoded anew; the rest were reused
+    bool rebuilt = false;  // laid out anew from every piece, not updated from the last table
+    bool whole = false;    // built whole: two Services gave addresses to one name
+  };
+  // `proxied`: the Services the userspace proxy serves from addresses of its own, or null.
+  Compiled compile(const store::Snapshot& snapshot, const ProxiedServices* proxied);
+
+ private:
+  // What a Service's names were compiled from; the names themselves are in the table only.
+  struct Part {
+    store::ServiceEntryPtr entry;
+    std::unique_ptr<ProxiedService> proxied;
+  };
+
+  ZoneOptions options_;
+  std::optional<store::Cidr> service_cidr_;
+  std::unique_ptr<PieceBuilder> builder_;  // for Service pieces, which hold no serial
+  std::vector<Part> parts_;                // the last snapshot's Services, in its order
+  std::unique_ptr<ZonePiece> global_;      // the zones' apexes and svcbox's own names
+  std::unique_ptr<ZoneAssembly> assembly_;
+};
+
+}  // namespace svcbox::dns
