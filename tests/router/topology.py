@@ -8,6 +8,7 @@ Nothing is linked to the host's namespace, no namespace has a route out, and eve
 per-run prefix so parallel runs and leftovers of a crashed run cannot collide. The node routes the
 Service CIDR to a link to nowhere (as a host's default route would), so a packet to a ClusterIP without
 endpoints reaches the filter table and its REJECT instead of failing the route lookup."""
+import atexit
 import ipaddress
 import os
 import subprocess
@@ -18,6 +19,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 POD_IPS = {f"pod{i}": f"10.244.{i}.2" for i in (1, 2, 3)}
 CLIENT_IP = "10.0.0.2"
 OUR_NETWORKS = [ipaddress.ip_network(n) for n in ("10.0.0.0/24", "10.244.0.0/16", "10.96.0.0/12")]
+
+# The xtables lock is one file for every namespace. svcbox trusts a table it read ahead only while
+# no other process took that lock, so tests running in parallel (or the host's own iptables users)
+# would end each other's read-ahead. Every tool started from here inherits a lock of this run's
+# own, which iptables and svcbox both honour; the tables themselves are per namespace anyway.
+LOCK_FILE = os.environ.setdefault("XTABLES_LOCKFILE", f"/run/svcbox-test-{os.getpid()}.xtables.lock")
+atexit.register(lambda: os.path.exists(LOCK_FILE) and os.unlink(LOCK_FILE))
 
 
 def run(*args, check=True, timeout=30, **kwargs):
