@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -256,7 +257,7 @@ int runServe(const ServeFlags& flags) {
         proxied = proxiedServices(mapping);
       }
     }
-    auto zone = dns_server->publish(*current, proxy && !redirect ? &proxied : nullptr);
+    auto zone = dns_server->publish(current, proxy && !redirect ? &proxied : nullptr);
     if (previous) observeProgramming(metrics, "dns", *current);
     if (zone.unchanged) {
       logDebug("DNS zone unchanged by snapshot " + std::to_string(current->version()));
@@ -290,6 +291,9 @@ int runServe(const ServeFlags& flags) {
   startRouter(router.get(), watcher.current());
   readiness.rules_synced = true;
   prober->start();
+  // Loading the registry, compiling the zone and the first sync free most of what they
+  // allocated, scattered among what stays; give those pages back before serving for days.
+  malloc_trim(0);
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);

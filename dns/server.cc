@@ -560,7 +560,7 @@ store::Status DnsServer::bind() { return impl_->bind(); }
 void DnsServer::start() { impl_->start(); }
 void DnsServer::stop() { impl_->stop(); }
 
-DnsServer::Published DnsServer::publish(const store::Snapshot& snapshot,
+DnsServer::Published DnsServer::publish(const store::SnapshotPtr& snapshot,
                                         const ProxiedServices* proxied) {
   auto started = std::chrono::steady_clock::now();
   auto compiled = compiler_.compile(snapshot, proxied);

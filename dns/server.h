@@ -80,7 +80,7 @@ class DnsServer {
   // Compiles the snapshot's zone and swaps it in; in-flight queries finish on the old table.
   // Called from one thread (serve's watcher). `proxied`: the Services the userspace proxy serves
   // from addresses of its own (see ProxiedServices); null when none.
-  Published publish(const store::Snapshot& snapshot, const ProxiedServices* proxied = nullptr);
+  Published publish(const store::SnapshotPtr& snapshot, const ProxiedServices* proxied = nullptr);
   void stop();
 
   // The addresses actually bound (port 0 resolved), for logs and tests.

@@ -29,8 +29,15 @@ const ProxiedService* proxiedFor(const store::Service& service, const ProxiedSer
   return nullptr;
 }
 
-bool sameProxy(const std::unique_ptr<ProxiedService>& before, const ProxiedService* now) {
+bool sameProxy(const ProxiedService* before, const ProxiedService* now) {
   return now ? before && *before == *now : !before;
+}
+
+// For a lookup out of order: the map's keys are strings, so this builds one.
+const ProxiedService* proxiedIn(const ProxiedServices* proxied, const store::Service& service) {
+  if (!proxied) return nullptr;
+  auto found = proxied->find({service.namespace_name, service.name});
+  return found == proxied->end() ? nullptr : &found->second;
 }
 
 }  // namespace
@@ -39,57 +46,71 @@ ZoneCompiler::ZoneCompiler(ZoneOptions options)
     : options_(std::move(options)), assembly_(std::make_unique<ZoneAssembly>(options_)) {}
 ZoneCompiler::~ZoneCompiler() = default;
 
-ZoneCompiler::Compiled ZoneCompiler::compile(const store::Snapshot& snapshot,
+ZoneCompiler::Compiled ZoneCompiler::compile(const store::SnapshotPtr& snapshot_ptr,
                                              const ProxiedServices* proxied) {
+  const store::Snapshot& snapshot = *snapshot_ptr;
   Compiled compiled;
   bool from_scratch = !builder_ || snapshot.serviceCidr() != service_cidr_;
   if (from_scratch) {
     // Every piece names its reverse zones by the service CIDR's.
     service_cidr_ = snapshot.serviceCidr();
     builder_ = std::make_unique<PieceBuilder>(options_, service_cidr_, 0);
-    parts_.clear();
+    last_.reset();
+    last_proxied_.clear();
   }
-  std::vector<Part> removed;
+  static const std::vector<store::ServiceEntryPtr> kNone;
+  const auto& before = last_ ? last_->sharedServices() : kNone;
+  // Services that went or changed, with how they were proxied: their pieces are made again to
+  // take their names out.
+  std::vector<std::pair<const store::ServiceEntry*, const ProxiedService*>> removed;
   std::vector<std::unique_ptr<ZonePiece>> added;
   const auto& entries = snapshot.sharedServices();
-  std::vector<Part> next;
-  next.reserve(entries.size());
   ProxiedServices::const_iterator proxied_at;
   if (proxied) proxied_at = proxied->begin();
+  auto was_proxied_at = last_proxied_.cbegin();
+  auto wasProxied = [&](const store::Service& service) {
+    return proxiedFor(service, last_proxied_, was_proxied_at);
+  };
   size_t old = 0;
   for (const auto& entry : entries) {
     const store::Service& service = entry->service;
     const ProxiedService* serving = proxied ? proxiedFor(service, *proxied, proxied_at) : nullptr;
-    if (old < parts_.size() && parts_[old].entry != entry) {
-      while (old < parts_.size() && compareKeys(parts_[old].entry->service, service) < 0) {
-        removed.push_back(std::move(parts_[old++]));
+    if (old < before.size() && before[old] != entry) {
+      while (old < before.size() && compareKeys(before[old]->service, service) < 0) {
+        removed.emplace_back(before[old].get(), wasProxied(before[old]->service));
+        ++old;
       }
     }
-    Part* previous = nullptr;
-    if (old < parts_.size() &&
-        (parts_[old].entry == entry || compareKeys(parts_[old].entry->service, service) == 0)) {
-      previous = &parts_[old++];
+    const store::ServiceEntry* previous = nullptr;
+    const ProxiedService* previous_proxied = nullptr;
+    if (old < before.size() &&
+        (before[old] == entry || compareKeys(before[old]->service, service) == 0)) {
+      previous = before[old++].get();
+      previous_proxied = wasProxied(previous->service);
     }
-    Part part;
-    if (previous && previous->entry == entry && sameProxy(previous->proxied, serving)) {
-      next.push_back(std::move(*previous));
-      continue;
+    if (previous == entry.get() && sameProxy(previous_proxied, serving)) continue;
+    if (previous &&
+        serviceFingerprint(*previous, previous_proxied) == serviceFingerprint(*entry, serving)) {
+      continue;  // a change DNS does not show (a ClusterIP Service's pod became ready, say)
     }
-    part.entry = entry;
-    if (serving) part.proxied = std::make_unique<ProxiedService>(*serving);
-    if (previous && serviceFingerprint(*previous->entry, previous->proxied.get()) ==
-                        serviceFingerprint(*entry, serving)) {
-      // A change DNS does not show (a ClusterIP Service's pod became ready, say).
-      next.push_back(std::move(part));
-      continue;
-    }
-    if (previous) removed.push_back(std::move(*previous));
+    if (previous) removed.emplace_back(previous, previous_proxied);
     if (!from_scratch) added.push_back(builder_->service(*entry, serving));
     ++compiled.encoded;
-    next.push_back(std::move(part));
   }
-  while (old < parts_.size()) removed.push_back(std::move(parts_[old++]));
-  parts_ = std::move(next);
+  for (; old < before.size(); ++old) {
+    removed.emplace_back(before[old].get(), wasProxied(before[old]->service));
+  }
+  // The pieces of what was removed are made below, before the last snapshot is let go.
+  store::SnapshotPtr previous_snapshot = std::move(last_);
+  ProxiedServices previous_proxied = std::move(last_proxied_);
+  last_ = snapshot_ptr;
+  last_proxied_.clear();
+  // Moving keeps the nodes `removed` points to; a copy only when the proxied Services changed.
+  if (proxied && *proxied == previous_proxied) {
+    last_proxied_ = std::move(previous_proxied);
+  } else if (proxied) {
+    last_proxied_ = *proxied;
+  }
   if (!from_scratch && removed.empty() && added.empty()) return compiled;
 
   auto serial = static_cast<uint32_t>(snapshot.version());
@@ -102,12 +123,13 @@ ZoneCompiler::Compiled ZoneCompiler::compile(const store::Snapshot& snapshot,
       size_t split = order.find('\0');
       std::string_view namespace_name = order.substr(0, split);
       std::string_view name = order.substr(split + 1);
-      auto at = std::lower_bound(parts_.begin(), parts_.end(), order, [&](const Part& part, auto) {
-        const store::Service& service = part.entry->service;
-        int c = service.namespace_name.compare(namespace_name);
-        return c != 0 ? c < 0 : service.name.compare(name) < 0;
-      });
-      piece = builder_->service(*at->entry, at->proxied.get());
+      auto at =
+          std::lower_bound(entries.begin(), entries.end(), order, [&](const auto& entry, auto) {
+            const store::Service& service = entry->service;
+            int c = service.namespace_name.compare(namespace_name);
+            return c != 0 ? c < 0 : service.name.compare(name) < 0;
+          });
+      piece = builder_->service(**at, proxiedIn(proxied, (*at)->service));
     }
     return *piece;
   };
@@ -120,8 +142,8 @@ ZoneCompiler::Compiled ZoneCompiler::compile(const store::Snapshot& snapshot,
   if (!from_scratch && old_global) {
     std::vector<std::unique_ptr<ZonePiece>> gone;
     gone.reserve(removed.size() + 1);
-    for (const auto& part : removed)
-      gone.push_back(builder_->service(*part.entry, part.proxied.get()));
+    for (const auto& [entry, was_proxied] : removed)
+      gone.push_back(builder_->service(*entry, was_proxied));
     gone.push_back(std::move(old_global));
     std::vector<const ZonePiece*> gone_pieces;
     for (const auto& piece : gone) gone_pieces.push_back(piece.get());
@@ -132,12 +154,15 @@ ZoneCompiler::Compiled ZoneCompiler::compile(const store::Snapshot& snapshot,
   if (!compiled.table) {
     std::unique_ptr<ZonePiece> current;
     ZoneAssembly::PieceSequence services = [&](size_t index) -> const ZonePiece* {
-      if (index >= parts_.size()) return nullptr;
-      current = builder_->service(*parts_[index].entry, parts_[index].proxied.get());
+      if (index >= entries.size()) return nullptr;
+      if (index == 0 && proxied) proxied_at = proxied->begin();
+      const store::ServiceEntry& entry = *entries[index];
+      current = builder_->service(
+          entry, proxied ? proxiedFor(entry.service, *proxied, proxied_at) : nullptr);
       return current.get();
     };
     made_again.clear();
-    compiled.table = assembly_->rebuild(builder_->staticZones(), parts_.size() * 7 + 64, services,
+    compiled.table = assembly_->rebuild(builder_->staticZones(), entries.size() * 7 + 64, services,
                                         apexes, lookup, serial);
     compiled.rebuilt = true;
   }

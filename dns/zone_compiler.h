@@ -32,19 +32,16 @@ class ZoneCompiler {
     bool whole = false;    // built whole: two Services gave addresses to one name
   };
   // `proxied`: the Services the userspace proxy serves from addresses of its own, or null.
-  Compiled compile(const store::Snapshot& snapshot, const ProxiedServices* proxied);
+  // The compiler holds on to the snapshot (the one being served, in steady state) to know what
+  // the next one changed.
+  Compiled compile(const store::SnapshotPtr& snapshot, const ProxiedServices* proxied);
 
  private:
-  // What a Service's names were compiled from; the names themselves are in the table only.
-  struct Part {
-    store::ServiceEntryPtr entry;
-    std::unique_ptr<ProxiedService> proxied;
-  };
-
   ZoneOptions options_;
   std::optional<store::Cidr> service_cidr_;
   std::unique_ptr<PieceBuilder> builder_;  // for Service pieces, which hold no serial
-  std::vector<Part> parts_;                // the last snapshot's Services, in its order
+  store::SnapshotPtr last_;                // what the last table was compiled from
+  ProxiedServices last_proxied_;           // and the proxied Services then
   std::unique_ptr<ZonePiece> global_;      // the zones' apexes and svcbox's own names
   std::unique_ptr<ZoneAssembly> assembly_;
 };

@@ -124,7 +124,7 @@ int publish(int services) {
   dns::ZoneCompiler compiler(options);
   auto first = snapshot();
   auto started = Clock::now();
-  auto initial = compiler.compile(*first, nullptr);
+  auto initial = compiler.compile(first, nullptr);
   double first_ms = millisecondsSince(started);
 
   constexpr int kRounds = 60;
@@ -152,7 +152,7 @@ int publish(int services) {
     whole.add(millisecondsSince(started));
 
     started = Clock::now();
-    auto compiled = compiler.compile(*next, nullptr);
+    auto compiled = compiler.compile(next, nullptr);
     (hidden ? unseen : incremental).add(millisecondsSince(started));
     encoded += compiled.encoded;
     if (!hidden && (!compiled.table || compiled.table->nodeCount() != table->nodeCount())) {

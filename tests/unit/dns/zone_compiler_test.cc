@@ -294,7 +294,7 @@ void runRandomChanges(uint32_t seed, const std::string& cidr, const ZoneOptions&
   for (int step = 0; step < 150; ++step) {
     for (int i = 0; i < 1 + step % 3; ++i) registry.change();
     auto snapshot = registry.snapshot(cidr);
-    auto compiled = compiler.compile(*snapshot, nullptr);
+    auto compiled = compiler.compile(snapshot, nullptr);
     std::string context = "seed " + std::to_string(seed) + " step " + std::to_string(step);
     if (compiled.table) {
       last = compiled.table;
@@ -347,17 +347,17 @@ TEST(ZoneCompilerTest, EncodesOnlyTheChangedServices) {
                                              std::vector<store::EndpointSet>{}, 0, nullptr);
   };
   ZoneCompiler compiler(ZoneOptions{});
-  EXPECT_EQ(compiler.compile(*snapshot(1), nullptr).encoded, 50u);
+  EXPECT_EQ(compiler.compile(snapshot(1), nullptr).encoded, 50u);
   entries[7] = std::make_shared<const store::ServiceEntry>(
       clusterIpService("default", "svc-107", "10.96.2.7"));
   auto second = snapshot(2);
-  auto compiled = compiler.compile(*second, nullptr);
+  auto compiled = compiler.compile(second, nullptr);
   EXPECT_EQ(compiled.encoded, 1u);
   ASSERT_TRUE(compiled.table);
   expectSameAnswers(*AnswerTable::build(*second, ZoneOptions{}), *compiled.table, {}, "one change");
   // An equal copy of an entry: nothing to encode and nothing to publish.
   entries[9] = std::make_shared<const store::ServiceEntry>(*entries[9]);
-  compiled = compiler.compile(*snapshot(3), nullptr);
+  compiled = compiler.compile(snapshot(3), nullptr);
   EXPECT_EQ(compiled.encoded, 0u);
   EXPECT_FALSE(compiled.table);
 }
@@ -367,20 +367,20 @@ TEST(ZoneCompilerTest, ProxiedServicesFollowTheirMap) {
                                 clusterIpService("default", "b", "10.96.0.2")});
   ZoneCompiler compiler(ZoneOptions{});
   ProxiedServices proxied;
-  ASSERT_TRUE(compiler.compile(*snapshot, &proxied).table);
+  ASSERT_TRUE(compiler.compile(snapshot, &proxied).table);
   proxied[{"default", "b"}] =
       ProxiedService{*store::IpAddress::parse("127.0.0.2"), {{{store::Protocol::kTcp, 80}, 30080}}};
-  auto compiled = compiler.compile(*snapshot, &proxied);
+  auto compiled = compiler.compile(snapshot, &proxied);
   ASSERT_TRUE(compiled.table);
   EXPECT_EQ(compiled.encoded, 1u);
   expectSameAnswers(*AnswerTable::build(*snapshot, ZoneOptions{}, &proxied), *compiled.table, {},
                     "proxied");
   proxied[{"default", "b"}].ports[{store::Protocol::kTcp, 80}] = 30081;
-  compiled = compiler.compile(*snapshot, &proxied);
+  compiled = compiler.compile(snapshot, &proxied);
   ASSERT_TRUE(compiled.table);
   expectSameAnswers(*AnswerTable::build(*snapshot, ZoneOptions{}, &proxied), *compiled.table, {},
                     "proxied port");
-  compiled = compiler.compile(*snapshot, nullptr);
+  compiled = compiler.compile(snapshot, nullptr);
   ASSERT_TRUE(compiled.table);
   expectSameAnswers(*AnswerTable::build(*snapshot, ZoneOptions{}), *compiled.table, {},
                     "no longer proxied");
@@ -392,7 +392,7 @@ TEST(ZoneCompilerTest, AddressesFromTwoPiecesFallBackToAWholeBuild) {
   ZoneOptions options{"svc", 5, store::IpAddress::parse("10.0.0.53")};
   auto snapshot = makeSnapshot({clusterIpService("dns", "ns", "10.96.0.1")});
   ZoneCompiler compiler(options);
-  auto compiled = compiler.compile(*snapshot, nullptr);
+  auto compiled = compiler.compile(snapshot, nullptr);
   ASSERT_TRUE(compiled.table);
   EXPECT_TRUE(compiled.whole);
   expectSameAnswers(*AnswerTable::build(*snapshot, options), *compiled.table, {}, "fallback");
