@@ -4,12 +4,15 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <map>
 #include <set>
 #include <tuple>
 #include <unordered_map>
+
+#include <boost/container/flat_map.hpp>
 
 #include "store/allocator.h"
 #include "store/rows.h"
@@ -312,10 +315,23 @@ struct CachedRow {
   std::shared_ptr<const T> object;
 };
 
+// By id. Flat: at 10,000 Services and 30,000 pods a node per row costs a megabyte more, in
+// small blocks scattered over the heap, and new rows (higher ids) are appended.
+template <typename T>
+using RowMap = boost::container::flat_map<int64_t, CachedRow<T>>;
+
+template <typename T>
+RowMap<T> rowMapOf(std::vector<std::pair<int64_t, CachedRow<T>>> rows) {
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  return RowMap<T>(boost::container::ordered_unique_range, std::make_move_iterator(rows.begin()),
+                   std::make_move_iterator(rows.end()));
+}
+
 // One table's rows as the last rebuild read them.
 template <typename T>
 struct RowCache {
-  std::unordered_map<int64_t, CachedRow<T>> rows;
+  RowMap<T> rows;
   std::vector<int64_t> order;  // ids in name order
   int64_t generation = -1;     // the registry generation they are current for; -1: none yet
 };
@@ -382,32 +398,40 @@ std::vector<std::shared_ptr<const T>> refreshRows(Connection& db, const char* ta
   if (stale > kFullReloadThreshold) {
     std::unordered_map<int64_t, int64_t> revision_of(revisions.begin(), revisions.end());
     auto loaded = load(std::nullopt);
-    cache.clear();
-    cache.reserve(loaded.ids.size());
+    std::vector<std::pair<int64_t, CachedRow<T>>> fresh;
+    fresh.reserve(loaded.ids.size());
     for (size_t i = 0; i < loaded.ids.size(); ++i) {
-      cache.emplace(loaded.ids[i],
-                    CachedRow<T>{revision_of[loaded.ids[i]],
-                                 std::make_shared<const T>(std::move(loaded.objects[i]))});
+      fresh.emplace_back(loaded.ids[i],
+                         CachedRow<T>{revision_of[loaded.ids[i]],
+                                      std::make_shared<const T>(std::move(loaded.objects[i]))});
     }
+    cache = rowMapOf(std::move(fresh));
   } else if (stale > 0) {
+    std::vector<std::pair<int64_t, CachedRow<T>>> fresh;  // inserted together: one merge
     for (auto [id, revision] : revisions) {
-      auto& row = cache[id];
-      if (row.object && row.revision == revision) continue;
+      auto it = cache.find(id);
+      if (it != cache.end() && it->second.object && it->second.revision == revision) continue;
       auto loaded = load(rows::NameFilter{{}, {}, id});
       if (loaded.empty()) continue;
-      row = CachedRow<T>{revision, std::make_shared<const T>(std::move(loaded.objects.front()))};
+      CachedRow<T> row{revision, std::make_shared<const T>(std::move(loaded.objects.front()))};
+      if (it != cache.end()) {
+        it->second = std::move(row);
+      } else {
+        fresh.emplace_back(id, std::move(row));
+      }
     }
+    cache.insert(std::make_move_iterator(fresh.begin()), std::make_move_iterator(fresh.end()));
   }
   if (cache.size() != revisions.size()) {
     // Rows were deleted: keep only what the scan saw.
-    std::unordered_map<int64_t, CachedRow<T>> kept;
+    std::vector<std::pair<int64_t, CachedRow<T>>> kept;
     kept.reserve(revisions.size());
     for (auto [id, revision] : revisions) {
       if (auto it = cache.find(id); it != cache.end() && it->second.object) {
-        kept.emplace(id, std::move(it->second));
+        kept.emplace_back(id, std::move(it->second));
       }
     }
-    cache.swap(kept);
+    cache = rowMapOf(std::move(kept));
   }
   // In name order, as the snapshot keeps them.
   std::vector<std::shared_ptr<const T>> objects;
