@@ -23,6 +23,14 @@ GOALS = [  # (what, cell, base, target)
 INFO = [  # ratios worth seeing that have no goal
     ("iptables / direct, short (conntrack's cost included)", "iptables short", "direct short"),
     ("userspace / direct, keep-alive", "userspace keep-alive", "direct keep-alive"),
+    # kube-proxy's iptables-mode rules for the same Service: what DNAT costs any iptables proxy.
+    ("kube-proxy / direct+conntrack, keep-alive", "kube-proxy keep-alive",
+     "direct+conntrack keep-alive"),
+    ("kube-proxy / direct+conntrack, short", "kube-proxy short", "direct+conntrack short"),
+    ("kube-proxy / direct+conntrack, bulk", "kube-proxy bulk", "direct+conntrack bulk"),
+    ("iptables / kube-proxy, keep-alive", "iptables keep-alive", "kube-proxy keep-alive"),
+    ("iptables / kube-proxy, short", "iptables short", "kube-proxy short"),
+    ("iptables / kube-proxy, bulk", "iptables bulk", "kube-proxy bulk"),
     # With run.sh's COMPARE_FLAGS: the second proxy setting against the first, and against direct.
     ("userspace-alt / userspace, short", "userspace-alt short", "userspace short"),
     ("userspace-alt / userspace, bulk", "userspace-alt bulk", "userspace bulk"),

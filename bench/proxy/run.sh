@@ -3,7 +3,10 @@
 # through the userspace proxy from a node namespace without netfilter rules (node-a, where the
 # proxy binds 127.0.0.1 and the client dials it as a client resolving through svcbox would), and
 # through iptables mode's DNAT to the ClusterIP and direct again from a second node namespace
-# whose nat rules make conntrack track every connection (node-b). wrk measures requests/s and
+# whose nat rules make conntrack track every connection (node-b); and through kube-proxy's
+# iptables-mode ruleset for the same Service (the shared router harness's generator), loaded with
+# iptables-legacy-restore in a node namespace of its own (node-d): the reference for iptables mode's
+# cost per connection. wrk measures requests/s and
 # latency with keep-alive and with a new connection per request; iperf3 measures bulk throughput.
 # Root only; every namespace is made here, linked only to the pod namespace, removed on exit.
 # Timed parts hold flock /tmp/bench.lock. Prints Markdown, then the ratios against the goals
@@ -15,6 +18,7 @@
 #             default the same binary; with COMPARE_FLAGS instead of PROXY_FLAGS) in a node
 #             namespace of its own (node-c, linked to the same pod), measured in the same rounds as
 #             "userspace-alt": two builds or settings compared pair by pair, round by round
+#   RTB       the shared router harness (default ../shared/bench/router), for kube-proxy's rules
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${SVCBOX_BIN:-$ROOT/build/release/app/svcbox}
@@ -23,11 +27,12 @@ DURATION=${DURATION:-5}; CONNS=${CONNS:-32}; ROUNDS=${ROUNDS:-3}; PROXY_FLAGS=${
 KINDS=${KINDS:-keep-alive short bulk}
 "$ROOT/scripts/install-deps.sh"
 [ -x "$BIN" ] && [ -x "$POD" ] || { echo "build first: scripts/build.sh release" >&2; exit 1; }
-ID=sbp$$; A=$ID-a; B=$ID-b; C=$ID-c; PODNS=$ID-pod; S=$(mktemp -d /tmp/svcbox-proxy-bench.XXXXXX)
-NA="ip netns exec $A"; NB="ip netns exec $B"; P="ip netns exec $PODNS"; L="flock /tmp/bench.lock"
+RTB=${RTB:-$ROOT/../shared/bench/router}
+ID=sbp$$; A=$ID-a; B=$ID-b; C=$ID-c; D=$ID-d; PODNS=$ID-pod; S=$(mktemp -d /tmp/svcbox-proxy-bench.XXXXXX)
+NA="ip netns exec $A"; NB="ip netns exec $B"; ND="ip netns exec $D"; P="ip netns exec $PODNS"; L="flock /tmp/bench.lock"
 COMPARE_FLAGS=${COMPARE_FLAGS:-}; COMPARE_BIN=${COMPARE_BIN:-}
 ALT=${COMPARE_FLAGS}${COMPARE_BIN}
-NODES=("$A" "$B"); [ -z "$ALT" ] || NODES+=("$C")
+NODES=("$A" "$B" "$D"); [ -z "$ALT" ] || NODES+=("$C")
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -49,8 +54,14 @@ link() {  # NODE-NS SUBNET-PREFIX POD-IFACE
 link $A 10.244.1 eth0
 link $B 10.244.2 eth1
 [ -z "$ALT" ] || link $C 10.244.3 eth2
+link $D 10.244.4 eth3
 # The ClusterIP must route somewhere for OUTPUT's DNAT to see it: toward the pod's link.
 $NB ip route add 10.96.0.0/12 dev veth0
+$ND ip route add 10.96.0.0/12 dev veth0
+python3 "$RTB/gen.py" jumps > "$S/kube-jumps.rules"
+python3 "$ROOT/bench/proxy/kube_proxy_rules.py" "$RTB" 10.244.4.2 > "$S/kube-proxy.rules"
+$ND iptables-legacy-restore --noflush "$S/kube-jumps.rules"
+$ND iptables-legacy-restore -w 60 --noflush "$S/kube-proxy.rules"
 # node-b's direct connections leave from a second address. From the same one, they would meet at
 # the pod the TIME_WAIT sockets of the iptables cell's connections (DNAT makes them the same
 # four-tuples), whose sequence numbers and timestamps the client derived from the ClusterIP: about
@@ -106,7 +117,10 @@ RESULTS=$S/results.tsv
 # Every cell starts from an empty conntrack table in node-b: entries a cell leaves (TIME_WAIT,
 # 120 s) would otherwise clash with the next cell's connections that reuse the same ports (a DNAT
 # entry's reply tuple is a direct connection's), and their SYNs would be dropped.
-fresh() { $NB conntrack -F > /dev/null 2>&1 || true; }
+fresh() {
+  $NB conntrack -F > /dev/null 2>&1 || true
+  $ND conntrack -F > /dev/null 2>&1 || true
+}
 wrk_cell() {  # ROUND NAME NS URL [extra wrk args]
   local round=$1 name=$2 ns=$3 url=$4; shift 4
   fresh
@@ -144,8 +158,10 @@ cell() {  # ROUND PATH KIND
     "userspace-alt bulk") bulk_cell "$1" "userspace-alt bulk" $C 127.0.0.1 5201 ;;
     "iptables bulk") bulk_cell "$1" "iptables bulk" $B 10.96.0.10 5201 ;;
     "direct+conntrack bulk") bulk_cell "$1" "direct+conntrack bulk" $B 10.244.2.2 5201 ;;
+    "kube-proxy bulk") bulk_cell "$1" "kube-proxy bulk" $D 10.96.0.10 5201 ;;
     userspace-alt*) wrk_cell "$1" "userspace-alt $3" $C http://127.0.0.1:80/ "${short[@]}" ;;
     userspace*) wrk_cell "$1" "userspace $3" $A http://127.0.0.1:80/ "${short[@]}" ;;
+    kube-proxy*) wrk_cell "$1" "kube-proxy $3" $D http://10.96.0.10:80/ "${short[@]}" ;;
     iptables*) wrk_cell "$1" "iptables $3" $B http://10.96.0.10:80/ "${short[@]}" ;;
     direct+conntrack*) wrk_cell "$1" "direct+conntrack $3" $B http://10.244.2.2:8080/ "${short[@]}" ;;
     direct*) wrk_cell "$1" "direct $3" $A http://10.244.1.2:8080/ "${short[@]}" ;;
@@ -154,7 +170,7 @@ cell() {  # ROUND PATH KIND
 
 echo "### proxy benchmark: one pod, $ROUNDS rounds of ${DURATION}s per cell, wrk -t1 -c$CONNS${PROXY_FLAGS:+, userspace serve $PROXY_FLAGS}${ALT:+, userspace-alt serve ${COMPARE_BIN:-(same binary)} ${COMPARE_FLAGS:-$PROXY_FLAGS}}"
 echo
-PATHS=(direct userspace iptables direct+conntrack)
+PATHS=(direct userspace iptables direct+conntrack kube-proxy)
 [ -z "$ALT" ] || PATHS+=(userspace-alt)
 for round in $(seq "$ROUNDS"); do
   # Each round starts one path later, and every other round runs backwards, so no path is always
