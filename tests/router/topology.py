@@ -24,8 +24,9 @@ OUR_NETWORKS = [ipaddress.ip_network(n) for n in ("10.0.0.0/24", "10.244.0.0/16"
 # no other process took that lock, so tests running in parallel (or the host's own iptables users)
 # would end each other's read-ahead. Every tool started from here inherits a lock of this run's
 # own, which iptables and svcbox both honour; the tables themselves are per namespace anyway.
-LOCK_FILE = os.environ.setdefault("XTABLES_LOCKFILE", f"/run/svcbox-test-{os.getpid()}.xtables.lock")
-atexit.register(lambda: os.path.exists(LOCK_FILE) and os.unlink(LOCK_FILE))
+if "XTABLES_LOCKFILE" not in os.environ:
+    LOCK_FILE = os.environ["XTABLES_LOCKFILE"] = f"/run/svcbox-test-{os.getpid()}.xtables.lock"
+    atexit.register(lambda: os.path.exists(LOCK_FILE) and os.unlink(LOCK_FILE))
 
 
 def run(*args, check=True, timeout=30, **kwargs):
