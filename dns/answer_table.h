@@ -113,8 +113,9 @@ class AnswerTable {
 using AnswerTablePtr = std::shared_ptr<const AnswerTable>;
 
 // A hash of everything in a snapshot that the zone is built from (not its version): equal
-// fingerprints compile to the same answers, so a snapshot that changed only what DNS does not show
-// (the readiness of a ClusterIP Service's pods, a pod's labels) needs no new table.
+// fingerprints compile to the same answers. Publishing decides Service by Service instead
+// (ZoneCompiler, serviceFingerprint); this whole-snapshot form is what tests and the benchmark's
+// whole-compile baseline compare.
 uint64_t zoneFingerprint(const store::Snapshot& snapshot);
 
 // Fast, allocation-free hash of a wire name.

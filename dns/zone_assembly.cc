@@ -364,19 +364,18 @@ void ZoneAssembly::grow() {
   }
 }
 
-uint64_t ZoneAssembly::hashOf(const AnswerTable::Node& node) {
+const std::string& ZoneAssembly::fullName(const AnswerTable::Node& node) {
   scratch_.assign(table_->names_, node.name_offset, node.apex_offset);
   scratch_.append(table_->zones_[node.zone].apex);
-  return hashName(scratch_);
+  return scratch_;
 }
 
 // Backward-shift deletion: later entries of the probe run move up, so no tombstone is left for
 // queries to step over.
 void ZoneAssembly::eraseNode(uint32_t index) {
   AnswerTable::Node& node = table_->nodes_[index];
-  std::string name =
-      table_->names_.substr(node.name_offset, node.apex_offset) + table_->zones_[node.zone].apex;
-  size_t slot = find(name, hashName(name)).second;
+  const std::string& name = fullName(node);
+  size_t slot = find(name, hashName(name)).second;  // before hashOf below reuses the name
   auto& slots = table_->slots_;
   size_t mask = table_->mask_;
   size_t hole = slot;
@@ -432,9 +431,7 @@ bool ZoneAssembly::writeAnswers(uint32_t index, const NodeState& state) {
     } else {
       // The piece that is left of several (one went): made again.
       from = &(*lookup_)(order);
-      scratch_.assign(table_->names_, node.name_offset, node.apex_offset);
-      scratch_.append(table_->zones_[node.zone].apex);
-      item = nodeIn(*from, scratch_);
+      item = nodeIn(*from, fullName(node));
       if (!item) return false;
     }
     if (copyOver(index, *from, *item)) return true;

@@ -76,7 +76,9 @@ class ZoneAssembly {
   uint32_t addNode(std::string_view name, const ZonePiece::Node& from, uint16_t zone);
   void eraseNode(uint32_t index);
   void grow();
-  uint64_t hashOf(const AnswerTable::Node& node);
+  // The node's whole name, in scratch_ (valid until the next call).
+  const std::string& fullName(const AnswerTable::Node& node);
+  uint64_t hashOf(const AnswerTable::Node& node) { return hashName(fullName(node)); }
   void markDirty(uint32_t index, NodeState& state);
   bool writeAnswers(uint32_t index, const NodeState& state);
   bool encodeShared(uint32_t index, const NodeState& state);

@@ -227,23 +227,16 @@ uint64_t serviceFingerprint(const store::ServiceEntry& entry, const ProxiedServi
   return print.value();
 }
 
-uint64_t combineFingerprints(const std::optional<store::Cidr>& service_cidr,
-                             std::span<const uint64_t> services) {
+uint64_t zoneFingerprint(const store::Snapshot& snapshot) {
   Fingerprint print;
+  const auto& service_cidr = snapshot.serviceCidr();
   print.mix(service_cidr.has_value());
   if (service_cidr) {
     print.add(service_cidr->base);
     print.mix(static_cast<uint64_t>(service_cidr->prefix_length));
   }
-  for (uint64_t service : services) print.mix(service);
+  for (const auto& entry : snapshot.services()) print.mix(serviceFingerprint(entry, {}));
   return print.value();
-}
-
-uint64_t zoneFingerprint(const store::Snapshot& snapshot) {
-  std::vector<uint64_t> services;
-  services.reserve(snapshot.services().size());
-  for (const auto& entry : snapshot.services()) services.push_back(serviceFingerprint(entry, {}));
-  return combineFingerprints(snapshot.serviceCidr(), services);
 }
 
 AnswerEncoder::AnswerEncoder(const ZoneOptions& options, uint32_t serial)

@@ -122,8 +122,5 @@ class PieceBuilder {
 
 // What DNS shows of one Service: equal fingerprints compile to equal names and answers.
 uint64_t serviceFingerprint(const store::ServiceEntry& entry, const ProxiedService* proxied);
-// The zone's: the service CIDR and every Service's fingerprint in snapshot order.
-uint64_t combineFingerprints(const std::optional<store::Cidr>& service_cidr,
-                             std::span<const uint64_t> services);
 
 }  // namespace svcbox::dns
