@@ -49,6 +49,7 @@ ApiResponse fromError(const store::Error& error) {
     case store::ErrorKind::kConflict:
       return statusResponse(409, "Conflict", message);
     case store::ErrorKind::kBusy:
+    case store::ErrorKind::kReplaced:  // serve is stopping to restart on the new file
       return statusResponse(503, "ServiceUnavailable", message);
     case store::ErrorKind::kInternal:
       break;

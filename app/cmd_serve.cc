@@ -1,8 +1,4 @@
-#include <fcntl.h>
 #include <malloc.h>
-#include <signal.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -22,7 +18,10 @@
 #include "app/serve_dns.h"
 #include "app/serve_health.h"
 #include "app/serve_router.h"
+#include "app/serve_stop.h"
 #include "app/snapshot_diff.h"
+#include "store/generation_guard.h"
+#include "store/owner_lock.h"
 #include "store/watcher.h"
 
 namespace svcbox::app {
@@ -43,40 +42,6 @@ struct ServeFlags {
   HealthFlags health;
   AdminFlags admin;
   bool print_config = false;
-};
-
-// One serve per registry: an exclusive lock on a file beside it, holding the owner's PID so the
-// second one can say who is running.
-class OwnerLock {
- public:
-  explicit OwnerLock(const std::string& registry_path) : path_(registry_path + ".serve.lock") {
-    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) {
-      throw CommandError(kExitUserError, "cannot create " + path_ + ": " + std::strerror(errno));
-    }
-    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      char owner[32] = {};
-      ssize_t size = pread(fd_, owner, sizeof owner - 1, 0);
-      std::string pid = size > 0 ? std::string(owner, static_cast<size_t>(size)) : "unknown";
-      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-      ::close(fd_);
-      throw CommandError(kExitUserError, "another svcbox serve (pid " + pid +
-                                             ") already owns the registry " + registry_path +
-                                             "; stop it first or use another --db");
-    }
-    std::string pid = std::to_string(getpid()) + "\n";
-    // Without the PID the lock still holds; only a second serve's message is poorer.
-    (void)!ftruncate(fd_, 0);
-    (void)!pwrite(fd_, pid.data(), pid.size(), 0);
-  }
-  ~OwnerLock() {
-    (void)!ftruncate(fd_, 0);
-    ::close(fd_);
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
 };
 
 void logChanges(const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
@@ -125,19 +90,48 @@ dns::ProxiedServices proxiedServices(const std::vector<router::userspace::PortMa
   return out;
 }
 
-// What /readyz reports until every part has come up.
+// What /readyz reports: every part has come up, and serve still follows its registry.
 struct Readiness {
   std::atomic<bool> registry_loaded{false};
   std::atomic<bool> dns_bound{false};
+  // REDIRECT rules (userspace mode) report here; the iptables router through its stats.
   std::atomic<bool> rules_synced{false};
+  const router::Router* router = nullptr;
+  const store::GenerationGuard* guard = nullptr;
   std::vector<std::string> notReady() const {
     std::vector<std::string> reasons;
     if (!registry_loaded) reasons.push_back("registry not loaded yet");
     if (!dns_bound) reasons.push_back("DNS not listening yet");
-    if (!rules_synced) reasons.push_back("first rule sync not done yet");
+    if (router) {
+      auto stats = router->stats();
+      if (stats.syncs == 0) {
+        reasons.push_back(
+            stats.failures == 0
+                ? "first rule sync not done yet"
+                : "no rule sync has succeeded yet: " + std::to_string(stats.failures) +
+                      " attempts failed, retried with backoff; last: " + stats.last_failure);
+      }
+    } else if (!rules_synced) {
+      reasons.push_back("first rule sync not done yet");
+    }
+    if (guard && guard->lag() > 0) {
+      reasons.push_back("serve is not following its registry: the registry is " +
+                        std::to_string(guard->lag()) +
+                        " generations ahead of what serve publishes");
+    }
     return reasons;
   }
 };
+
+// How often serve checks, on a connection of its own, that it still follows its registry.
+constexpr auto kGenerationCheckInterval = std::chrono::seconds(5);
+
+std::string describeLag(const store::GenerationGuard::Lag& lag) {
+  return "serve is not following its registry: registry_generation=" +
+         std::to_string(lag.generation) + " published_version=" + std::to_string(lag.published) +
+         " behind_for_ms=" + std::to_string(lag.since.count()) +
+         " (the watcher published nothing while the registry moved; a restart recovers)";
+}
 
 int runServe(const ServeFlags& flags) {
   Settings settings(flags.registry.config);
@@ -169,15 +163,12 @@ int runServe(const ServeFlags& flags) {
                            ": log format must be text or json "
                            "and level one of trace, debug, info, warn, error, critical, off");
   }
-  // Signals are taken synchronously by this thread, so every other thread must block them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Before any thread starts, so that every one inherits the blocked signals.
+  ServeStop stop;
 
   auto registry = openRegistry(path.value);
-  OwnerLock lock(path.value);
+  auto owner_lock = store::OwnerLock::acquire(path.value);
+  if (!owner_lock) failWith(owner_lock.error());
   auto service_cidr = registry->serviceCidr(cidr);
   if (!service_cidr) failWith(service_cidr.error());
   if (auto limited = registry->limitPageCache(kWatcherPageCacheKib); !limited) {
@@ -189,9 +180,18 @@ int runServe(const ServeFlags& flags) {
   // The prober and the admin API write on a connection of their own; each commit wakes the
   // watcher, which reads on the first.
   std::atomic<store::Watcher*> watcher_for_wake{nullptr};
-  RegistryWriter writer(openRegistry(path.value), cidr, [&watcher_for_wake] {
-    if (auto* watcher = watcher_for_wake.load()) watcher->wake();
-  });
+  auto on_replaced = [&stop](const store::Error& error) {
+    stop.fatal(kExitUserError,
+               "registry replaced under serve: " + error.message +
+                   "; stopping so that a supervisor restarts serve on the file now at the path "
+                   "(no write went to the old one)");
+  };
+  RegistryWriter writer(
+      openRegistry(path.value), cidr,
+      [&watcher_for_wake] {
+        if (auto* watcher = watcher_for_wake.load()) watcher->wake();
+      },
+      on_replaced);
   if (auto recorded = writer.setDefaultProbe(default_probe); !recorded) {
     failWith(recorded.error());
   }
@@ -272,11 +272,32 @@ int runServe(const ServeFlags& flags) {
     logChanges(previous, current);
   };
   store::Watcher watcher(
-      std::move(registry), kWatchInterval, on_snapshot, [](const store::Error& error) {
+      std::move(registry), kWatchInterval, on_snapshot, [&on_replaced](const store::Error& error) {
+        if (error.kind == store::ErrorKind::kReplaced) {
+          on_replaced(error);
+          return;
+        }
         logWarn("registry read failed, keeping the last snapshot: " + error.message);
       });
+  store::GenerationGuard guard([&path] { return store::Registry::peekGeneration(path.value); },
+                               [&watcher]() -> std::optional<uint64_t> {
+                                 auto current = watcher.current();
+                                 if (!current) return std::nullopt;
+                                 return current->version();
+                               },
+                               kGenerationCheckInterval,
+                               [](const std::optional<store::GenerationGuard::Lag>& lag) {
+                                 if (lag) {
+                                   logError(describeLag(*lag));
+                                 } else {
+                                   logInfo("serve follows its registry again");
+                                 }
+                               });
+  readiness.router = router.get();
+  readiness.guard = &guard;
   metrics.setSnapshotSource([&watcher] { return watcher.current(); });
   metrics.setRegistryErrorsSource([&watcher] { return watcher.errorCount(); });
+  metrics.setGenerationLagSource([&guard] { return guard.lag(); });
 
   AdminHooks hooks;
   hooks.snapshot = [&watcher] { return watcher.current(); };
@@ -289,18 +310,21 @@ int runServe(const ServeFlags& flags) {
   watcher_for_wake = &watcher;
   readiness.registry_loaded = true;
   startRouter(router.get(), watcher.current());
-  readiness.rules_synced = true;
+  // REDIRECT rules report their own first sync; the iptables router's stats speak for it.
+  if (!redirect) readiness.rules_synced = true;
+  guard.start();
   prober->start();
   // Loading the registry, compiling the zone and the first sync free most of what they
   // allocated, scattered among what stays; give those pages back before serving for days.
   malloc_trim(0);
 
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  logInfo(std::string("received ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") +
-          ", stopping");
+  int exit_code = stop.wait([&] {
+    if (router) router->requestFullSync();
+    watcher.wake();
+  });
   // Stop taking requests first, then the writers, then what serves the last snapshot.
   if (admin) admin->stop();
+  guard.stop();
   prober->stop();
   watcher_for_wake = nullptr;
   watcher.stop();
@@ -326,7 +350,7 @@ int runServe(const ServeFlags& flags) {
           std::to_string(dns.cache_hits) + " cache hits, " + std::to_string(dns.upstream_failures) +
           " upstream failures, " + std::to_string(dns.refused_over_limit) +
           " refused over the limit)");
-  return kExitOk;
+  return exit_code;
 }
 
 }  // namespace

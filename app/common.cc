@@ -3,6 +3,8 @@
 #include <cctype>
 #include <filesystem>
 
+#include "store/owner_lock.h"
+
 namespace svcbox::app {
 
 int exitCodeFor(const store::Error& error) {
@@ -29,6 +31,17 @@ std::unique_ptr<store::Registry> openRegistry(const std::string& path) {
       throw CommandError(kExitUserError, "cannot create the registry folder " + folder.string() +
                                              ": " + ec.message() +
                                              "; choose another path with --db");
+    }
+  }
+  if (!fs::exists(path, ec)) {
+    // A live serve still owns this path but its file is gone: a new file here would split the
+    // registry in two (writes acknowledged on one, served from the other).
+    if (auto owner = store::liveOwnerOfPath(path)) {
+      throw CommandError(kExitUserError,
+                         "error: " + path + " is missing but svcbox serve (pid " + *owner +
+                             ") still owns that path: its registry file was deleted or moved "
+                             "while it ran. Restart that serve (it stops on its own once it "
+                             "notices) before creating a new registry here");
     }
   }
   auto registry = store::Registry::open(path);

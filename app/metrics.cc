@@ -250,6 +250,15 @@ class ServeMetrics::SourceCollector : public prometheus::Collectable {
       addValue(errors, static_cast<double>(registry_errors()));
       out.push_back(std::move(errors));
     }
+    if (generation_lag) {
+      auto lag = family("svcbox_registry_generation_lag",
+                        "Generations the registry is ahead of the snapshot serve publishes, "
+                        "confirmed by two checks in a row on a connection of their own (0: "
+                        "serve follows its registry).",
+                        MetricType::Gauge);
+      addValue(lag, static_cast<double>(generation_lag()));
+      out.push_back(std::move(lag));
+    }
     return out;
   }
 
@@ -259,6 +268,7 @@ class ServeMetrics::SourceCollector : public prometheus::Collectable {
   std::function<store::SnapshotPtr()> snapshot;
   std::function<ProbeStats()> probes;
   std::function<uint64_t()> registry_errors;
+  std::function<uint64_t()> generation_lag;
   std::function<std::vector<router::userspace::PortStats>()> proxy;
 };
 
@@ -305,6 +315,11 @@ void ServeMetrics::setProbeSource(std::function<ProbeStats()> source) {
 void ServeMetrics::setRegistryErrorsSource(std::function<uint64_t()> source) {
   std::lock_guard lock(sources_->mutex);
   sources_->registry_errors = std::move(source);
+}
+
+void ServeMetrics::setGenerationLagSource(std::function<uint64_t()> source) {
+  std::lock_guard lock(sources_->mutex);
+  sources_->generation_lag = std::move(source);
 }
 
 void ServeMetrics::setProxySource(

@@ -49,6 +49,8 @@ class ServeMetrics {
   void setSnapshotSource(std::function<store::SnapshotPtr()> source);
   void setProbeSource(std::function<ProbeStats()> source);
   void setRegistryErrorsSource(std::function<uint64_t()> source);
+  // How many generations the registry is ahead of what serve publishes, once confirmed.
+  void setGenerationLagSource(std::function<uint64_t()> source);
   void setProxySource(std::function<std::vector<router::userspace::PortStats>()> source);
 
   // Commit to "the change is in effect": target "dns" (table published) or "rules" (rules

@@ -22,13 +22,22 @@ class RegistryWriter {
   template <typename T>
   store::Result<T> committed(store::Result<T> result) {
     if (result && on_commit_) on_commit_();
+    if (!result && result.error().kind == store::ErrorKind::kReplaced && on_replaced_) {
+      on_replaced_(result.error());
+    }
     return result;
   }
 
  public:
+  // `on_replaced`: a write found that the file at the registry's path is no longer the one this
+  // connection opened (and wrote nothing); called on the writing thread.
   RegistryWriter(std::unique_ptr<store::Registry> registry, store::CidrChoice cidr,
-                 std::function<void()> on_commit)
-      : registry_(std::move(registry)), cidr_(std::move(cidr)), on_commit_(std::move(on_commit)) {}
+                 std::function<void()> on_commit,
+                 std::function<void(const store::Error&)> on_replaced = nullptr)
+      : registry_(std::move(registry)),
+        cidr_(std::move(cidr)),
+        on_commit_(std::move(on_commit)),
+        on_replaced_(std::move(on_replaced)) {}
 
   store::Result<std::vector<store::Change>> apply(const std::vector<store::Object>& objects,
                                                   size_t* failed_object = nullptr) {
@@ -43,7 +52,11 @@ class RegistryWriter {
   // The registry as this connection reads it now, under the writers' lock: what the admin API
   // checks before a create and answers after a write, without waiting for the watcher.
   store::Result<store::SnapshotPtr> read() {
-    return locked([&] { return registry_->loadSnapshot(); });
+    auto snapshot = locked([&] { return registry_->loadSnapshot(); });
+    if (!snapshot && snapshot.error().kind == store::ErrorKind::kReplaced && on_replaced_) {
+      on_replaced_(snapshot.error());
+    }
+    return snapshot;
   }
   // Runs `function(registry's current snapshot)` and, when it returns objects, applies them, all
   // under the writers' lock: a check-then-write no other writer of this process can interleave.
@@ -59,7 +72,7 @@ class RegistryWriter {
     }));
   }
   store::Status setDefaultProbe(store::DefaultProbe probe) {
-    return locked([&] { return registry_->setDefaultProbe(probe); });
+    return committed(locked([&] { return registry_->setDefaultProbe(probe); }));
   }
 
  private:
@@ -67,6 +80,7 @@ class RegistryWriter {
   std::unique_ptr<store::Registry> registry_;
   store::CidrChoice cidr_;
   std::function<void()> on_commit_;
+  std::function<void(const store::Error&)> on_replaced_;
 };
 
 }  // namespace svcbox::app

@@ -37,7 +37,7 @@ bool fail(SyncFailure& failure, const std::string& what) {
 // Holds the writer's xtables lock for one scope.
 class LockSession {
  public:
-  explicit LockSession(XtablesLock& lock) : lock_(lock) {}
+  LockSession(XtablesLock& lock, std::chrono::milliseconds wait) : lock_(lock), wait_(wait) {}
   ~LockSession() {
     if (held_) lock_.release();
   }
@@ -45,8 +45,7 @@ class LockSession {
   LockSession& operator=(const LockSession&) = delete;
 
   bool acquire(SyncFailure& failure) {
-    held_ =
-        lock_.acquire(std::chrono::duration_cast<std::chrono::milliseconds>(kXtablesLockTimeout));
+    held_ = lock_.acquire(wait_);
     if (!held_) {
       failure.message = lock_.error();
       failure.permission_denied = lock_.permissionDenied();
@@ -56,6 +55,7 @@ class LockSession {
 
  private:
   XtablesLock& lock_;
+  std::chrono::milliseconds wait_;
   bool held_ = false;
 };
 
@@ -181,7 +181,7 @@ struct IptcTableWriter::ReadAhead {
   uint64_t local_commits = 0;
 };
 
-IptcTableWriter::IptcTableWriter() = default;
+IptcTableWriter::IptcTableWriter(std::chrono::milliseconds lock_wait) : lock_wait_(lock_wait) {}
 
 IptcTableWriter::~IptcTableWriter() {
   retired_.reset();
@@ -194,7 +194,7 @@ void IptcTableWriter::prepare(const std::string& table) {
   read_ahead_.erase(table);
   if (info_socket_ < 0) info_socket_ = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
   if (info_socket_ < 0) return;
-  LockSession session(lock_);
+  LockSession session(lock_, lock_wait_);
   SyncFailure ignored;
   if (!session.acquire(ignored)) return;
   // The lock file exists now; sessions other processes end from here on are counted. A watch
@@ -288,7 +288,7 @@ bool IptcTableWriter::sync(const Table& desired, bool full,
     stats.chains_kept = desired.chains.size();
     return true;
   }
-  LockSession session(lock_);
+  LockSession session(lock_, lock_wait_);
   auto started = Clock::now();
   if (!session.acquire(failure)) {
     committed.clear();
@@ -404,7 +404,7 @@ bool IptcTableWriter::editWhole(const Table& desired, bool full, xtc_handle* han
 bool IptcTableWriter::cleanup(const std::string& table, bool& changed, SyncFailure& failure) {
   committed_.erase(table);
   read_ahead_.erase(table);
-  LockSession session(lock_);
+  LockSession session(lock_, lock_wait_);
   IptcHandle handle = openTable(table, session, failure);
   if (!handle) return false;
   Table nothing{table, {}, {}};
@@ -427,11 +427,20 @@ bool IptcTableWriter::cleanup(const std::string& table, bool& changed, SyncFailu
 
 bool IptcTableWriter::chainExists(const std::string& table, const std::string& chain,
                                   SyncFailure& failure) {
-  LockSession session(lock_);
+  LockSession session(lock_, lock_wait_);
   IptcHandle handle = openTable(table, session, failure);
   if (!handle) return false;
   failure = {};
   return iptc_is_chain(chain.c_str(), handle.get());
+}
+
+bool canReadTable(const std::string& table, SyncFailure& failure) {
+  // A read needs no lock: the kernel hands out a consistent copy, and a held lock must not be
+  // mistaken for a missing capability.
+  IptcHandle handle(iptc_init(table.c_str()));
+  if (!handle) return fail(failure, "cannot read the " + table + " table");
+  failure = {};
+  return true;
 }
 
 }  // namespace svcbox::router

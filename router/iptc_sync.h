@@ -34,6 +34,9 @@ struct TableSyncStats {
   double init_ms = 0, edit_ms = 0, commit_ms = 0;
 };
 
+// How long `svcbox rules` and `cleanup` wait for the xtables lock, as `iptables -w 10` would.
+constexpr auto kXtablesLockTimeout = std::chrono::milliseconds(10000);
+
 struct SyncFailure {
   std::string message;
   bool permission_denied = false;  // no CAP_NET_ADMIN
@@ -63,7 +66,8 @@ class TableWriter {
 
 class IptcTableWriter : public TableWriter {
  public:
-  IptcTableWriter();
+  // `lock_wait`: how long one sync waits for the xtables lock before it fails (and is retried).
+  explicit IptcTableWriter(std::chrono::milliseconds lock_wait = kXtablesLockTimeout);
   ~IptcTableWriter() override;
   bool sync(const Table& desired, bool full, const std::vector<std::string>* changed_chains,
             TableSyncStats& stats, SyncFailure& failure) override;
@@ -89,6 +93,7 @@ class IptcTableWriter : public TableWriter {
 
   // table -> chain -> rules, as last committed.
   std::map<std::string, std::unordered_map<std::string, std::vector<Rule>>> committed_;
+  std::chrono::milliseconds lock_wait_;
   XtablesLock lock_;  // one open file for the writer's life: its own sessions close nothing
   LockFileWatch lock_watch_;
   int info_socket_ = -1;  // for IPT_SO_GET_INFO
@@ -96,6 +101,8 @@ class IptcTableWriter : public TableWriter {
   IptcHandle retired_;  // the last sync's table, freed by prepare()
 };
 
-constexpr auto kXtablesLockTimeout = std::chrono::seconds(10);
+// Reads `table` without taking the xtables lock: whether this process may use netfilter at all.
+// False with `failure` set (permission_denied for a missing capability) when it may not.
+bool canReadTable(const std::string& table, SyncFailure& failure);
 
 }  // namespace svcbox::router

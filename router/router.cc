@@ -48,7 +48,7 @@ Router::Router(RouterOptions options, RouterTiming timing, LogFunction log,
       tracker_(options_),
       timing_(timing),
       log_(std::move(log)),
-      writer_(writer ? std::move(writer) : std::make_unique<IptcTableWriter>()),
+      writer_(writer ? std::move(writer) : std::make_unique<IptcTableWriter>(timing.lock_wait)),
       test_pause_between_tables_(testPauseBetweenTables()) {}
 
 Router::~Router() { stop(false); }
@@ -93,6 +93,13 @@ void Router::stop(bool cleanup) {
   }
 }
 
+void Router::requestFullSync() {
+  std::lock_guard lock(mutex_);
+  full_requested_ = true;
+  pending_ = true;
+  wakeup_.notify_one();
+}
+
 uint64_t Router::syncCount() const {
   std::lock_guard lock(mutex_);
   return syncs_;
@@ -132,6 +139,8 @@ bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& fa
     if (!writer_->sync(*table, full, changed_chains, stats, failure)) {
       std::lock_guard lock(mutex_);
       ++failures_;
+      ++stats_.failures_in_row;
+      stats_.last_failure = table->name + " table: " + failure.message;
       recordDuration(stats_, Clock::now() - started);
       return false;
     }
@@ -173,6 +182,7 @@ bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& fa
   {
     std::lock_guard lock(mutex_);
     ++syncs_;
+    stats_.failures_in_row = 0;
     recordDuration(stats_, Clock::now() - started);
     stats_.tables = {countRules(desired.nat), countRules(desired.filter),
                      countRules(desired.mangle)};
@@ -223,9 +233,11 @@ void Router::run(bool retry_first) {
     if (now >= next_full) full = true;
     lock.lock();
     bool due = (pending_ && now >= last_sync + timing_.min_interval) || now >= next_full ||
-               now >= retry_at;
+               now >= retry_at || full_requested_;
     if (!due) continue;
     pending_ = false;
+    if (full_requested_) full = true;
+    full_requested_ = false;
     store::SnapshotPtr snapshot = latest_;
     lock.unlock();
     if (!snapshot) {
@@ -257,11 +269,7 @@ void Router::run(bool retry_first) {
   }
 }
 
-bool canWriteNetfilter(SyncFailure& failure) {
-  IptcTableWriter writer;
-  writer.chainExists("nat", kServicesChain, failure);
-  return failure.message.empty();
-}
+bool canWriteNetfilter(SyncFailure& failure) { return canReadTable("nat", failure); }
 
 bool cleanupAll(SyncFailure& failure, bool& changed) {
   IptcTableWriter writer;

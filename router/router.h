@@ -24,8 +24,12 @@ struct RouterTiming {
   std::chrono::milliseconds sync_period{30000};
   // How often the canary chain is looked for (an external flush removes it).
   std::chrono::milliseconds canary_interval{5000};
-  std::chrono::milliseconds first_backoff{500};
-  std::chrono::milliseconds max_backoff{30000};
+  // A failed sync is retried after first_backoff, doubling up to max_backoff, for ever: a held
+  // xtables lock or a table commit that failed never stops the router.
+  std::chrono::milliseconds first_backoff{100};
+  std::chrono::milliseconds max_backoff{5000};
+  // How long one sync waits for the xtables lock before it counts as failed and is retried.
+  std::chrono::milliseconds lock_wait{1000};
 };
 
 // kube-proxy's sync_proxy_rules_duration_seconds buckets: 0.001 * 2^n seconds, n = 0..14.
@@ -49,6 +53,8 @@ struct RouterStats {
   std::vector<TableRuleCount> tables;         // empty before the first successful sync
   int64_t last_sync_ms = 0;                   // wall clock of the last successful sync; 0: none yet
   std::optional<uint64_t> installed_version;  // the snapshot the kernel's rules come from
+  uint64_t failures_in_row = 0;               // since the last successful sync
+  std::string last_failure;                   // the latest failed sync's message
 };
 
 enum class LogLevel { kDebug, kInfo, kWarn };
@@ -67,12 +73,15 @@ class Router {
   Router& operator=(const Router&) = delete;
 
   // The first sync runs on the caller's thread so that a missing capability is an error at start
-  // (returns false); other failures are logged and retried by the loop.
+  // (returns false); other failures (a held xtables lock, say) are logged and retried by the
+  // loop with backoff, and stats() tells whether any sync has succeeded yet.
   bool start(const store::SnapshotPtr& first, SyncFailure& failure);
   // Called from the registry watcher's thread: records the snapshot and returns at once.
   void update(const store::SnapshotPtr& snapshot);
   // Stops the thread; with `cleanup`, removes every svcbox chain and jump before returning.
   void stop(bool cleanup);
+  // The next sync rewrites every chain, at once (SIGHUP).
+  void requestFullSync();
 
   uint64_t syncCount() const;
   uint64_t failureCount() const;
@@ -103,6 +112,7 @@ class Router {
   std::condition_variable wakeup_;
   store::SnapshotPtr latest_;
   bool pending_ = false;
+  bool full_requested_ = false;
   bool stopping_ = false;
   uint64_t syncs_ = 0;
   uint64_t failures_ = 0;

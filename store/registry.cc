@@ -2,7 +2,11 @@
 
 #include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <chrono>
@@ -41,7 +45,8 @@ Error fromSqlite(const SqliteError& error, const std::string& path) {
                  {}};
   }
   if (error.code() == SQLITE_NOTADB || error.code() == SQLITE_CORRUPT) {
-    return Error{ErrorKind::kInternal,
+    // Not svcbox's failure: the user pointed it at this file, and must point it elsewhere.
+    return Error{ErrorKind::kInvalid,
                  path + " is not a usable svcbox registry (SQLite: " + error.what() +
                      "); point --db at another file or restore a backup",
                  {}};
@@ -349,7 +354,10 @@ std::optional<std::vector<std::shared_ptr<const T>>> refreshChangedRows(
   while (changed_scan.step()) {
     changed.emplace_back(changed_scan.integer(0), changed_scan.integer(1));
     if (!cache.rows.count(changed.back().first)) ++added;
-    if (changed.size() > kFullReloadThreshold) return std::nullopt;
+    if (changed.size() > kFullReloadThreshold) {
+      changed_scan.reset();
+      return std::nullopt;
+    }
   }
   // A deleted row leaves no revision behind: the count tells.
   auto total = static_cast<size_t>(db.queryInteger("SELECT count(*) FROM " + table));
@@ -455,17 +463,72 @@ struct Registry::SnapshotCache {
   SnapshotPtr last;  // the latest snapshot built here: its entries are shared by the next one
 };
 
-Registry::Registry(std::unique_ptr<Connection> connection)
-    : connection_(std::move(connection)), cache_(std::make_unique<SnapshotCache>()) {}
+Registry::Registry(std::unique_ptr<Connection> connection, Identity identity)
+    : connection_(std::move(connection)),
+      identity_(std::move(identity)),
+      cache_(std::make_unique<SnapshotCache>()) {}
 Registry::~Registry() = default;
 
 const std::string& Registry::path() const { return connection_->path(); }
+
+Status Registry::checkFile() const {
+  struct stat now {};
+  if (::stat(path().c_str(), &now) != 0) {
+    int error = errno;
+    return Error{ErrorKind::kReplaced,
+                 "the registry file " + path() + " is gone (" + std::strerror(error) +
+                     "): it was deleted or moved after it was opened",
+                 {}};
+  }
+  if (now.st_dev != identity_.device || now.st_ino != identity_.inode) {
+    return Error{ErrorKind::kReplaced,
+                 path() + " is now another file (inode " + std::to_string(now.st_ino) +
+                     ", opened as inode " + std::to_string(identity_.inode) +
+                     "): the registry was replaced after it was opened",
+                 {}};
+  }
+  return Ok{};
+}
+
+Status Registry::checkIdentity(Connection& db) const {
+  if (auto file = checkFile(); !file) return file;
+  auto uuid = metaValue(db, "registry_uuid").value_or("");
+  if (uuid != identity_.uuid) {
+    return Error{ErrorKind::kReplaced,
+                 path() + " now holds registry " + (uuid.empty() ? "(none)" : uuid) +
+                     ", not the registry " + identity_.uuid +
+                     " opened here: it was copied over in place",
+                 {}};
+  }
+  return Ok{};
+}
+
+Result<uint64_t> Registry::peekGeneration(const std::string& path) {
+  try {
+    Connection connection(path, /*create=*/false, kDefaultBusyTimeoutMs);
+    Transaction transaction(connection, Transaction::Mode::kRead);
+    sqlite::Statement query(connection.handle(), "SELECT value FROM meta WHERE key = 'generation'");
+    uint64_t generation = query.step() ? static_cast<uint64_t>(query.integer(0)) : 0;
+    query.reset();
+    transaction.commit();
+    return generation;
+  } catch (const SqliteError& error) {
+    return fromSqlite(error, path);
+  }
+}
 
 Result<std::unique_ptr<Registry>> Registry::open(const std::string& path, Options options) {
   try {
     auto connection = std::make_unique<Connection>(path, options.create, options.busy_timeout_ms);
     migrate(*connection);
-    return std::unique_ptr<Registry>(new Registry(std::move(connection)));
+    Identity identity;
+    struct stat opened {};
+    if (::stat(path.c_str(), &opened) == 0) {
+      identity.device = opened.st_dev;
+      identity.inode = opened.st_ino;
+    }
+    identity.uuid = metaValue(*connection, "registry_uuid").value_or("");
+    return std::unique_ptr<Registry>(new Registry(std::move(connection), std::move(identity)));
   } catch (const SqliteError& error) {
     if (error.code() == SQLITE_CANTOPEN) {
       return Error{ErrorKind::kInvalid,
@@ -499,6 +562,7 @@ Result<std::vector<Change>> Registry::apply(const std::vector<Object>& objects,
   try {
     Connection& db = *connection_;
     Transaction transaction(db, Transaction::Mode::kWrite);
+    if (auto same = checkIdentity(db); !same) return same.error();
     auto service_cidr = serviceCidrFor(db, cidr);
     if (!service_cidr) return service_cidr.error();
     ClusterIpAllocator allocator(*service_cidr);
@@ -564,6 +628,7 @@ Result<std::vector<Change>> Registry::apply(const std::vector<Object>& objects,
 Result<Cidr> Registry::serviceCidr(const CidrChoice& cidr) {
   try {
     Transaction transaction(*connection_, Transaction::Mode::kWrite);
+    if (auto same = checkIdentity(*connection_); !same) return same.error();
     auto result = serviceCidrFor(*connection_, cidr);
     if (result) transaction.commit();
     return result;
@@ -576,6 +641,7 @@ Result<std::vector<Change>> Registry::remove(const std::vector<ObjectRef>& refs)
   try {
     Connection& db = *connection_;
     Transaction transaction(db, Transaction::Mode::kWrite);
+    if (auto same = checkIdentity(db); !same) return same.error();
     std::vector<Change> changes;
     bool changed = false;
     for (const auto& ref : refs) {
@@ -624,6 +690,7 @@ Result<size_t> Registry::setPodReadiness(const std::vector<ReadinessUpdate>& upd
   try {
     Connection& db = *connection_;
     Transaction transaction(db, Transaction::Mode::kWrite);
+    if (auto same = checkIdentity(db); !same) return same.error();
     size_t changed = 0;
     for (const auto& entry : updates) {
       auto& update = db.prepare(
@@ -649,6 +716,7 @@ Result<size_t> Registry::setPodReadiness(const std::vector<ReadinessUpdate>& upd
 Status Registry::setDefaultProbe(DefaultProbe probe) {
   try {
     Transaction transaction(*connection_, Transaction::Mode::kWrite);
+    if (auto same = checkIdentity(*connection_); !same) return same.error();
     setMeta(*connection_, "default_probe", defaultProbeName(probe));
     transaction.commit();
     return Ok{};
@@ -661,6 +729,7 @@ Result<SnapshotPtr> Registry::loadSnapshot() {
   try {
     Connection& db = *connection_;
     Transaction transaction(db, Transaction::Mode::kRead);
+    if (auto same = checkIdentity(db); !same) return same.error();
     uint64_t version = std::stoull(metaValue(db, "generation").value_or("0"));
     int64_t committed_ms = std::stoll(metaValue(db, "committed_ms").value_or("0"));
     std::optional<Cidr> cidr;

@@ -17,7 +17,7 @@ namespace sqlite {
 class Connection;
 }
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr int kDefaultBusyTimeoutMs = 5000;
 inline constexpr const char* kDefaultServiceCidr = "10.96.0.0/12";
 
@@ -104,6 +104,15 @@ class Registry {
   // Changes whenever another connection commits (SQLite's PRAGMA data_version).
   Result<int64_t> dataVersion();
   const std::string& path() const;
+  // Whether the file at path() is still the one this handle opened (same device and inode); an
+  // ErrorKind::kReplaced error says what happened to it otherwise. Every write transaction and
+  // every snapshot also compare the registry UUID, which catches a file copied over in place.
+  Status checkFile() const;
+  const std::string& uuid() const { return identity_.uuid; }
+
+  // The registry's generation read on a connection of its own, opened for this one read and
+  // never creating anything: a check that cannot share a stuck state with any other handle.
+  static Result<uint64_t> peekGeneration(const std::string& path);
 
   // Test hook: after this many objects have been written inside apply's transaction the
   // process stops itself (SIGSTOP), so a test can kill -9 it mid-transaction.
@@ -111,8 +120,16 @@ class Registry {
 
  private:
   struct SnapshotCache;
-  explicit Registry(std::unique_ptr<sqlite::Connection> connection);
+  struct Identity {
+    uint64_t device = 0;
+    uint64_t inode = 0;
+    std::string uuid;
+  };
+  explicit Registry(std::unique_ptr<sqlite::Connection> connection, Identity identity);
+  // Inside a transaction: the file and the UUID are still the ones this handle opened.
+  Status checkIdentity(sqlite::Connection& db) const;
   std::unique_ptr<sqlite::Connection> connection_;
+  Identity identity_;
   // Decoded rows of the last snapshot, by row id and revision, so the next one decodes only
   // what changed.
   std::unique_ptr<SnapshotCache> cache_;

@@ -12,6 +12,7 @@ enum class ErrorKind {
   kNotFound,  // the named object does not exist
   kConflict,  // the input is well formed but clashes with what the registry holds
   kBusy,      // another writer held the registry past the busy timeout
+  kReplaced,  // the file at the registry's path is no longer the one this handle opened
   kInternal,  // SQLite or the file system failed: not the user's fault
 };
 

@@ -117,6 +117,15 @@ CREATE TABLE endpoint_ports (
 CREATE INDEX services_by_revision ON services (revision);
 CREATE INDEX pods_by_revision ON pods (revision);
 )sql",
+    // The registry's identity: serve checks that the file at its path still holds this one, so a
+    // file deleted, replaced or copied over under it is noticed (a random version-4 UUID).
+    R"sql(
+INSERT INTO meta (key, value)
+SELECT 'registry_uuid', substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) ||
+                        '-' || substr('89ab', 1 + abs(random() % 4), 1) || substr(h, 18, 3) ||
+                        '-' || substr(h, 21, 12)
+FROM (SELECT lower(hex(randomblob(16))) AS h);
+)sql",
 };
 
 inline constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);

@@ -103,6 +103,13 @@ Statement& Connection::prepare(const std::string& sql) {
   return *it->second;
 }
 
+void Connection::resetActiveStatements() {
+  for (sqlite3_stmt* statement = sqlite3_next_stmt(db_, nullptr); statement;
+       statement = sqlite3_next_stmt(db_, statement)) {
+    if (sqlite3_stmt_busy(statement)) sqlite3_reset(statement);
+  }
+}
+
 void Connection::exec(std::string_view sql) {
   std::string copy(sql);
   char* message = nullptr;
@@ -126,10 +133,13 @@ Transaction::Transaction(Connection& connection, Mode mode) : connection_(connec
 }
 
 Transaction::~Transaction() {
-  if (open_) sqlite3_exec(connection_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  if (!open_) return;
+  connection_.resetActiveStatements();
+  sqlite3_exec(connection_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 void Transaction::commit() {
+  connection_.resetActiveStatements();
   connection_.exec("COMMIT");
   open_ = false;
 }

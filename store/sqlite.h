@@ -63,6 +63,10 @@ class Connection {
   // A prepared statement kept for the connection's lifetime, reset and ready to bind.
   Statement& prepare(const std::string& sql);
   const std::string& path() const { return path_; }
+  // Resets every statement left mid-scan. One that is not reset keeps its read transaction open
+  // past COMMIT, and a reader stuck in a read transaction never sees another commit (serve's
+  // watcher stopped following its registry that way, after a scan returned early).
+  void resetActiveStatements();
 
  private:
   sqlite3* db_ = nullptr;
@@ -70,7 +74,8 @@ class Connection {
   std::unordered_map<std::string, std::unique_ptr<Statement>> statements_;
 };
 
-// Rolls back unless commit() was called, so an early return or exception changes nothing.
+// Rolls back unless commit() was called, so an early return or exception changes nothing. Either
+// way every statement of the connection is reset first: no scan outlives its transaction.
 class Transaction {
  public:
   enum class Mode { kRead, kWrite };

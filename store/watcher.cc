@@ -40,27 +40,27 @@ void Watcher::wake() {
   wakeup_.notify_all();
 }
 
-bool Watcher::refresh() {
+Watcher::Outcome Watcher::failed(const Error& error) {
+  if (error.kind != ErrorKind::kReplaced) ++errors_;
+  if (on_error_) on_error_(error);
+  return error.kind == ErrorKind::kReplaced ? Outcome::kReplaced : Outcome::kFailed;
+}
+
+Watcher::Outcome Watcher::refresh() {
+  // A stat() per poll: a deleted or replaced file changes no data_version of the old one.
+  if (auto same = registry_->checkFile(); !same) return failed(same.error());
   auto version = registry_->dataVersion();
-  if (!version) {
-    ++errors_;
-    if (on_error_) on_error_(version.error());
-    return false;
-  }
-  if (*version == data_version_) return true;
+  if (!version) return failed(version.error());
+  if (*version == data_version_) return Outcome::kCurrent;
   auto snapshot = registry_->loadSnapshot();
-  if (!snapshot) {
-    ++errors_;
-    if (on_error_) on_error_(snapshot.error());
-    return false;
-  }
+  if (!snapshot) return failed(snapshot.error());
   data_version_ = *version;
   auto previous = current_.load();
   // A commit that wrote no registry object (a no-op apply) keeps the published snapshot.
-  if (previous && previous->version() == (*snapshot)->version()) return true;
+  if (previous && previous->version() == (*snapshot)->version()) return Outcome::kCurrent;
   current_.store(*snapshot);
   if (on_snapshot_) on_snapshot_(previous, *snapshot);
-  return true;
+  return Outcome::kCurrent;
 }
 
 void Watcher::run() {
@@ -71,7 +71,7 @@ void Watcher::run() {
       if (stopping_) return;
       woken_ = false;
     }
-    refresh();
+    if (refresh() == Outcome::kReplaced) return;
   }
 }
 

@@ -14,7 +14,9 @@ namespace svcbox::store {
 
 // Publishes a new Snapshot whenever anyone commits to the registry file: this process, the CLI
 // or another tool. It polls PRAGMA data_version on its own connection, which SQLite bumps for
-// commits made through any other connection.
+// commits made through any other connection. Each poll also checks that the file at the path is
+// still the one it opened: when it is not (ErrorKind::kReplaced, handed to OnError) the watcher
+// stops, since every later change goes to a file it does not read.
 class Watcher {
  public:
   using OnSnapshot = std::function<void(const SnapshotPtr& previous, const SnapshotPtr& current)>;
@@ -34,9 +36,11 @@ class Watcher {
   uint64_t errorCount() const { return errors_.load(); }
 
  private:
+  enum class Outcome { kCurrent, kFailed, kReplaced };
   void run();
-  // Returns false on error (already reported).
-  bool refresh();
+  // Errors are counted and reported here.
+  Outcome refresh();
+  Outcome failed(const Error& error);
 
   std::unique_ptr<Registry> registry_;
   std::chrono::milliseconds poll_interval_;

@@ -235,5 +235,47 @@ TEST_F(RouterLoopTest, AnEndpointChangeTellsTheWriterWhichChainsMoved) {
   EXPECT_EQ(state_->calls[5].changed_chains, std::vector<std::string>{});
 }
 
+TEST_F(RouterLoopTest, AFullSyncRequestRewritesEverythingAtOnce) {
+  RouterTiming timing;
+  timing.sync_period = 1h;
+  timing.canary_interval = 1h;
+  auto router = makeRouter(timing);
+  SyncFailure failure;
+  ASSERT_TRUE(router->start(snapshotWith(1, 1), failure));
+  router->requestFullSync();
+  ASSERT_TRUE(waitFor([](const auto& calls) { return calls.size() == 2; }));
+  EXPECT_TRUE(natCalls()[1].full);
+  router->stop(false);
+}
+
+TEST_F(RouterLoopTest, FailuresInARowAreCountedWithTheLastReasonUntilASyncSucceeds) {
+  RouterTiming timing;
+  timing.first_backoff = 1ms;
+  timing.max_backoff = 4ms;
+  auto router = makeRouter(timing);
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->failures_left = 5;
+  }
+  SyncFailure failure;
+  // Not a missing capability: start() succeeds and the loop retries.
+  ASSERT_TRUE(router->start(snapshotWith(1, 1), failure));
+  EXPECT_EQ(router->stats().syncs, 0u);
+  EXPECT_EQ(router->stats().failures_in_row, 1u);
+  EXPECT_EQ(router->stats().last_failure, "nat table: injected failure");
+  ASSERT_TRUE(waitFor([](const auto& calls) { return calls.size() == 1; }));
+  router->stop(false);
+  RouterStats stats = router->stats();
+  EXPECT_EQ(stats.failures, 5u);
+  EXPECT_EQ(stats.failures_in_row, 0u);
+  EXPECT_EQ(stats.syncs, 1u);
+}
+
+TEST(RouterTimingTest, RetriesStartAt100MsAndDoubleToFiveSeconds) {
+  RouterTiming timing;
+  EXPECT_EQ(timing.first_backoff, 100ms);
+  EXPECT_EQ(timing.max_backoff, 5s);
+}
+
 }  // namespace
 }  // namespace svcbox::router

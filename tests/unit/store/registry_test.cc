@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 
 #include "tests/unit/temp_dir.h"
 
@@ -349,6 +352,68 @@ TEST(RegistryOpenTest, MigratesANewFileToTheCurrentSchema) {
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(statement, 0)), "wal");
   sqlite3_finalize(statement);
   sqlite3_close(db);
+}
+
+TEST_F(RegistryTest, EachRegistryHasItsOwnUuid) {
+  testing::TempDir other_dir;
+  auto other = std::move(*Registry::open(other_dir.file("registry.db")));
+  EXPECT_EQ(registry_->uuid().size(), 36u);
+  EXPECT_NE(registry_->uuid(), other->uuid());
+  auto reopened = std::move(*Registry::open(path()));
+  EXPECT_EQ(reopened->uuid(), registry_->uuid());
+}
+
+TEST_F(RegistryTest, AWriteToADeletedFileIsRefusedAndWritesNothing) {
+  apply({web()});
+  ASSERT_EQ(::unlink(path().c_str()), 0);
+  EXPECT_EQ(registry_->checkFile().error().kind, ErrorKind::kReplaced);
+  auto refused = registry_->apply({web("lost")}, {});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind, ErrorKind::kReplaced);
+  EXPECT_NE(refused.error().message.find(path() + " is gone"), std::string::npos)
+      << refused.error().message;
+  EXPECT_EQ(registry_->loadSnapshot().error().kind, ErrorKind::kReplaced);
+}
+
+TEST_F(RegistryTest, AFileReplacedAtThePathIsRefused) {
+  apply({web()});
+  testing::TempDir elsewhere;
+  { auto fresh = std::move(*Registry::open(elsewhere.file("new.db"))); }
+  std::filesystem::rename(elsewhere.file("new.db"), path());
+  auto refused = registry_->remove({ObjectRef{ObjectKind::kService, "default", "web"}});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind, ErrorKind::kReplaced);
+  EXPECT_NE(refused.error().message.find("is now another file"), std::string::npos)
+      << refused.error().message;
+}
+
+TEST_F(RegistryTest, AnotherRegistryCopiedOverInPlaceIsRefusedByItsUuid) {
+  apply({web()});
+  testing::TempDir elsewhere;
+  std::string other_uuid;
+  {
+    auto other = std::move(*Registry::open(elsewhere.file("other.db")));
+    other_uuid = other->uuid();
+  }
+  // Same inode, other content: what `cp other.db registry.db` does.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+  std::string sql = "UPDATE meta SET value = '" + other_uuid + "' WHERE key = 'registry_uuid'";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_TRUE(registry_->checkFile());  // the inode is the same
+  auto refused = registry_->setPodReadiness({});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind, ErrorKind::kReplaced);
+  EXPECT_NE(refused.error().message.find("copied over in place"), std::string::npos)
+      << refused.error().message;
+}
+
+TEST_F(RegistryTest, PeekGenerationReadsWithoutCreatingAnything) {
+  apply({web()});
+  EXPECT_EQ(*Registry::peekGeneration(path()), 1u);
+  EXPECT_FALSE(Registry::peekGeneration(dir_.file("absent.db")));
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("absent.db")));
 }
 
 }  // namespace
