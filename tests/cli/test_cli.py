@@ -9,20 +9,28 @@ addresses, which must not leave the machine), and writes no netfilter rule (--pr
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
-import tempfile
+import sys
 import time
 import unittest
-import uuid
 
-BIN = os.path.abspath(os.environ.get("SVCBOX_BIN", "../../build/release/app/svcbox"))
-EXAMPLES = os.path.abspath(os.environ.get("SVCBOX_EXAMPLES", "../../examples"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+from svcbox_e2e import (AS_NOBODY, BIN, REPO, Namespace, ServeProcess, kill_process,  # noqa: E402
+                        require, run, svcbox_env, temp_dir, wait_for)
+
+EXAMPLES = os.path.abspath(os.environ.get("SVCBOX_EXAMPLES", os.path.join(REPO, "examples")))
 SEED = os.path.join(EXAMPLES, "service-test.yaml")
-IN_CI = os.environ.get("CI") == "true"
+
+
+def is_stopped(pid):
+    """Whether the process is stopped (state T: it raised SIGSTOP at a test pause point)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ", 1)[1].startswith("T")
 
 
 def read_seed():
@@ -47,22 +55,12 @@ def big_manifest(services, pods_per_service):
 
 class CliTestCase(unittest.TestCase):
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="svcbox-cli-")
+        self.dir = temp_dir(self, "svcbox-cli-")
         self.db = os.path.join(self.dir, "registry.db")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SVCBOX_")}
-        self.env["SVCBOX_DB"] = self.db
-        self.processes = []
-
-    def tearDown(self):
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.env = svcbox_env(db=self.db)
 
     def run_svcbox(self, *args, env=None, input=None, timeout=60):
-        return subprocess.run([BIN, *args], env=env or self.env, input=input, capture_output=True,
-                              text=True, timeout=timeout)
+        return run(BIN, *args, env=env or self.env, input=input, check=False, timeout=timeout)
 
     def ok(self, *args, **kwargs):
         result = self.run_svcbox(*args, **kwargs)
@@ -315,8 +313,7 @@ class SettingsTest(CliTestCase):
             # A copy the unprivileged user can reach, wherever the checkout lives.
             binary = shutil.copy(BIN, os.path.join(self.dir, "svcbox"))
             seed = shutil.copy(SEED, os.path.join(self.dir, "seed.yaml"))
-            result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary,
-                                     "apply", "-f", seed], env=env, capture_output=True, text=True, timeout=60)
+            result = run(*AS_NOBODY, binary, "apply", "-f", seed, env=env, check=False, timeout=60)
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertTrue(os.path.exists(os.path.join(state, "svcbox", "registry.db")))
         else:
@@ -366,8 +363,7 @@ class DurabilityTest(CliTestCase):
         self.assertEqual(self.registry_rows(), before)
 
     def _kill_and_check(self, process, before, after_keys):
-        process.kill()
-        process.wait(timeout=30)
+        kill_process(process, signal.SIGKILL, timeout=30)
         self.assertEqual(self.integrity(), "ok")
         rows = self.registry_rows()
         if rows == before:
@@ -388,15 +384,10 @@ class DurabilityTest(CliTestCase):
             env = dict(self.env, SVCBOX_TEST_PAUSE_AFTER_OBJECTS=str(pause_after))
             process = subprocess.Popen([BIN, "apply", "-f", manifest], env=env, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                with open(f"/proc/{process.pid}/stat") as f:
-                    if f.read().split(") ", 1)[1].startswith("T"):
-                        break
-                self.assertIsNone(process.poll(), "apply ended before its pause point")
-                time.sleep(0.01)
-            else:
-                self.fail(f"apply did not reach pause point {pause_after}")
+            state = wait_for(f"apply to reach pause point {pause_after}",
+                             lambda: "stopped" if is_stopped(process.pid) else
+                             process.poll() is not None and "ended", timeout=60, interval=0.01)
+            self.assertEqual(state, "stopped", "apply ended before its pause point")
             self.assertEqual(self._kill_and_check(process, before, full), "before",
                              f"a kill inside the transaction (after {pause_after} objects) left a partial apply")
 
@@ -429,86 +420,59 @@ class ServeTest(CliTestCase):
     def setUp(self):
         super().setUp()
         self.netns = None
-
-    def tearDown(self):
-        super().tearDown()
-        if self.netns:
-            subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, timeout=30)
+        self.serves = 0
 
     def isolated(self):
         """A network namespace with only loopback: whatever serve sends to a pod goes nowhere."""
-        if self.netns:
-            return ["ip", "netns", "exec", self.netns]
-        if os.geteuid() != 0 or not shutil.which("ip"):
-            if IN_CI:
-                self.fail("serve tests need root and iproute2 for a network namespace")
-            self.skipTest("serve tests need root and iproute2 for a network namespace")
-        name = "sbc" + uuid.uuid4().hex[:8]
-        subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=30)
-        self.netns = name
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True,
-                       capture_output=True, timeout=30)
-        routes = subprocess.run(["ip", "netns", "exec", name, "ip", "route", "show"], check=True,
-                                capture_output=True, text=True, timeout=30).stdout
-        self.assertEqual(routes.strip(), "", "the serve namespace must have no route")
-        return ["ip", "netns", "exec", name]
+        if not self.netns:
+            require(self, "serve tests (a network namespace)", tools=("ip",))
+            self.netns = Namespace("cli")
+            self.addCleanup(self.netns.remove)
+        return self.netns
 
     def start_serve(self, *args):
-        log_path = os.path.join(self.dir, f"serve-{len(self.processes)}.log")
-        log = open(log_path, "w")
+        self.serves += 1
         # DNS and the admin API on free loopback ports, an upstream nothing asks, no rules.
-        local = ["--dns-listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--admin-listen",
-                 "127.0.0.1:0"]
-        process = subprocess.Popen([*self.isolated(), BIN, "serve", "--proxy-mode", "none", *local,
-                                    *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        self.processes.append(process)
-        return process, log_path
+        return ServeProcess("--proxy-mode", "none", "--dns-listen", "127.0.0.1:0", "--upstream",
+                            "127.0.0.1:9", "--admin-listen", "127.0.0.1:0", *args, env=self.env,
+                            namespace=self.isolated(),
+                            log=os.path.join(self.dir, f"serve-{self.serves}.log"))
 
-    def wait_for_log(self, log_path, text, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with open(log_path) as f:
-                content = f.read()
-            if text in content:
-                return content
-            time.sleep(0.02)
-        with open(log_path) as f:
-            self.fail(f"serve did not log {text!r} within {timeout}s; log:\n{f.read()}")
+    def wait_for_log(self, serve, text, timeout=10):
+        return serve.wait_log(re.escape(text), timeout)
 
     def test_serve_publishes_and_logs_every_change_from_the_cli(self):
         self.ok("apply", "-f", SEED)
-        process, log = self.start_serve()
-        self.wait_for_log(log, "registry loaded: version 1, 1 service, 2 pods")
+        serve = self.start_serve()
+        self.wait_for_log(serve, "registry loaded: version 1, 1 service, 2 pods")
         web = self.write("web.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n"
                                      "spec: {selector: {app: server_pod1}, ports: [{port: 81, targetPort: 8080}]}\n")
         self.ok("apply", "-f", web)
-        self.wait_for_log(log, "snapshot 2: service default/web added (clusterIP 10.96.0.2, ports 81/TCP)", timeout=5)
-        self.wait_for_log(log, "snapshot 2: endpoints default/web: +10.0.1.2:8080 +10.0.2.2:8080")
+        self.wait_for_log(serve, "snapshot 2: service default/web added (clusterIP 10.96.0.2, ports 81/TCP)", timeout=5)
+        self.wait_for_log(serve, "snapshot 2: endpoints default/web: +10.0.1.2:8080 +10.0.2.2:8080")
         self.ok("delete", "pod", "server-pod-2")
-        self.wait_for_log(log, "snapshot 3: pod default/server-pod-2 removed")
-        self.wait_for_log(log, "endpoints default/service-test: -10.0.2.2:8080")
+        self.wait_for_log(serve, "snapshot 3: pod default/server-pod-2 removed")
+        self.wait_for_log(serve, "endpoints default/service-test: -10.0.2.2:8080")
 
         # One serve per registry, and it says which one runs.
-        second = subprocess.run([*self.isolated(), BIN, "serve", "--proxy-mode", "none"], env=self.env,
-                                capture_output=True, text=True, timeout=10)
+        second = self.isolated().x(BIN, "serve", "--proxy-mode", "none", env=self.env, check=False,
+                                   timeout=10)
         self.assertEqual(second.returncode, 1)
-        self.assertIn(f"another svcbox serve (pid {process.pid}) already owns the registry", second.stderr)
+        self.assertIn(f"another svcbox serve (pid {serve.pid}) already owns the registry", second.stderr)
 
         started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        self.assertEqual(process.wait(timeout=10), 0)
+        self.assertEqual(serve.stop(timeout=10), 0)
         self.assertLess(time.monotonic() - started, 2)
-        self.wait_for_log(log, "received SIGTERM, stopping")
+        self.wait_for_log(serve, "received SIGTERM, stopping")
 
     def test_json_logs(self):
-        process, log = self.start_serve("--log-format", "json")
-        content = self.wait_for_log(log, "registry loaded")
-        record = json.loads(content.splitlines()[0])
+        serve = self.start_serve("--log-format", "json")
+        self.wait_for_log(serve, "registry loaded")
+        record = json.loads(serve.log_text().splitlines()[0])
         self.assertEqual(record["level"], "info")
         self.assertIn("serving registry", record["msg"])
-        process.send_signal(signal.SIGINT)
-        self.assertEqual(process.wait(timeout=10), 0)
+        serve.signal(signal.SIGINT)
+        self.assertEqual(serve.wait_exit(timeout=10), 0)
         self.assertIn("must be text or json", self.fails("serve", "--proxy-mode", "none", "--log-format", "xml"))
 
     def test_bad_dns_settings_name_the_flag(self):
@@ -529,8 +493,8 @@ class ServeTest(CliTestCase):
     def serve_fails(self, *args, env=None, timeout=30, admin=True):
         local = ["--dns-listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9"]
         local += ["--admin-listen", "127.0.0.1:0"] if admin else []
-        result = subprocess.run([BIN, "serve", "--proxy-mode", "none", *local, *args],
-                                env=env or self.env, capture_output=True, text=True, timeout=timeout)
+        result = run(BIN, "serve", "--proxy-mode", "none", *local, *args, env=env or self.env,
+                     check=False, timeout=timeout)
         self.assertNotEqual(result.returncode, 0, result.stderr)
         return result.stderr
 
@@ -551,17 +515,12 @@ class ServeTest(CliTestCase):
         self.assertLess(time.monotonic() - started, 30)
 
     def test_an_unreadable_registry_at_start_is_a_clear_error(self):
-        if os.geteuid() != 0 or not shutil.which("setpriv"):
-            if IN_CI:
-                self.fail("this test drops root with setpriv")
-            self.skipTest("needs root to drop privileges with setpriv")
+        require(self, "this test (it drops root with setpriv)", tools=("setpriv",))
         self.ok("apply", "-f", SEED)
         os.chmod(self.db, 0o600)  # root's file; nobody may not read it
         os.chmod(self.dir, 0o755)
-        result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                 BIN, "serve", "--proxy-mode", "none", "--dns-listen",
-                                 "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
-                                env=self.env, capture_output=True, text=True, timeout=30)
+        result = run(*AS_NOBODY, BIN, "serve", "--proxy-mode", "none", "--dns-listen", "127.0.0.1:0",
+                     "--admin-listen", "127.0.0.1:0", env=self.env, check=False)
         self.assertEqual(result.returncode, 1, result.stderr)
         self.assertIn(self.db, result.stderr)
         self.assertRegex(result.stderr, "(?i)(permission denied|unable to open|readonly|read-only)")
@@ -577,9 +536,8 @@ class ServeTest(CliTestCase):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
             taken.bind(("127.0.0.1", 0))
             port = taken.getsockname()[1]
-            result = subprocess.run([BIN, "serve", "--proxy-mode", "none", "--dns-listen",
-                                     f"127.0.0.1:{port}"],
-                                    env=self.env, capture_output=True, text=True, timeout=10)
+            result = run(BIN, "serve", "--proxy-mode", "none", "--dns-listen", f"127.0.0.1:{port}",
+                         env=self.env, check=False, timeout=10)
         self.assertEqual(result.returncode, 1)
         self.assertIn(f"--dns-listen 127.0.0.1:{port}: cannot bind UDP: Address already in use",
                       result.stderr)
@@ -592,14 +550,11 @@ class CapabilityTest(CliTestCase):
     so that nothing could touch the host's tables even if the denial did not happen."""
 
     def without(self, caps, *args):
-        if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("unshare"):
-            if IN_CI:
-                self.fail("this test needs root, setpriv and unshare")
-            self.skipTest("needs root to drop capabilities with setpriv in a new network namespace")
+        require(self, "this test (it drops capabilities with setpriv in a new network namespace)",
+                tools=("setpriv", "unshare"))
         drop = ",".join(f"-{cap}" for cap in caps)
-        result = subprocess.run(["unshare", "--net", "--", "setpriv", f"--inh-caps={drop}",
-                                 f"--bounding-set={drop}", BIN, *args],
-                                env=self.env, capture_output=True, text=True, timeout=30)
+        result = run("unshare", "--net", "--", "setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}",
+                     BIN, *args, env=self.env, check=False)
         self.assertEqual(result.returncode, 1, result.stderr)
         return result.stderr.strip().splitlines()[-1]
 

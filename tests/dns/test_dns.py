@@ -5,15 +5,18 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
+import sys
 import time
 import unittest
 import uuid
 
-BIN = os.environ.get("SVCBOX_BIN", "build/release/app/svcbox")
-ARES = os.environ.get("SVCBOX_ARES_CLIENT", "build/release/tests/ares_client")
 HERE = os.path.dirname(os.path.abspath(__file__))
-IN_CI = os.environ.get("CI") == "true"
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+from svcbox_e2e import (BIN, REPO, Namespace, ServeProcess, register_cleanup, require, run,  # noqa: E402
+                        temp_dir, wait_for)
+
+ARES = os.path.abspath(os.environ.get("SVCBOX_ARES_CLIENT",
+                                      os.path.join(REPO, "build/release/tests/ares_client")))
 
 UPSTREAM_PORT = 5399
 BLACKHOLE_PORT = 5398
@@ -144,76 +147,13 @@ def parse_dig(text):
             "sections": sections, "text": text}
 
 
-class Namespace:
-    """A network namespace with loopback only; removed with everything in it."""
-
-    def __init__(self):
-        self.name = f"sbxdns-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        subprocess.run(["ip", "netns", "add", self.name], check=True)
-        self.processes = []
-        subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True)
-        routes = subprocess.run(["ip", "-n", self.name, "-4", "route", "show", "table", "all"],
-                                capture_output=True, text=True, check=True).stdout
-        # The safety check of ../shared/testing.md: nothing in here can leave the namespace.
-        for line in routes.splitlines():
-            if "dev lo" not in line:
-                raise RuntimeError(f"namespace {self.name} has a route out: {line}")
-
-    def run(self, *args, timeout=20, check=False):
-        return subprocess.run(["ip", "netns", "exec", self.name, *args], capture_output=True,
-                              text=True, timeout=timeout, check=check)
-
-    def start(self, *args, log):
-        process = subprocess.Popen(["ip", "netns", "exec", self.name, *args], stdout=log,
-                                   stderr=subprocess.STDOUT)
-        self.processes.append(process)
-        return process
-
-    def remove(self):
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=5)
-        subprocess.run(["ip", "netns", "del", self.name], check=False)
-        shutil.rmtree(f"/etc/netns/{self.name}", ignore_errors=True)
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 class DnsEndToEnd(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        missing = [tool for tool in ("ip", "dig", "kdig", "getent") if not shutil.which(tool)]
-        reason = None
-        if os.geteuid() != 0:
-            reason = "needs root for network namespaces"
-        elif missing:
-            reason = f"needs {', '.join(missing)}"
-        if reason:
-            if IN_CI:
-                raise RuntimeError(f"CI=true but the DNS e2e tests cannot run: {reason}")
-            raise unittest.SkipTest(reason)
-        cls.dir = tempfile.mkdtemp(prefix="svcbox-dns-")
-        cls.ns = Namespace()
-        try:
-            cls.start_fixture()
-        except Exception:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def start_fixture(cls):
+        require(cls, "the DNS e2e tests", tools=("ip", "dig", "kdig", "getent"))
+        cls.dir = temp_dir(cls, "svcbox-dns-")
+        cls.ns = Namespace("dns")
+        register_cleanup(cls, cls.ns.remove)
         cls.manifest = os.path.join(cls.dir, "cluster.yaml")
         with open(cls.manifest, "w") as f:
             f.write(MANIFEST)
@@ -222,9 +162,8 @@ class DnsEndToEnd(unittest.TestCase):
         for port, extra in ((UPSTREAM_PORT, []), (BLACKHOLE_PORT, ["--blackhole"])):
             log = os.path.join(cls.dir, f"upstream-{port}.log")
             cls.ns.start("python3", os.path.join(HERE, "upstream.py"), str(port),
-                         cls.upstream_log if port == UPSTREAM_PORT else log, *extra,
-                         log=subprocess.DEVNULL)
-        cls.serve_logs = []
+                         cls.upstream_log if port == UPSTREAM_PORT else log, *extra)
+        cls.serve_count = 0
         cls.serve(["--dns-listen", "127.0.0.1:53", "--upstream", f"127.0.0.1:{UPSTREAM_PORT}"],
                   "127.0.0.1:53", db=cls.db)
 
@@ -232,36 +171,24 @@ class DnsEndToEnd(unittest.TestCase):
     def new_registry(cls):
         """A registry of its own for each serve: one serve owns a registry file."""
         db = os.path.join(cls.dir, f"registry-{uuid.uuid4().hex[:6]}.db")
-        subprocess.run([BIN, "apply", "--db", db, "-f", cls.manifest], check=True,
-                       capture_output=True)
+        run(BIN, "apply", "--db", db, "-f", cls.manifest)
         return db
 
     @classmethod
     def serve(cls, args, listen, db=None):
-        log_path = os.path.join(cls.dir, f"serve-{len(cls.serve_logs)}.log")
-        with open(log_path, "w") as log:
-            # The registries hold pods at made-up addresses: no default probe, so headless
-            # answers keep every endpoint (tests/serve covers readiness).
-            cls.ns.start(BIN, "serve", "--proxy-mode", "none", "--default-probe", "none",
-                         "--admin-listen", "127.0.0.1:0", "--db", db or cls.new_registry(),
-                         *args, log=log)
-        cls.serve_logs.append(log_path)
-
-        def listening():
-            with open(log_path) as f:
-                return f"DNS listening on {listen}" in f.read()
-
-        wait_for(listening, 10, f"svcbox serve to listen on {listen}")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.ns.remove()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        log_path = os.path.join(cls.dir, f"serve-{cls.serve_count}.log")
+        cls.serve_count += 1
+        # The registries hold pods at made-up addresses: no default probe, so headless
+        # answers keep every endpoint (tests/serve covers readiness).
+        serve = ServeProcess("--proxy-mode", "none", "--default-probe", "none", "--admin-listen",
+                             "127.0.0.1:0", "--db", db or cls.new_registry(), *args, log=log_path,
+                             namespace=cls.ns)
+        serve.wait_log(re.escape(f"DNS listening on {listen}"), timeout=10)
 
     def dig(self, name, rtype, *options, port=53, client="dig"):
         args = [client, "@127.0.0.1", "-p", str(port), name, rtype, *options]
         args += ["+tries=1", "+timeout=5"] if client == "dig" else ["+retry=0", "+timeout=5"]
-        result = self.ns.run(*args)
+        result = self.ns.x(*args, check=False)
         return parse_dig(result.stdout)
 
     def test_every_record_form_over_udp_and_tcp_with_dig_and_kdig(self):
@@ -312,7 +239,7 @@ class DnsEndToEnd(unittest.TestCase):
         for transport in ([], ["tcp"]):
             for name, rtype, expected in cases:
                 with self.subTest(name=name, type=rtype, transport=transport):
-                    result = self.ns.run(ARES, "127.0.0.1", "53", name, rtype, *transport)
+                    result = self.ns.x(ARES, "127.0.0.1", "53", name, rtype, *transport, check=False)
                     self.assertEqual(sorted(result.stdout.split("\n")[:-1]), expected,
                                      result.stdout + result.stderr)
 
@@ -327,7 +254,7 @@ class DnsEndToEnd(unittest.TestCase):
                 with self.subTest(name=name):
                     # getent hosts: gethostbyname2, which (unlike getaddrinfo's AI_ADDRCONFIG)
                     # asks even though the namespace has only loopback addresses.
-                    result = self.ns.run("getent", "hosts", name)
+                    result = self.ns.x("getent", "hosts", name, check=False)
                     self.assertEqual(result.returncode, 0, result.stderr)
                     address, canonical = result.stdout.split()[:2]
                     if name == "db.prod":
@@ -339,8 +266,8 @@ class DnsEndToEnd(unittest.TestCase):
             # Default upstreams are resolv.conf's nameservers minus svcbox's own address.
             with open(f"/etc/netns/{self.ns.name}/resolv.conf", "a") as f:
                 f.write("nameserver 127.0.0.2\n")
-            config = self.ns.run(BIN, "serve", "--print-config", "--db", self.db,
-                                 "--dns-listen", "127.0.0.1:53").stdout
+            config = self.ns.x(BIN, "serve", "--print-config", "--db", self.db,
+                               "--dns-listen", "127.0.0.1:53", check=False).stdout
             self.assertRegex(config, r"upstream: 127\.0\.0\.2:53\b")
             self.assertNotIn("127.0.0.1:53    # from", config)
         finally:
@@ -389,9 +316,8 @@ class DnsEndToEnd(unittest.TestCase):
         self.serve(["--dns-listen", "127.0.0.1:5354", "--upstream", f"127.0.0.1:{BLACKHOLE_PORT}",
                     "--max-concurrent-forwards", "2"], "127.0.0.1:5354")
         started = time.monotonic()
-        digs = [subprocess.Popen(["ip", "netns", "exec", self.ns.name, "dig", "@127.0.0.1", "-p",
-                                  "5354", f"q{i}.example.net", "A", "+tries=1", "+timeout=8"],
-                                 stdout=subprocess.PIPE, text=True) for i in range(6)]
+        digs = [self.ns.start("dig", "@127.0.0.1", "-p", "5354", f"q{i}.example.net", "A", "+tries=1",
+                              "+timeout=8", stdout=subprocess.PIPE, text=True) for i in range(6)]
         statuses = sorted(parse_dig(p.communicate(timeout=20)[0])["status"] for p in digs)
         elapsed = time.monotonic() - started
         self.assertEqual(statuses.count("SERVFAIL"), 2, statuses)
@@ -421,16 +347,14 @@ class DnsEndToEnd(unittest.TestCase):
             f.write("apiVersion: v1\nkind: Service\nmetadata: {name: late}\n"
                     "spec: {clusterIP: 10.96.0.77, ports: [{port: 80}]}\n")
         self.assertEqual(self.dig("late.default.svc.cluster.local", "A")["status"], "NXDOMAIN")
-        subprocess.run([BIN, "apply", "--db", self.db, "-f", manifest], check=True,
-                       capture_output=True)
-        wait_for(lambda: self.dig("late.default.svc.cluster.local", "A")["status"] == "NOERROR",
-                 5, "the new Service in DNS")
+        run(BIN, "apply", "--db", self.db, "-f", manifest)
+        wait_for("the new Service in DNS",
+                 lambda: self.dig("late.default.svc.cluster.local", "A")["status"] == "NOERROR", 5)
         self.assertEqual(self.dig("77.0.96.10.in-addr.arpa", "PTR")["sections"]["ANSWER"],
                          [("77.0.96.10.in-addr.arpa.", "PTR", "late.default.svc.cluster.local.")])
-        subprocess.run([BIN, "delete", "--db", self.db, "svc", "late"], check=True,
-                       capture_output=True)
-        wait_for(lambda: self.dig("late.default.svc.cluster.local", "A")["status"] == "NXDOMAIN",
-                 5, "the deleted Service to leave DNS")
+        run(BIN, "delete", "--db", self.db, "svc", "late")
+        wait_for("the deleted Service to leave DNS",
+                 lambda: self.dig("late.default.svc.cluster.local", "A")["status"] == "NXDOMAIN", 5)
 
     def test_bad_packets_get_formerr_notimp_or_silence_and_the_server_keeps_answering(self):
         query = "00070100000100000000000003776562076465666175" \
@@ -456,8 +380,8 @@ class DnsEndToEnd(unittest.TestCase):
             "valid": (query, "rcode 0 id 7 qd 1 an 1"),
         }
         names = list(packets)
-        result = self.ns.run("python3", os.path.join(HERE, "raw_client.py"), "53", "udp",
-                             *(packets[n][0] for n in names))
+        result = self.ns.x("python3", os.path.join(HERE, "raw_client.py"), "53", "udp",
+                           *(packets[n][0] for n in names), check=False)
         lines = result.stdout.splitlines()
         self.assertEqual(len(lines), len(names), result.stdout + result.stderr)
         for name, line in zip(names, lines):
@@ -470,15 +394,16 @@ class DnsEndToEnd(unittest.TestCase):
         for ident in (21, 22, 23):
             queries.append(f"{ident:04x}0100000100000000000003776562076465666175"
                            "6c740373766307636c7573746572056c6f63616c0000010001")
-        result = self.ns.run("python3", os.path.join(HERE, "raw_client.py"), "53", "tcp", *queries)
+        result = self.ns.x("python3", os.path.join(HERE, "raw_client.py"), "53", "tcp", *queries,
+                           check=False)
         self.assertEqual(sorted(result.stdout.splitlines()),
                          [f"rcode 0 id {i} qd 1 an 1 tc 0" for i in (21, 22, 23)], result.stderr)
 
     def test_idle_tcp_connections_are_closed_after_ten_seconds(self):
         query = ("001f0100000100000000000003776562076465666175"
                  "6c740373766307636c7573746572056c6f63616c0000010001")
-        result = self.ns.run("python3", os.path.join(HERE, "raw_client.py"), "53", "idle", query,
-                             timeout=40)
+        result = self.ns.x("python3", os.path.join(HERE, "raw_client.py"), "53", "idle", query,
+                           timeout=40, check=False)
         match = re.match(r"closed after (\d+) s, (\d+) bytes", result.stdout)
         self.assertIsNotNone(match, result.stdout + result.stderr)
         self.assertGreater(int(match.group(2)), 2)  # the answer came first
@@ -490,8 +415,7 @@ class DnsEndToEnd(unittest.TestCase):
         with open(manifest, "w") as f:
             f.write("apiVersion: v1\nkind: Service\nmetadata: {name: six}\n"
                     "spec: {clusterIP: 'fd00:96::a', ports: [{name: http, port: 80}]}\n")
-        subprocess.run([BIN, "apply", "--db", db, "--service-cidr", "fd00:96::/112", "-f",
-                        manifest], check=True, capture_output=True)
+        run(BIN, "apply", "--db", db, "--service-cidr", "fd00:96::/112", "-f", manifest)
         self.serve(["--dns-listen", "127.0.0.1:5357", "--upstream", f"127.0.0.1:{UPSTREAM_PORT}"],
                    "127.0.0.1:5357", db=db)
         reply = self.dig("six.default.svc.cluster.local", "AAAA", port=5357)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""pod_server.py NAME HTTP_PORT UDP_PORT: a pod's workload for the router e2e tests.
+"""pod_server.py NAME HTTP_PORT UDP_PORT: a pod's workload in svcbox_e2e.Topology (router, serve and
+userspace e2e tests).
 
 HTTP GET answers NAME (one connection per request: HTTP/1.0; GET /client answers the client's
 address as the pod sees it; GET /healthz answers 200, or 503 after GET /fail until GET /recover,

@@ -7,16 +7,15 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
-import tempfile
+import sys
 import time
 import unittest
 
-from topology import HERE, POD_IPS, Topology, run
-
-BIN = os.environ.get("SVCBOX_BIN", os.path.join(HERE, "../../build/release/app/svcbox"))
-IN_CI = os.environ.get("CI") == "true"
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+from svcbox_e2e import (AS_NOBODY, BIN, POD_IPS, Topology, require, run, svcbox_env,  # noqa: E402
+                        temp_dir, wait_for)
 
 MANIFEST = """
 apiVersion: v1
@@ -164,36 +163,19 @@ def foreign_part(lines):
 
 
 class RouterTestCase(unittest.TestCase):
-    topo = None
-
     @classmethod
     def setUpClass(cls):
-        problem = None
-        if os.geteuid() != 0:
-            problem = "needs root for network namespaces"
-        elif shutil.which("iptables-legacy-save") is None or shutil.which("curl") is None:
-            problem = "needs iptables-legacy and curl"
-        elif run("ip", "netns", "list", check=False).returncode != 0:
-            problem = "cannot use ip netns here"
-        if problem:
-            if IN_CI:
-                raise AssertionError(f"CI=true and the router e2e tests cannot run: {problem}")
-            raise unittest.SkipTest(problem)
-        cls.dir = tempfile.mkdtemp(prefix="svcbox-router-")
-        cls.env = dict(os.environ, SVCBOX_DB=os.path.join(cls.dir, "registry.db"))
+        require(cls, "the router e2e tests", tools=("iptables-legacy-save", "curl"), netns=True)
+        cls.dir = temp_dir(cls, "svcbox-router-")
         cls.topo = Topology()
+        cls.addClassCleanup(cls.topo.down)
         cls.topo.up()
-        cls.serve_logs = 0
-        cls.serves = []  # svcbox serve processes (the pods' servers are in topo.processes too)
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.topo:
-            cls.topo.down()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        cls.env = svcbox_env(db=os.path.join(cls.dir, "registry.db"))
+        cls.serves = []  # ServeProcess (the pods' servers are in topo.processes too)
+        cls.serves_started = 0  # numbers the serve logs
 
     def svcbox(self, *args, check=True):
-        result = subprocess.run([BIN, *args], env=self.env, capture_output=True, text=True, timeout=60)
+        result = run(BIN, *args, env=self.env, check=False, timeout=60)
         if check:
             self.assertEqual(result.returncode, 0, result.stderr)
         return result
@@ -205,34 +187,25 @@ class RouterTestCase(unittest.TestCase):
         self.svcbox("apply", "-f", path)
 
     def serve(self, *args, env=None):
-        type(self).serve_logs += 1
-        log = os.path.join(self.dir, f"serve-{self.serve_logs}.log")
+        type(self).serves_started += 1
+        log = os.path.join(self.dir, f"serve-{self.serves_started}.log")
         # DNS and the admin API on free ports of the node's loopback, and no default probe: these
         # tests are about the rules (tests/serve covers readiness).
-        process = self.topo.start(self.topo.node, BIN, "serve", "--proxy-mode", "iptables",
-                                  "--dns-listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9",
-                                  "--admin-listen", "127.0.0.1:0", "--default-probe", "none",
-                                  *args, env=env or self.env, log=log)
-        self.serves.append(process)
-        return process, log
+        serve = self.topo.start_serve("--proxy-mode", "iptables", "--dns-listen", "127.0.0.1:0",
+                                      "--upstream", "127.0.0.1:9", "--admin-listen", "127.0.0.1:0",
+                                      "--default-probe", "none", *args, env=env or self.env, log=log)
+        self.serves.append(serve)
+        return serve
 
     def wait_for(self, what, predicate, timeout=15, interval=0.05):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(interval)
-        self.fail(f"not within {timeout}s: {what}")
-
-    def log_text(self, log):
-        with open(log) as f:
-            return f.read()
+        """wait_for, showing the logs of every serve of this class when it fails."""
+        return wait_for(what, predicate, timeout, interval,
+                        context=lambda: "".join(serve.context() for serve in self.serves))
 
     def curl(self, ns, url, count=1, max_time=5):
         config = "".join(f'url = "{url}"\n' for _ in range(count))
-        return subprocess.run(["ip", "netns", "exec", ns, "curl", "-sS", "--max-time", str(max_time), "-K", "-"],
-                              input=config, capture_output=True, text=True, timeout=60 + count)
+        return self.topo.x(ns, "curl", "-sS", "--max-time", str(max_time), "-K", "-", input=config,
+                           check=False, timeout=60 + count)
 
 
 class TrafficTest(RouterTestCase):
@@ -243,8 +216,8 @@ class TrafficTest(RouterTestCase):
         super().setUpClass()
         test = cls("test_rules_read_back_as_written")
         test.apply(EVERYTHING)
-        cls.process, cls.log = test.serve()
-        test.wait_for("the first sync", lambda: "full sync of snapshot" in test.log_text(cls.log))
+        cls.serve_process = test.serve()
+        cls.serve_process.wait_log("full sync of snapshot")
 
     def test_rules_read_back_as_written(self):
         """The kernel lists exactly the hand-written ruleset (struct layouts, revisions, order)."""
@@ -297,10 +270,9 @@ class TrafficTest(RouterTestCase):
     def test_zz_udp_flow_moves_when_its_pod_leaves(self):
         """A UDP flow answered by a pod moves to a surviving pod once that pod leaves the registry
         (the pod process keeps running: only the conntrack cleanup can move the flow)."""
-        client = subprocess.Popen(["ip", "netns", "exec", self.topo.client, "python3",
-                                   os.path.join(HERE, "udp_client.py"), "10.96.0.13", "53"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.topo.processes.append(client)
+        client = self.topo.start(self.topo.client, "python3", os.path.join(HERE, "udp_client.py"),
+                                 "10.96.0.13", "53", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 text=True)
 
         def ask():
             client.stdin.write("x\n")
@@ -315,7 +287,7 @@ class TrafficTest(RouterTestCase):
         self.wait_for("the pod's DNAT rule to go",
                       lambda: not any(gone in l for l in save_lines(self.topo, "nat")))
         # The flow's entry goes after the tables are committed; the sync logs it.
-        self.wait_for("the conntrack cleanup", lambda: "stale UDP conntrack entries" in self.log_text(self.log))
+        self.serve_process.wait_log("stale UDP conntrack entries")
         after = ask()
         self.assertIn(after, POD_IPS)
         self.assertNotEqual(after, first)
@@ -334,8 +306,8 @@ class LifecycleTest(RouterTestCase):
         self.before = {t: save_lines(self.topo, t) for t in ("nat", "filter", "mangle")}
 
     def tearDown(self):
-        for process in self.serves:
-            self.topo.kill(process, 9)
+        for serve in self.serves:
+            serve.kill9()
         self.serves.clear()
         self.topo.x(self.topo.node, BIN, "cleanup")
         for table in ("nat", "filter", "mangle"):
@@ -369,26 +341,23 @@ spec: {{selector: {{app: web}}, ports: [{{port: {1000 + i}, targetPort: 8080}}]}
 """ for i in range(400))
         self.apply(bulk)
         for attempt in range(6):  # at random points of start-up and the first sync
-            process, log = self.serve()
+            serve = self.serve()
             time.sleep(random.uniform(0.0, 0.3))
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=10)
+            serve.kill9()
         # At the test-only pause point: nat committed, filter not yet.
         self.topo.x(self.topo.node, BIN, "cleanup")
         paused = dict(self.env, SVCBOX_TEST_PAUSE_BETWEEN_TABLES_MS="3000")
-        process, log = self.serve(env=paused)
+        serve = self.serve(env=paused)
         self.wait_for("the nat commit", lambda: any("default/bulk399:1399" in l for l in save_lines(self.topo, "nat")))
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+        serve.kill9()
         self.assertEqual(svcbox_part(save_lines(self.topo, "filter")), [], "killed before the filter commit")
         self.svcbox("delete", "-f", self.write_bulk(bulk))
-        process, log = self.serve()
+        serve = self.serve()
         self.wait_for("convergence after restart", self.converged)
         self.assert_converged()
         # And once more: a restart over installed rules adds no second jump.
-        self.topo.kill(process, 9)
-        process, log = self.serve()
-        self.wait_for("the restarted sync", lambda: "full sync" in self.log_text(log))
+        serve.kill9()
+        self.serve().wait_log("full sync")
         self.assert_converged()
         nat = save_lines(self.topo, "nat")
         self.assertEqual(sum(1 for l in nat if l == "-A PREROUTING -j SVCBOX-SERVICES"), 1)
@@ -402,9 +371,9 @@ spec: {{selector: {{app: web}}, ports: [{{port: {1000 + i}, targetPort: 8080}}]}
     def test_cleanup_leaves_only_the_foreign_rules(self):
         """svcbox cleanup removes every svcbox chain and jump; the tables are as before svcbox."""
         self.apply(EVERYTHING)
-        process, log = self.serve()
+        serve = self.serve()
         self.wait_for("convergence", self.converged)
-        self.topo.kill(process, 9)
+        serve.kill9()
         out = self.topo.x(self.topo.node, BIN, "cleanup").stdout
         self.assertIn("removed svcbox's chains and jumps", out)
         for table in ("nat", "filter", "mangle"):
@@ -414,25 +383,24 @@ spec: {{selector: {{app: web}}, ports: [{{port: {1000 + i}, targetPort: 8080}}]}
         """--cleanup-on-exit: a clean stop leaves no svcbox chain or jump (by default the rules stay,
         so traffic keeps flowing while svcbox restarts)."""
         self.apply(EVERYTHING)
-        process, log = self.serve("--cleanup-on-exit")
+        serve = self.serve("--cleanup-on-exit")
         self.wait_for("convergence", self.converged)
-        process.send_signal(signal.SIGTERM)
-        self.assertEqual(process.wait(timeout=20), 0)
-        self.assertIn("removed svcbox's chains and jumps", self.log_text(log))
+        self.assertEqual(serve.stop(timeout=20), 0)
+        self.assertIn("removed svcbox's chains and jumps", serve.log_text())
         for table in ("nat", "filter", "mangle"):
             self.assertEqual(save_lines(self.topo, table), self.before[table], table)
 
     def test_external_flush_is_repaired_through_the_canary(self):
         """Someone flushes every table (a firewall reload): svcbox notices and rewrites its rules."""
         self.apply(EVERYTHING)
-        process, log = self.serve()
+        serve = self.serve()
         self.wait_for("convergence", self.converged)
         for table in ("nat", "filter", "mangle"):
             self.topo.x(self.topo.node, "iptables-legacy", "-w", "-t", table, "-F")
             self.topo.x(self.topo.node, "iptables-legacy", "-w", "-t", table, "-X")
         self.before = {t: save_lines(self.topo, t) for t in ("nat", "filter", "mangle")}
         self.wait_for("repair after the flush", self.converged, timeout=30)
-        self.assertIn("canary chain mangle/SVCBOX-CANARY is gone", self.log_text(log))
+        self.assertIn("canary chain mangle/SVCBOX-CANARY is gone", serve.log_text())
         self.assert_converged()
 
     def test_nat_read_ahead_never_undoes_another_iptables_user(self):
@@ -441,7 +409,7 @@ spec: {{selector: {{app: web}}, ports: [{{port: {1000 + i}, targetPort: 8080}}]}
         replaced by one of the same size), makes svcbox read it again: its next commit keeps the
         other tool's rule."""
         self.apply(EVERYTHING)
-        process, log = self.serve()
+        serve = self.serve()
         self.wait_for("convergence", self.converged)
         extra = """apiVersion: v1
 kind: Service
@@ -449,7 +417,7 @@ metadata: {name: extra}
 spec: {selector: {app: web}, ports: [{port: 81, targetPort: 8080}]}
 """
         nat_syncs = lambda: re.findall(r"nat \d+ written/\d+ kept/\d+ removed \((read(?: ahead)?) ",
-                                       self.log_text(log))
+                                       serve.log_text())
         before = len(nat_syncs())
         self.apply(extra)
         self.wait_for("a partial sync of the new Service", lambda: len(nat_syncs()) > before)
@@ -479,10 +447,10 @@ spec: {selector: {app: web}, ports: [{port: 81, targetPort: 8080}]}
         ends up with what the registry implies, computed whole; after another tool edits the
         table, the same kind of change reads it again and keeps that tool's rule."""
         self.apply(EVERYTHING)
-        process, log = self.serve()
+        serve = self.serve()
         self.wait_for("convergence", self.converged)
         nat_syncs = lambda: re.findall(r"nat (\d+) written/\d+ kept/\d+ removed \((read(?: ahead)?) ",
-                                       self.log_text(log))
+                                       serve.log_text())
         before = len(nat_syncs())
         self.svcbox("delete", "pod", "pod3")
         self.wait_for("a partial sync without pod3", lambda: len(nat_syncs()) > before)
@@ -510,12 +478,12 @@ spec: {selector: {app: web}, ports: [{port: 81, targetPort: 8080}]}
         seen = {}
         for name, args in (("default", []), ("all", ["--masquerade-all"]),
                            ("outside", ["--cluster-cidr", "10.244.0.0/16"])):
-            process, log = self.serve(*args)
-            self.wait_for("the first sync", lambda: "full sync" in self.log_text(log))
+            serve = self.serve(*args)
+            serve.wait_log("full sync")
             result = self.curl(self.topo.client, "http://10.96.0.10/client", count=3)
             self.assertEqual(result.returncode, 0, result.stderr)
             seen[name] = set(result.stdout.split())
-            self.topo.kill(process, 9)
+            serve.kill9()
             self.topo.x(self.topo.node, BIN, "cleanup")
             self.topo.x(self.topo.node, "conntrack", "-F", check=False)
         self.assertEqual(seen["default"], {"10.0.0.2"})
@@ -532,8 +500,7 @@ metadata: {{name: many{i}}}
 spec: {{selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
 """ for i in range(100))
         self.apply(EVERYTHING + "\n" + bulk)
-        process, log = self.serve()
-        self.wait_for("the first sync", lambda: "full sync" in self.log_text(log))
+        self.serve().wait_log("full sync")
         nat = save_lines(self.topo, "nat")
         self.assertTrue(any(l.startswith(":SVCBOX-IP-10.96.0.") for l in nat), nat[:20])
         self.assertFalse(any(l.startswith("-A SVCBOX-SERVICES -d 10.96.0.10/32") for l in nat))
@@ -550,43 +517,31 @@ spec: {{selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
     def test_without_cap_net_admin_one_line_error(self):
         """Dropped privileges for real: --proxy-mode iptables fails with one line naming the
         capability and the way out; auto falls back to the userspace proxy and keeps serving."""
-        private = tempfile.mkdtemp(prefix="svcbox-nocap-")
-        try:
-            os.chmod(private, 0o755)
-            binary = shutil.copy(BIN, os.path.join(private, "svcbox"))
-            shutil.copy(os.path.join(self.dir, "registry.db"), os.path.join(private, "registry.db")) \
-                if os.path.exists(os.path.join(self.dir, "registry.db")) else None
-            os.chown(private, 65534, 65534)
-            for name in os.listdir(private):
-                os.chown(os.path.join(private, name), 65534, 65534)
-            env = dict(self.env, SVCBOX_DB=os.path.join(private, "registry.db"))
-            nobody = ["ip", "netns", "exec", self.topo.node, "setpriv", "--reuid=65534", "--regid=65534",
-                      "--clear-groups", binary, "serve", "--dns-listen", "127.0.0.1:0",
-                      "--admin-listen", "127.0.0.1:0", "--default-probe", "none"]
-            result = subprocess.run(nobody + ["--proxy-mode", "iptables"], env=env, capture_output=True,
-                                    text=True, timeout=30)
-            self.assertEqual(result.returncode, 1, result.stderr)
-            # The start-up log line, then the error: one line, the last.
-            errors = [l for l in result.stderr.splitlines() if l.startswith("error")]
-            self.assertEqual(len(errors), 1, result.stderr)
-            self.assertEqual(result.stderr.strip().splitlines()[-1], errors[0])
-            self.assertIn("CAP_NET_ADMIN", errors[0])
-            self.assertIn("--proxy-mode userspace", errors[0])
-            self.assertIn("--proxy-mode none", errors[0])
-            auto = subprocess.Popen(nobody + ["--proxy-mode", "auto"], env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True)
-            self.topo.processes.append(auto)
-            line = ""
-            deadline = time.monotonic() + 10
-            while "proxy mode userspace" not in line and time.monotonic() < deadline:
-                line = auto.stdout.readline()
-            self.assertIn("proxy mode userspace (auto: svcbox cannot write netfilter rules", line)
-            self.topo.kill(auto)
-            auto.stdout.close()
-            self.assertEqual(auto.returncode, 0)
-        finally:
-            shutil.rmtree(private, ignore_errors=True)
-
+        private = temp_dir(self, "svcbox-nocap-")
+        os.chmod(private, 0o755)
+        binary = shutil.copy(BIN, os.path.join(private, "svcbox"))
+        shutil.copy(os.path.join(self.dir, "registry.db"), os.path.join(private, "registry.db")) \
+            if os.path.exists(os.path.join(self.dir, "registry.db")) else None
+        os.chown(private, 65534, 65534)
+        for name in os.listdir(private):
+            os.chown(os.path.join(private, name), 65534, 65534)
+        env = dict(self.env, SVCBOX_DB=os.path.join(private, "registry.db"))
+        args = ["--dns-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--default-probe", "none"]
+        result = self.topo.x(self.topo.node, *AS_NOBODY, binary, "serve", *args, "--proxy-mode",
+                             "iptables", env=env, check=False)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        # The start-up log line, then the error: one line, the last.
+        errors = [l for l in result.stderr.splitlines() if l.startswith("error")]
+        self.assertEqual(len(errors), 1, result.stderr)
+        self.assertEqual(result.stderr.strip().splitlines()[-1], errors[0])
+        self.assertIn("CAP_NET_ADMIN", errors[0])
+        self.assertIn("--proxy-mode userspace", errors[0])
+        self.assertIn("--proxy-mode none", errors[0])
+        auto = self.topo.start_serve(*args, "--proxy-mode", "auto", env=env, binary=binary,
+                                     wrapper=AS_NOBODY, log=os.path.join(self.dir, "auto.log"))
+        line = auto.wait_log(r"^.*proxy mode userspace.*$", timeout=10).group(0)
+        self.assertIn("proxy mode userspace (auto: svcbox cannot write netfilter rules", line)
+        self.assertEqual(auto.stop(), 0)
 
 if __name__ == "__main__":
     unittest.main()

@@ -8,22 +8,17 @@ their own, nothing linked to the host's, and every traffic loop bounded.
 import json
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "router"))
-from topology import POD_IPS, Topology, run  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+from svcbox_e2e import BIN, POD_IPS, Topology, require, svcbox_env, temp_dir, wait_for  # noqa: E402
 
-BIN = os.path.abspath(os.environ.get("SVCBOX_BIN", os.path.join(HERE, "../../build/release/app/svcbox")))
-IN_CI = os.environ.get("CI") == "true"
-POD_SERVER = os.path.join(HERE, "..", "router", "pod_server.py")
 CLIENT_LOOP = os.path.join(HERE, "client_loop.py")
 CLUSTER_IP = "10.96.0.10"
 
@@ -60,22 +55,15 @@ def documents(*texts):
 
 class ServeTestCase(unittest.TestCase):
     def setUp(self):
-        if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("iptables-legacy-save"):
-            if IN_CI:
-                self.fail("the serve e2e tests need root, iproute2 and iptables-legacy")
-            self.skipTest("needs root, iproute2 and iptables-legacy")
-        self.dir = tempfile.mkdtemp(prefix="svcbox-serve-")
+        require(self, "the serve e2e tests", tools=("ip", "iptables-legacy-save"))
+        self.dir = temp_dir(self, "svcbox-serve-")
         os.chmod(self.dir, 0o755)
         self.db = os.path.join(self.dir, "registry.db")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SVCBOX_")}
-        self.env["SVCBOX_DB"] = self.db
         self.topo = Topology()
+        self.addCleanup(self.topo.down)
         self.topo.up()
+        self.env = svcbox_env(db=self.db)
         self.serves = []
-
-    def tearDown(self):
-        self.topo.down()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- helpers -------------------------------------------------------------------------------
     def svcbox(self, *args, input=None):
@@ -88,36 +76,21 @@ class ServeTestCase(unittest.TestCase):
 
     def serve(self, *args):
         log = os.path.join(self.dir, f"serve-{len(self.serves)}.log")
-        process = self.topo.start(self.topo.node, BIN, "serve", "--proxy-mode", "iptables",
-                                  "--dns-listen", "10.0.0.1:53", "--upstream", "127.0.0.1:9",
-                                  *args, env=self.env, log=log)
-        self.serves.append((process, log))
-        return process, log
-
-    def log_text(self, log):
-        with open(log) as f:
-            return f.read()
+        serve = self.topo.start_serve("--proxy-mode", "iptables", "--dns-listen", "10.0.0.1:53",
+                                      "--upstream", "127.0.0.1:9", *args, env=self.env, log=log)
+        self.serves.append(serve)
+        return serve
 
     def wait_for(self, what, predicate, timeout=15, interval=0.05):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(interval)
-        logs = "".join(f"\n--- {log}\n{self.log_text(log)}" for _, log in self.serves)
-        self.fail(f"not within {timeout}s: {what}{logs}")
+        """wait_for, showing every serve's log when it fails."""
+        return wait_for(what, predicate, timeout, interval,
+                        context=lambda: "".join(serve.context() for serve in self.serves))
 
     def http(self, path, method="GET", body=None, token=None, base="http://127.0.0.1:9153",
              ns=None):
-        command = ["curl", "-sS", "--max-time", "5", "-X", method, "-w", "\n%{http_code}"]
-        if token:
-            command += ["-H", f"Authorization: Bearer {token}"]
-        if body is not None:
-            command += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
-        result = self.topo.x(ns or self.topo.node, *command, base + path, input=body, check=False)
-        text, _, code = result.stdout.rpartition("\n")
-        return int(code or 0), text
+        """The latest serve's admin API at base, asked from the namespace ns (the node's if None)."""
+        namespace = self.topo.namespaces[ns] if ns else None
+        return self.serves[-1].http(path, method, body, token, admin=base, namespace=namespace)
 
     def wait_ready(self, base="http://127.0.0.1:9153", ns=None):
         self.wait_for("/readyz says ready", lambda: self.http("/readyz", base=base, ns=ns)[0] == 200)
@@ -137,9 +110,8 @@ class ServeTestCase(unittest.TestCase):
         return {name for name, ip in POD_IPS.items() if f"{ip}:8080" in self.nat()}
 
     def traffic(self, mode, target, port, count, interval_ms):
-        return subprocess.Popen(["ip", "netns", "exec", self.topo.client, "python3", CLIENT_LOOP, mode,
-                                 target, str(port), str(count), str(interval_ms)],
-                                stdout=subprocess.PIPE, text=True)
+        return self.topo.start(self.topo.client, "python3", CLIENT_LOOP, mode, target, str(port),
+                               str(count), str(interval_ms), stdout=subprocess.PIPE, text=True)
 
     def results(self, client, timeout=120):
         out, _ = client.communicate(timeout=timeout)
@@ -151,21 +123,16 @@ class ServeTestCase(unittest.TestCase):
 
     def curl_counts(self, url, count):
         config = "".join(f'url = "{url}"\n' for _ in range(count))
-        out = subprocess.run(["ip", "netns", "exec", self.topo.client, "curl", "-sS", "--max-time", "3",
-                              "-K", "-"], input=config, capture_output=True, text=True,
-                             timeout=60 + count).stdout
+        out = self.topo.x(self.topo.client, "curl", "-sS", "--max-time", "3", "-K", "-", input=config,
+                          check=False, timeout=60 + count).stdout
         counts = {}
         for line in out.split():
             counts[line] = counts.get(line, 0) + 1
         return counts
 
     def dig(self, *args):
-        return subprocess.run(["ip", "netns", "exec", self.topo.client, "dig", "@10.0.0.1", "+tries=1",
-                               "+time=3", *args], capture_output=True, text=True, timeout=30).stdout
-
-    def restart_pod(self, name):
-        ns = self.topo.pods[name]
-        self.topo.start(ns, "python3", POD_SERVER, name, "8080", "5353")
+        return self.topo.x(self.topo.client, "dig", "@10.0.0.1", "+tries=1", "+time=3", *args,
+                           check=False).stdout
 
 
 class ReadinessTest(ServeTestCase):
@@ -197,7 +164,7 @@ class ReadinessTest(ServeTestCase):
         self.assertIn("NotReady", reason)
         self.assertIn("readiness probe failed", reason)
 
-        self.restart_pod("pod1")
+        self.topo.start_pod("pod1")
         self.wait_for("pod1 back in the rules", lambda: "pod1" in self.pods_in_rules(), timeout=10)
         self.assertIn("pod1", self.curl_counts(f"http://{CLUSTER_IP}/", 60))
 
@@ -213,7 +180,7 @@ class ReadinessTest(ServeTestCase):
         self.wait_for("pod2 back after a 200", lambda: self.pods_in_rules() == set(POD_IPS), timeout=10)
 
     def test_the_default_probe_keeps_a_pod_without_a_server_out(self):
-        process, log = self.serve()
+        self.serve()
         self.wait_ready()
         self.topo.kill(self.topo.processes[2], signal.SIGKILL)  # pod3 has no server from now on
         # Registered while serve runs with the default TCP probe: not ready until a probe succeeds.
@@ -238,7 +205,7 @@ class FaultTest(ServeTestCase):
         dns = self.traffic("dns", "web.default.svc.cluster.local", 53, 400, 10)  # about 4 s
         http = self.traffic("http", CLUSTER_IP, 80, 150, 25)
         time.sleep(1)
-        self.topo.kill(self.serves[0][0], signal.SIGKILL)
+        self.serves[0].kill9()
         time.sleep(0.3)
         restarted = time.monotonic()
         self.serve()
@@ -264,7 +231,7 @@ class FaultTest(ServeTestCase):
 
     def test_cli_writers_converge_and_sigterm_leaves_the_rules(self):
         self.apply(documents(service(), *[pod(name) for name in POD_IPS]))
-        process, log = self.serve()
+        serve = self.serve()
         self.wait_ready()
         self.apply(service("api", "10.96.0.20", 8081))
         self.wait_for("dig answers the new Service",
@@ -282,8 +249,7 @@ class FaultTest(ServeTestCase):
 
         rules = self.tables()
         started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        self.assertEqual(process.wait(timeout=10), 0)
+        self.assertEqual(serve.stop(timeout=10), 0)
         self.assertLess(time.monotonic() - started, 2)
         self.assertEqual(self.tables(), rules, "rules stay installed across a restart")
         self.assertEqual(len(self.curl_counts(f"http://{CLUSTER_IP}/", 20)), 3)

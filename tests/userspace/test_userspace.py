@@ -8,17 +8,18 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
-import time
+import sys
 import unittest
-import urllib.request
-import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BIN = os.environ.get("SVCBOX_BIN", os.path.join(HERE, "../../build/release/app/svcbox"))
-IN_CI = os.environ.get("CI") == "true"
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+from svcbox_e2e import (AS_NOBODY, BIN, POD_IPS, Namespace, ServeProcess, Topology,  # noqa: E402
+                        kill_process, register_cleanup, require, run, series_key, temp_dir,
+                        wait_for)
+
+CLIENT = os.path.join(HERE, "client.py")
 DNS_PORT = 5300
-ADMIN = "127.0.0.1:9901"
+ADMIN_LISTEN = "127.0.0.1:9901"
 PODS = {"pod-a": "127.0.0.2", "pod-b": "127.0.0.3", "pod-c": "127.0.0.4"}
 
 MANIFEST = """
@@ -50,40 +51,15 @@ status: {{podIP: {ip}}}
 """
 
 
-def run(*args, check=True, timeout=30):
-    return subprocess.run(args, check=check, timeout=timeout, capture_output=True, text=True)
-
-
 class UserspaceWithoutRootTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        problem = None
-        if os.geteuid() != 0:
-            problem = "needs root to make a network namespace (svcbox itself then runs as nobody)"
-        elif shutil.which("setpriv") is None or shutil.which("dig") is None:
-            problem = "needs setpriv and dig"
-        elif run("ip", "netns", "list", check=False).returncode != 0:
-            problem = "cannot use ip netns here"
-        if problem:
-            if IN_CI:
-                raise AssertionError(f"CI=true and the userspace e2e tests cannot run: {problem}")
-            raise unittest.SkipTest(problem)
-        cls.ns = "sbu" + uuid.uuid4().hex[:6]  # "sbu" = svcbox userspace test
-        cls.processes = {}
-        cls.dir = tempfile.mkdtemp(prefix="svcbox-userspace-")
-        try:
-            cls.setUpWorld()
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def setUpWorld(cls):
-        run("ip", "netns", "add", cls.ns)
-        cls.x("ip", "link", "set", "lo", "up")
-        # Rule 2: this namespace has loopback only, so nothing can leave it.
-        links = cls.x("ip", "-o", "link", "show").stdout.splitlines()
-        assert len(links) == 1 and ": lo:" in links[0], links
+        require(cls, "the userspace e2e tests (root makes the namespace; svcbox runs as nobody)",
+                tools=("setpriv", "dig"), netns=True)
+        cls.dir = temp_dir(cls, "svcbox-userspace-")
+        cls.ns = Namespace("userspace")
+        register_cleanup(cls, cls.ns.remove)
+        cls.pods = {}
         manifest = os.path.join(cls.dir, "all.yaml")
         with open(manifest, "w") as f:
             f.write(MANIFEST)
@@ -98,70 +74,40 @@ class UserspaceWithoutRootTest(unittest.TestCase):
         os.chown(cls.dir, 65534, 65534)
         for name in PODS:
             cls.startPod(name)
-        cls.log = os.path.join(cls.dir, "serve.log")
-        with open(cls.log, "w") as out:
-            cls.processes["svcbox"] = subprocess.Popen(
-                ["ip", "netns", "exec", cls.ns, "setpriv", "--reuid=65534", "--regid=65534",
-                 "--clear-groups", binary, "serve", "--db", db, "--proxy-mode", "auto",
-                 "--dns-listen", f"127.0.0.1:{DNS_PORT}", "--upstream", "127.0.0.1:9",
-                 "--admin-listen", ADMIN, "--default-probe", "none"],
-                stdout=out, stderr=subprocess.STDOUT)
-        cls.waitFor(lambda: "listens on" in cls.serveLog() and "registry loaded" in cls.serveLog())
+        cls.serve = ServeProcess("--db", db, "--proxy-mode", "auto", "--dns-listen",
+                                 f"127.0.0.1:{DNS_PORT}", "--upstream", "127.0.0.1:9",
+                                 "--admin-listen", ADMIN_LISTEN, "--default-probe", "none",
+                                 log=os.path.join(cls.dir, "serve.log"), namespace=cls.ns,
+                                 binary=binary, wrapper=AS_NOBODY, admin=f"http://{ADMIN_LISTEN}")
+        wait_for("serve to listen and load the registry",
+                 lambda: "listens on" in cls.serve.log_text() and "registry loaded" in cls.serve.log_text(),
+                 timeout=10, context=cls.serve.context)
 
     @classmethod
     def startPod(cls, name):
-        process = subprocess.Popen(["ip", "netns", "exec", cls.ns, "python3",
-                                    os.path.join(HERE, "pod_server.py"), name, PODS[name], "8080",
-                                    "5353"], stdout=subprocess.PIPE, text=True)
-        cls.processes[name] = process
+        process = cls.ns.start("python3", os.path.join(HERE, "pod_server.py"), name, PODS[name],
+                               "8080", "5353", stdout=subprocess.PIPE, text=True)
+        cls.pods[name] = process
         assert process.stdout.readline().strip() == "ready"
 
     @classmethod
     def stop(cls, name):
-        process = cls.processes.pop(name, None)
-        if process and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if process and process.stdout:
-            process.stdout.close()
+        process = cls.pods.pop(name)
+        kill_process(process)
+        process.stdout.close()
 
     @classmethod
     def tearDownClass(cls):
-        serve = cls.processes.get("svcbox")
-        for name in list(cls.processes):
+        for name in list(cls.pods):
             cls.stop(name)
-        log = cls.serveLog() if serve else ""
-        run("ip", "netns", "del", cls.ns, check=False)
-        shutil.rmtree(cls.dir, ignore_errors=True)
         # A clean stop on SIGTERM (under the asan preset a sanitizer report makes this fail).
-        if serve and (serve.returncode != 0 or "Sanitizer" in log):
-            raise AssertionError(f"serve stopped with {serve.returncode}:\n{log}")
-
-    @classmethod
-    def x(cls, *args, check=True, timeout=30):
-        return run("ip", "netns", "exec", cls.ns, *args, check=check, timeout=timeout)
-
-    @classmethod
-    def serveLog(cls):
-        with open(cls.log) as f:
-            return f.read()
-
-    @classmethod
-    def waitFor(cls, condition, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.05)
-        raise AssertionError("timed out; serve log:\n" + cls.serveLog())
+        code, log = cls.serve.stop(), cls.serve.log_text()
+        if code != 0 or "Sanitizer" in log:
+            raise AssertionError(f"serve stopped with {code}:\n{log}")
 
     def dig(self, name, qtype="A"):
-        result = self.x("dig", "+short", "+time=2", "+tries=1", "@127.0.0.1", "-p", str(DNS_PORT),
-                        name, qtype)
+        result = self.ns.x("dig", "+short", "+time=2", "+tries=1", "@127.0.0.1", "-p",
+                           str(DNS_PORT), name, qtype)
         return result.stdout.split()
 
     def resolve(self, service, port_name, proto="tcp"):
@@ -172,22 +118,18 @@ class UserspaceWithoutRootTest(unittest.TestCase):
         return address, int(srv[2])
 
     def client(self, *args, timeout=60):
-        return self.x("python3", os.path.join(HERE, "client.py"), *args,
-                      timeout=timeout).stdout.splitlines()
+        return self.ns.x("python3", CLIENT, *args, timeout=timeout).stdout.splitlines()
 
-    def metrics(self):
-        return self.x("curl", "-s", "--max-time", "5", f"http://{ADMIN}/metrics").stdout
-
-    def metric(self, text, service, port, result):
-        pattern = (r'svcbox_proxy_connections_total\{service="%s",port="%s",result="%s"\} (\d+)'
-                   % (re.escape(service), re.escape(port), result))
-        match = re.search(pattern, text)
-        self.assertIsNotNone(match, text)
-        return int(match.group(1))
+    def connections(self, metrics, result):
+        """svcbox_proxy_connections_total of default/web's port 80 with this result."""
+        key = series_key("svcbox_proxy_connections_total",
+                         {"service": "default/web", "port": "80/TCP", "result": result})
+        self.assertIn(key, metrics, metrics)
+        return metrics[key]
 
     def test_auto_picks_userspace_and_says_why(self):
         """Without CAP_NET_ADMIN, auto runs the userspace proxy and logs the reason."""
-        log = self.serveLog()
+        log = self.serve.log_text()
         self.assertIn("proxy mode userspace (auto: svcbox cannot write netfilter rules", log)
         self.assertIn("grant CAP_NET_ADMIN and CAP_NET_RAW for the iptables mode", log)
 
@@ -195,7 +137,7 @@ class UserspaceWithoutRootTest(unittest.TestCase):
         """Port 80 cannot be bound by nobody: 20080 instead, in the log and in SRV; A gives the
         proxy address; a port above 1024 keeps its number."""
         self.assertIn("default/web port 80/TCP listens on 127.0.0.1:20080 (port 80: Permission "
-                      "denied; grant CAP_NET_BIND_SERVICE", self.serveLog())
+                      "denied; grant CAP_NET_BIND_SERVICE", self.serve.log_text())
         self.assertEqual(self.resolve("web", "http"), ("127.0.0.1", 20080))
         self.assertEqual(self.resolve("web", "echo"), ("127.0.0.1", 9000))
         self.assertEqual(self.resolve("web", "dns", "udp"), ("127.0.0.1", 20053))
@@ -228,16 +170,15 @@ class UserspaceWithoutRootTest(unittest.TestCase):
         """A pod whose process died (still ready: no probe) costs a retry, never a failed client
         connection."""
         address, port = self.resolve("web", "http")
-        before = self.metrics()
+        before = self.serve.metrics()
         self.stop("pod-b")
         try:
             answers = self.client("http", address, str(port), "20")
             self.assertEqual(answers, ["pod-a"] * 20)
-            after = self.metrics()
-            self.assertEqual(self.metric(after, "default/web", "80/TCP", "failed"),
-                             self.metric(before, "default/web", "80/TCP", "failed"))
-            self.assertGreaterEqual(self.metric(after, "default/web", "80/TCP", "retried") -
-                                    self.metric(before, "default/web", "80/TCP", "retried"), 9)
+            after = self.serve.metrics()
+            self.assertEqual(self.connections(after, "failed"), self.connections(before, "failed"))
+            self.assertGreaterEqual(self.connections(after, "retried") -
+                                    self.connections(before, "retried"), 9)
         finally:
             self.startPod("pod-b")
 
@@ -266,17 +207,14 @@ class UserspaceWithoutRootTest(unittest.TestCase):
     def test_slow_reader_does_not_make_svcbox_buffer(self):
         """A client that writes and never reads (the pod echoes) stalls at socket-buffer size;
         svcbox's memory does not grow with what the client tries to send."""
-        pid = int(self.x("pgrep", "-u", "65534", "-x", "svcbox").stdout.split()[0])
-
         def rss_kib():
-            with open(f"/proc/{pid}/status") as f:
+            with open(f"/proc/{self.serve.pid}/status") as f:
                 return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
         before = rss_kib()
         address, port = self.resolve("web", "echo")
-        process = subprocess.Popen(["ip", "netns", "exec", self.ns, "python3",
-                                    os.path.join(HERE, "client.py"), "slow", address, str(port),
-                                    "3"], stdout=subprocess.PIPE, text=True)
+        process = self.ns.start("python3", CLIENT, "slow", address, str(port), "3",
+                                stdout=subprocess.PIPE, text=True)
         try:
             sent = int(process.stdout.readline())
             during = rss_kib()
@@ -307,70 +245,40 @@ SYNC_PERIOD_S = 2
 
 
 class UserspaceRedirectTest(unittest.TestCase):
-    """With CAP_NET_ADMIN (root in the node namespace of the router tests' topology), an explicit
+    """With CAP_NET_ADMIN (root in the node namespace of svcbox_e2e.Topology), an explicit
     --proxy-mode userspace REDIRECTs ClusterIP traffic to its listeners: the same client code
     reaches the pods through the ClusterIP."""
 
     @classmethod
     def setUpClass(cls):
-        import sys
-        sys.path.insert(0, os.path.join(HERE, "..", "router"))
-        from topology import POD_IPS, Topology  # noqa: E402 (the router tests' namespaces)
-        problem = None
-        if os.geteuid() != 0:
-            problem = "needs root for network namespaces and netfilter inside them"
-        elif shutil.which("iptables-legacy-save") is None:
-            problem = "needs iptables-legacy"
-        elif run("ip", "netns", "list", check=False).returncode != 0:
-            problem = "cannot use ip netns here"
-        if problem:
-            if IN_CI:
-                raise AssertionError(f"CI=true and the REDIRECT e2e tests cannot run: {problem}")
-            raise unittest.SkipTest(problem)
-        cls.dir = tempfile.mkdtemp(prefix="svcbox-redirect-")
+        require(cls, "the REDIRECT e2e tests (netfilter inside network namespaces)",
+                tools=("iptables-legacy-save",), netns=True)
+        cls.dir = temp_dir(cls, "svcbox-redirect-")
         cls.topo = Topology()
-        try:
-            cls.topo.up()
-            manifest = os.path.join(cls.dir, "all.yaml")
-            with open(manifest, "w") as f:
-                f.write(REDIRECT_MANIFEST)
-                for name, ip in POD_IPS.items():
-                    f.write("---" + POD.format(name=name, ip=ip, app="web"))
-            cls.db = os.path.join(cls.dir, "registry.db")
-            run(BIN, "apply", "--db", cls.db, "-f", manifest)
-            cls.log = os.path.join(cls.dir, "serve.log")
-            cls.serve = cls.topo.start(cls.topo.node, BIN, "serve", "--db", cls.db,
-                                       "--proxy-mode", "userspace", "--dns-listen",
-                                       f"10.0.0.1:{DNS_PORT}", "--upstream", "127.0.0.1:9",
-                                       "--admin-listen", "127.0.0.1:0", "--default-probe", "none",
-                                       "--sync-period", f"{SYNC_PERIOD_S}s", log=cls.log)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and "registry loaded" not in cls.serveLog():
-                time.sleep(0.05)
-            assert "registry loaded" in cls.serveLog(), cls.serveLog()
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.topo.down()
-        shutil.rmtree(cls.dir, ignore_errors=True)
-
-    @classmethod
-    def serveLog(cls):
-        with open(cls.log) as f:
-            return f.read()
+        register_cleanup(cls, cls.topo.down)
+        cls.topo.up()
+        manifest = os.path.join(cls.dir, "all.yaml")
+        with open(manifest, "w") as f:
+            f.write(REDIRECT_MANIFEST)
+            for name, ip in POD_IPS.items():
+                f.write("---" + POD.format(name=name, ip=ip, app="web"))
+        cls.db = os.path.join(cls.dir, "registry.db")
+        run(BIN, "apply", "--db", cls.db, "-f", manifest)
+        cls.serve = cls.topo.start_serve("--db", cls.db, "--proxy-mode", "userspace", "--dns-listen",
+                                         f"10.0.0.1:{DNS_PORT}", "--upstream", "127.0.0.1:9",
+                                         "--admin-listen", "127.0.0.1:0", "--default-probe", "none",
+                                         "--sync-period", f"{SYNC_PERIOD_S}s",
+                                         log=os.path.join(cls.dir, "serve.log"))
+        cls.serve.wait_log("registry loaded", timeout=10)
 
     def client(self, *args):
-        return run("ip", "netns", "exec", self.topo.client, "python3", os.path.join(HERE, "client.py"),
-                   *args, timeout=60).stdout.splitlines()
+        return self.topo.x(self.topo.client, "python3", CLIENT, *args, timeout=60).stdout.splitlines()
 
     def test_rules_are_redirects_to_the_listeners(self):
         """nat holds one REDIRECT per Service port (to base + port), hooked from PREROUTING and
         OUTPUT; filter holds nothing of svcbox's."""
-        self.assertIn("with REDIRECT", self.serveLog())
-        nat = run("ip", "netns", "exec", self.topo.node, "iptables-legacy-save", "-t", "nat").stdout
+        self.assertIn("with REDIRECT", self.serve.log_text())
+        nat = self.save("nat")
         ours = sorted(line for line in nat.splitlines() if "SVCBOX" in line)
         self.assertEqual(ours, sorted([
             ":SVCBOX-SERVICES - [0:0]",
@@ -381,26 +289,23 @@ class UserspaceRedirectTest(unittest.TestCase):
             '-A SVCBOX-SERVICES -d 10.96.0.10/32 -p udp -m comment --comment "default/web:53" '
             "-m udp --dport 53 -j REDIRECT --to-ports 20053",
         ]), nat)
-        filt = run("ip", "netns", "exec", self.topo.node, "iptables-legacy-save", "-t", "filter").stdout
+        filt = self.save("filter")
         self.assertNotIn("SVCBOX", filt)
 
     def iptables(self, *args):
-        return run("ip", "netns", "exec", self.topo.node, "iptables-legacy", *args)
+        return self.topo.x(self.topo.node, "iptables-legacy", *args)
 
     def save(self, table):
-        return run("ip", "netns", "exec", self.topo.node, "iptables-legacy-save", "-t", table).stdout
+        return self.topo.x(self.topo.node, "iptables-legacy-save", "-t", table).stdout
 
     def waitForRedirects(self):
-        """Seconds until the nat table holds the jumps and the TCP REDIRECT again (bounded)."""
-        started = time.monotonic()
-        deadline = started + 10 * SYNC_PERIOD_S
-        while time.monotonic() < deadline:
+        """Until the nat table holds the jumps and the TCP REDIRECT again (bounded)."""
+        def restored():
             nat = self.save("nat")
-            if ("-A OUTPUT -j SVCBOX-SERVICES" in nat and "-A PREROUTING -j SVCBOX-SERVICES" in nat
-                    and "--to-ports 20080" in nat):
-                return time.monotonic() - started
-            time.sleep(0.1)
-        self.fail("the REDIRECT rules did not come back: " + self.save("nat"))
+            return ("-A OUTPUT -j SVCBOX-SERVICES" in nat and "-A PREROUTING -j SVCBOX-SERVICES" in nat
+                    and "--to-ports 20080" in nat)
+        wait_for("the REDIRECT rules to come back", restored, timeout=10 * SYNC_PERIOD_S,
+                 interval=0.1, context=lambda: "\n" + self.save("nat"))
 
     def test_rules_flushed_from_outside_come_back(self):
         """An outside `iptables -t nat -F` removes the REDIRECTs and the jumps to them; the
@@ -420,10 +325,8 @@ class UserspaceRedirectTest(unittest.TestCase):
             self.iptables("-t", table, "-X")
         self.assertNotIn("SVCBOX-CANARY", self.save("mangle"))
         self.waitForRedirects()
-        deadline = time.monotonic() + 10 * SYNC_PERIOD_S
-        while "SVCBOX-CANARY" not in self.save("mangle") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self.assertIn(":SVCBOX-CANARY", self.save("mangle"))
+        wait_for("the canary chain to come back", lambda: ":SVCBOX-CANARY" in self.save("mangle"),
+                 timeout=10 * SYNC_PERIOD_S, interval=0.1, context=lambda: "\n" + self.save("mangle"))
 
     def test_get_svc_shows_the_listeners_and_no_external_address(self):
         """With REDIRECT clients use the ClusterIP: get svc shows the listener ports only."""
@@ -434,8 +337,8 @@ class UserspaceRedirectTest(unittest.TestCase):
     def test_client_resolves_the_cluster_ip_and_reaches_every_pod(self):
         """DNS answers the ClusterIP (no proxy address), and 30 connections to it through the
         REDIRECT spread over the three pods."""
-        answer = run("ip", "netns", "exec", self.topo.client, "dig", "+short", "+time=2", "+tries=1",
-                     "@10.0.0.1", "-p", str(DNS_PORT), "web.default.svc.cluster.local").stdout.split()
+        answer = self.topo.x(self.topo.client, "dig", "+short", "+time=2", "+tries=1", "@10.0.0.1",
+                             "-p", str(DNS_PORT), "web.default.svc.cluster.local").stdout.split()
         self.assertEqual(answer, ["10.96.0.10"])
         answers = self.client("http", "10.96.0.10", "80", "30")
         self.assertNotIn("FAILED", " ".join(answers))

@@ -201,5 +201,24 @@ TEST(WatcherTest, AFileDeletedUnderTheWatcherIsReportedAsReplacedAndWatchingStop
   EXPECT_EQ(watching.watcher().errorCount(), 0u);
 }
 
+TEST(WatcherTest, AnotherRegistryCopiedOverInPlaceIsReportedAsReplaced) {
+  testing::TempDir dir;
+  { auto created = std::move(*Registry::open(dir.file("r.db"))); }
+  RunningWatcher watching(dir.file("r.db"));
+  ASSERT_TRUE(watching.start());
+  // The same inode with another registry's UUID: only the UUID check can tell.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("r.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value = 'another' WHERE key = 'registry_uuid'",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto errors = watching.waitForError();
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].kind, ErrorKind::kReplaced);
+  EXPECT_NE(errors[0].message.find("copied over in place"), std::string::npos)
+      << errors[0].message;
+}
+
 }  // namespace
 }  // namespace svcbox::store
