@@ -17,6 +17,7 @@ int runCli(int argc, char** argv) {
                "svcbox"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
+  app.footer(kExitCodesHelp);
   addApplyCommand(app);
   addCleanupCommand(app);
   addDeleteCommand(app);

@@ -370,6 +370,7 @@ void addServeCommand(CLI::App& app) {
   addRouterFlags(*command, flags->router);
   addHealthFlags(*command, flags->health);
   addAdminFlags(*command, flags->admin);
+  command->footer(kExitCodesHelp);
   command->add_flag("--print-config", flags->print_config,
                     "Print every setting with where it came from, then exit");
   command->callback([flags] {

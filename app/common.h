@@ -12,6 +12,17 @@ namespace svcbox::app {
 
 enum ExitCode : int { kExitOk = 0, kExitUserError = 1, kExitInternalError = 2 };
 
+// The exit codes, as `svcbox --help` and `svcbox serve --help` print them (the README's table
+// says the same).
+inline constexpr const char* kExitCodesHelp =
+    "Exit codes:\n"
+    "  0  done (serve: stopped by SIGTERM or SIGINT; SIGHUP only resyncs)\n"
+    "  1  something you can fix: a bad flag, setting or manifest; a registry file that is\n"
+    "     unusable, foreign, busy, owned by another serve, or deleted or replaced under serve;\n"
+    "     a missing capability\n"
+    "  2  a failure you cannot fix, after a start that went well: an I/O error on a registry\n"
+    "     that was fine";
+
 // Ends a command with a message for stderr and an exit code.
 class CommandError : public std::runtime_error {
  public:

@@ -490,7 +490,7 @@ Status Registry::checkFile() const {
   return Ok{};
 }
 
-Status Registry::checkIdentity(Connection& db) const {
+Status Registry::checkIdentityIn(Connection& db) const {
   if (auto file = checkFile(); !file) return file;
   auto uuid = metaValue(db, "registry_uuid").value_or("");
   if (uuid != identity_.uuid) {
@@ -501,6 +501,17 @@ Status Registry::checkIdentity(Connection& db) const {
                  {}};
   }
   return Ok{};
+}
+
+Status Registry::checkIdentity() {
+  try {
+    Transaction transaction(*connection_, Transaction::Mode::kRead);
+    auto same = checkIdentityIn(*connection_);
+    transaction.commit();
+    return same;
+  } catch (const SqliteError& error) {
+    return fromSqlite(error, path());
+  }
 }
 
 Result<uint64_t> Registry::peekGeneration(const std::string& path) {
@@ -562,7 +573,7 @@ Result<std::vector<Change>> Registry::apply(const std::vector<Object>& objects,
   try {
     Connection& db = *connection_;
     Transaction transaction(db, Transaction::Mode::kWrite);
-    if (auto same = checkIdentity(db); !same) return same.error();
+    if (auto same = checkIdentityIn(db); !same) return same.error();
     auto service_cidr = serviceCidrFor(db, cidr);
     if (!service_cidr) return service_cidr.error();
     ClusterIpAllocator allocator(*service_cidr);
@@ -628,7 +639,7 @@ Result<std::vector<Change>> Registry::apply(const std::vector<Object>& objects,
 Result<Cidr> Registry::serviceCidr(const CidrChoice& cidr) {
   try {
     Transaction transaction(*connection_, Transaction::Mode::kWrite);
-    if (auto same = checkIdentity(*connection_); !same) return same.error();
+    if (auto same = checkIdentityIn(*connection_); !same) return same.error();
     auto result = serviceCidrFor(*connection_, cidr);
     if (result) transaction.commit();
     return result;
@@ -641,7 +652,7 @@ Result<std::vector<Change>> Registry::remove(const std::vector<ObjectRef>& refs)
   try {
     Connection& db = *connection_;
     Transaction transaction(db, Transaction::Mode::kWrite);
-    if (auto same = checkIdentity(db); !same) return same.error();
+    if (auto same = checkIdentityIn(db); !same) return same.error();
     std::vector<Change> changes;
     bool changed = false;
     for (const auto& ref : refs) {
@@ -690,7 +701,7 @@ Result<size_t> Registry::setPodReadiness(const std::vector<ReadinessUpdate>& upd
   try {
     Connection& db = *connection_;
     Transaction transaction(db, Transaction::Mode::kWrite);
-    if (auto same = checkIdentity(db); !same) return same.error();
+    if (auto same = checkIdentityIn(db); !same) return same.error();
     size_t changed = 0;
     for (const auto& entry : updates) {
       auto& update = db.prepare(
@@ -716,7 +727,7 @@ Result<size_t> Registry::setPodReadiness(const std::vector<ReadinessUpdate>& upd
 Status Registry::setDefaultProbe(DefaultProbe probe) {
   try {
     Transaction transaction(*connection_, Transaction::Mode::kWrite);
-    if (auto same = checkIdentity(*connection_); !same) return same.error();
+    if (auto same = checkIdentityIn(*connection_); !same) return same.error();
     setMeta(*connection_, "default_probe", defaultProbeName(probe));
     transaction.commit();
     return Ok{};
@@ -729,7 +740,7 @@ Result<SnapshotPtr> Registry::loadSnapshot() {
   try {
     Connection& db = *connection_;
     Transaction transaction(db, Transaction::Mode::kRead);
-    if (auto same = checkIdentity(db); !same) return same.error();
+    if (auto same = checkIdentityIn(db); !same) return same.error();
     uint64_t version = std::stoull(metaValue(db, "generation").value_or("0"));
     int64_t committed_ms = std::stoll(metaValue(db, "committed_ms").value_or("0"));
     std::optional<Cidr> cidr;

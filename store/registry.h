@@ -108,6 +108,8 @@ class Registry {
   // ErrorKind::kReplaced error says what happened to it otherwise. Every write transaction and
   // every snapshot also compare the registry UUID, which catches a file copied over in place.
   Status checkFile() const;
+  // checkFile() and the UUID, in a read transaction of its own.
+  Status checkIdentity();
   const std::string& uuid() const { return identity_.uuid; }
 
   // The registry's generation read on a connection of its own, opened for this one read and
@@ -127,7 +129,7 @@ class Registry {
   };
   explicit Registry(std::unique_ptr<sqlite::Connection> connection, Identity identity);
   // Inside a transaction: the file and the UUID are still the ones this handle opened.
-  Status checkIdentity(sqlite::Connection& db) const;
+  Status checkIdentityIn(sqlite::Connection& db) const;
   std::unique_ptr<sqlite::Connection> connection_;
   Identity identity_;
   // Decoded rows of the last snapshot, by row id and revision, so the next one decodes only

@@ -17,8 +17,8 @@ Status Watcher::start() {
   auto snapshot = registry_->loadSnapshot();
   if (!snapshot) return snapshot.error();
   data_version_ = *version;
-  current_.store(*snapshot);
   if (on_snapshot_) on_snapshot_(nullptr, *snapshot);
+  current_.store(*snapshot);
   thread_ = std::thread([this] { run(); });
   return Ok{};
 }
@@ -49,6 +49,10 @@ Watcher::Outcome Watcher::failed(const Error& error) {
 Watcher::Outcome Watcher::refresh() {
   // A stat() per poll: a deleted or replaced file changes no data_version of the old one.
   if (auto same = registry_->checkFile(); !same) return failed(same.error());
+  if (auto now = std::chrono::steady_clock::now(); now >= next_identity_check_) {
+    next_identity_check_ = now + std::chrono::seconds(1);
+    if (auto same = registry_->checkIdentity(); !same) return failed(same.error());
+  }
   auto version = registry_->dataVersion();
   if (!version) return failed(version.error());
   if (*version == data_version_) return Outcome::kCurrent;
@@ -58,8 +62,10 @@ Watcher::Outcome Watcher::refresh() {
   auto previous = current_.load();
   // A commit that wrote no registry object (a no-op apply) keeps the published snapshot.
   if (previous && previous->version() == (*snapshot)->version()) return Outcome::kCurrent;
-  current_.store(*snapshot);
+  // Published after the consumers took it: whoever sees current() (svcbox_registry_version,
+  // the admin API) may rely on DNS answering from it.
   if (on_snapshot_) on_snapshot_(previous, *snapshot);
+  current_.store(*snapshot);
   return Outcome::kCurrent;
 }
 

@@ -15,8 +15,9 @@ namespace svcbox::store {
 // Publishes a new Snapshot whenever anyone commits to the registry file: this process, the CLI
 // or another tool. It polls PRAGMA data_version on its own connection, which SQLite bumps for
 // commits made through any other connection. Each poll also checks that the file at the path is
-// still the one it opened: when it is not (ErrorKind::kReplaced, handed to OnError) the watcher
-// stops, since every later change goes to a file it does not read.
+// still the one it opened (a stat(); the registry UUID once a second, for a file copied over in
+// place): when it is not (ErrorKind::kReplaced, handed to OnError) the watcher stops, since
+// every later change goes to a file it does not read.
 class Watcher {
  public:
   using OnSnapshot = std::function<void(const SnapshotPtr& previous, const SnapshotPtr& current)>;
@@ -32,6 +33,7 @@ class Watcher {
   // Checks at once instead of at the next poll (an in-process writer has committed).
   void wake();
 
+  // The last snapshot every OnSnapshot consumer has taken.
   SnapshotPtr current() const { return current_.load(); }
   uint64_t errorCount() const { return errors_.load(); }
 
@@ -49,6 +51,7 @@ class Watcher {
   std::atomic<std::shared_ptr<const Snapshot>> current_;
   std::atomic<uint64_t> errors_{0};
   int64_t data_version_ = -1;
+  std::chrono::steady_clock::time_point next_identity_check_{};
   std::mutex mutex_;
   std::condition_variable wakeup_;
   bool stopping_ = false;

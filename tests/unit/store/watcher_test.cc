@@ -216,8 +216,7 @@ TEST(WatcherTest, AnotherRegistryCopiedOverInPlaceIsReportedAsReplaced) {
   auto errors = watching.waitForError();
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(errors[0].kind, ErrorKind::kReplaced);
-  EXPECT_NE(errors[0].message.find("copied over in place"), std::string::npos)
-      << errors[0].message;
+  EXPECT_NE(errors[0].message.find("copied over in place"), std::string::npos) << errors[0].message;
 }
 
 }  // namespace
