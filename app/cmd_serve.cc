@@ -1,4 +1,5 @@
 #include <malloc.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -125,6 +126,18 @@ struct Readiness {
 
 // How often serve checks, on a connection of its own, that it still follows its registry.
 constexpr auto kGenerationCheckInterval = std::chrono::seconds(5);
+
+// Test hooks (tests/follow): a shorter check interval, and a file whose presence stalls the
+// watcher as a stuck one would be, so the guard's alarm can be seen end to end.
+std::chrono::milliseconds generationCheckInterval() {
+  const char* value = std::getenv("SVCBOX_TEST_GENERATION_CHECK_MS");
+  return value ? std::chrono::milliseconds(std::atol(value)) : kGenerationCheckInterval;
+}
+std::function<bool()> watcherTestPause() {
+  const char* file = std::getenv("SVCBOX_TEST_WATCHER_PAUSE_FILE");
+  if (!file) return nullptr;
+  return [path = std::string(file)] { return ::access(path.c_str(), F_OK) == 0; };
+}
 
 std::string describeLag(const store::GenerationGuard::Lag& lag) {
   return "serve is not following its registry: registry_generation=" +
@@ -279,13 +292,14 @@ int runServe(const ServeFlags& flags) {
         }
         logWarn("registry read failed, keeping the last snapshot: " + error.message);
       });
+  watcher.setTestPause(watcherTestPause());
   store::GenerationGuard guard([&path] { return store::Registry::peekGeneration(path.value); },
                                [&watcher]() -> std::optional<uint64_t> {
                                  auto current = watcher.current();
                                  if (!current) return std::nullopt;
                                  return current->version();
                                },
-                               kGenerationCheckInterval,
+                               generationCheckInterval(),
                                [](const std::optional<store::GenerationGuard::Lag>& lag) {
                                  if (lag) {
                                    logError(describeLag(*lag));

@@ -1,24 +1,18 @@
 #include "app/proxy_ports.h"
 
-#include <signal.h>
-
-#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "app/log.h"
+#include "store/owner_lock.h"
 
 namespace svcbox::app {
 namespace {
 
-// The PID serve keeps in its owner lock file (see OwnerLock in cmd_serve.cc), if it still runs.
+// A serve holds the path's owner lock (store::OwnerLock) while it runs: its record is current.
 bool serveAlive(const std::string& registry_path) {
-  std::ifstream lock(registry_path + ".serve.lock");
-  long pid = 0;
-  if (!(lock >> pid) || pid <= 0) return false;
-  // EPERM: alive, but run by another user (serve as root, get as a user).
-  return kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+  return store::liveOwnerOfPath(registry_path).has_value();
 }
 
 }  // namespace

@@ -77,6 +77,7 @@ void Watcher::run() {
       if (stopping_) return;
       woken_ = false;
     }
+    if (test_paused_ && test_paused_()) continue;
     if (refresh() == Outcome::kReplaced) return;
   }
 }

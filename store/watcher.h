@@ -35,6 +35,9 @@ class Watcher {
 
   // The last snapshot every OnSnapshot consumer has taken.
   SnapshotPtr current() const { return current_.load(); }
+  // Test hook: while `paused()` is true the watcher skips its polls, as a stuck one would, so
+  // an e2e test can show the generation guard raising the alarm. Set before start().
+  void setTestPause(std::function<bool()> paused) { test_paused_ = std::move(paused); }
   uint64_t errorCount() const { return errors_.load(); }
 
  private:
@@ -50,6 +53,7 @@ class Watcher {
   OnError on_error_;
   std::atomic<std::shared_ptr<const Snapshot>> current_;
   std::atomic<uint64_t> errors_{0};
+  std::function<bool()> test_paused_;
   int64_t data_version_ = -1;
   std::chrono::steady_clock::time_point next_identity_check_{};
   std::mutex mutex_;

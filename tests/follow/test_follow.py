@@ -211,6 +211,33 @@ class RegistryIdentityTest(FollowTestCase):
         self.assert_answers(first, "web-0")
 
 
+class GenerationGuardTest(FollowTestCase):
+    def test_a_stalled_watcher_is_an_error_a_metric_and_a_readyz_reason(self):
+        """The watcher is stalled through a test hook (a file whose presence makes it skip its
+        polls, as the watcher stuck in a read transaction did) and the guard checks every 100 ms
+        instead of every 5 s."""
+        pause = os.path.join(self.dir, "stall-watcher")
+        self.env = dict(self.env, SVCBOX_TEST_GENERATION_CHECK_MS="100",
+                        SVCBOX_TEST_WATCHER_PAUSE_FILE=pause)
+        serve = self.serve()
+        self.assertEqual(serve.http("/readyz")[0], 200)
+        open(pause, "w").close()
+        self.apply(services("unseen", 1))
+        serve.wait_metric("svcbox_registry_generation_lag", lambda lag: lag == 1)
+        serve.wait_log(r"error serve is not following its registry: registry_generation=1 "
+                       r"published_version=0")
+        status, text = serve.http("/readyz")
+        self.assertEqual(status, 503, text)
+        self.assertIn("serve is not following its registry", text)
+
+        since = serve.log_size()
+        os.unlink(pause)
+        serve.wait_metric("svcbox_registry_generation_lag", lambda lag: lag == 0)
+        serve.wait_log("serve follows its registry again", since=since)
+        self.assertEqual(serve.http("/readyz")[0], 200)
+        self.assert_answers(serve, "unseen-0")
+
+
 class SignalTest(FollowTestCase):
     def test_sighup_is_logged_and_serve_keeps_answering(self):
         self.apply(services("web", 1))
