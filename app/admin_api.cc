@@ -218,7 +218,8 @@ ApiResponse AdminApi::write(const ApiRequest& request, std::string_view kind,
   ManifestOptions options;
   options.validation = Validation::kStrict;
   options.namespace_name = namespace_name;
-  options.namespace_given = true;  // an object naming another namespace is an error
+  options.namespace_given = true;      // an object naming another namespace is an error
+  options.unknown_field_hint.clear();  // the API has no --validate
   std::vector<std::string> warnings;
   std::vector<ManifestObject> objects;
   try {
@@ -273,18 +274,17 @@ ApiResponse AdminApi::write(const ApiRequest& request, std::string_view kind,
     existed = !changes->empty() && changes->front().action != store::Change::Action::kCreated;
   }
   unsigned code = existed ? 200 : 201;
-  // A Service is answered as stored, with the ClusterIP it was given; a Pod as sent, which
-  // spares a registry read per pod registering itself.
-  json body;
-  if (is_service) {
-    auto stored = hooks_.writer->read();
-    body = stored ? objectJson(**stored, kind, namespace_name, object_name) : json();
-  }
-  if (body.is_null()) {
-    body = is_service ? toJson(std::get<store::Service>(object))
-                      : toJson(std::get<store::Pod>(object));
-  }
-  return jsonResponse(code, body);
+  // Answered as stored, what a GET answers: a Service with the ClusterIP it was given, a Pod
+  // with its creation time and the readiness the registry gave it. One row is read, not the
+  // registry.
+  store::ObjectRef ref{is_service ? store::ObjectKind::kService : store::ObjectKind::kPod,
+                       namespace_name, object_name};
+  auto stored = hooks_.writer->find(ref);
+  if (!stored) return fromError(stored.error());
+  const std::optional<store::Object>& found = *stored;
+  const store::Object& answer = found ? *found : object;
+  return jsonResponse(code, is_service ? toJson(std::get<store::Service>(answer))
+                                       : toJson(std::get<store::Pod>(answer)));
 }
 
 ApiResponse AdminApi::remove(std::string_view kind, const std::string& namespace_name,

@@ -72,19 +72,26 @@ class AdminServer::Impl {
   std::optional<tcp::acceptor> acceptor_;
 };
 
-store::Status AdminServer::Impl::bind() {
+store::Status checkAdminOptions(const AdminOptions& options) {
+  if (options.listen == kAdminDisabled) return store::Ok{};
   auto fail = [&](const std::string& why) {
-    return store::invalid("admin-listen", "--admin-listen " + options_.listen + ": " + why);
+    return store::invalid("admin-listen", "--admin-listen " + options.listen + ": " + why);
   };
-  auto parsed = dns::parseHostPort(options_.listen);
+  auto parsed = dns::parseHostPort(options.listen);
   if (!parsed) return fail(parsed.error().message);
   if (!parsed->port) return fail("expected ADDR:PORT, for example 127.0.0.1:9153");
-  if (!parsed->ip.isLoopback() && !options_.token) {
+  if (!parsed->ip.isLoopback() && !options.token) {
     return fail(
         "the admin API can change the registry, so an address that is not loopback needs a "
         "token: give --admin-token-file FILE (clients send \"Authorization: Bearer <token>\"), "
         "or listen on 127.0.0.1");
   }
+  return store::Ok{};
+}
+
+store::Status AdminServer::Impl::bind() {
+  if (auto usable = checkAdminOptions(options_); !usable) return usable;
+  auto parsed = dns::parseHostPort(options_.listen);
   boost::system::error_code error;
   auto ip = store::toAsioAddress(parsed->ip);
   tcp::endpoint endpoint(ip, *parsed->port);
@@ -98,7 +105,7 @@ store::Status AdminServer::Impl::bind() {
     std::string why = "cannot bind: " + error.message();
     if (error == asio::error::address_in_use) why += " (another svcbox serve runs there?)";
     acceptor_.reset();
-    return fail(why);
+    return store::invalid("admin-listen", "--admin-listen " + options_.listen + ": " + why);
   }
   bound_ = endpointText(acceptor_->local_endpoint());
   return store::Ok{};

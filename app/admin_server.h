@@ -11,11 +11,18 @@
 // Boost.Beast with a thread of its own.
 namespace svcbox::app {
 
+// --admin-listen none: no admin server.
+inline constexpr const char* kAdminDisabled = "none";
+
 struct AdminOptions {
   std::string listen = "127.0.0.1:9153";  // ADDR:PORT or [v6]:PORT; port 0 picks one
   std::optional<std::string> token;       // required for /api/ when set
   size_t max_connections = 64;
 };
+
+// Whether `options` can be served: --admin-listen parses as ADDR:PORT (or is "none"), and an
+// address that is not loopback comes with a token. Checked at start and by --print-config.
+store::Status checkAdminOptions(const AdminOptions& options);
 
 class AdminServer {
  public:

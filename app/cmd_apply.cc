@@ -17,7 +17,7 @@ struct ApplyFlags {
 
 void runApply(const ApplyFlags& flags) {
   Settings settings(flags.registry.config);
-  settings.requireKnown({"db", "service-cidr"});
+  settings.requireKnown({"db", "service-cidr"}, serveSettingNames());
   ManifestOptions options;
   if (!parseValidation(flags.validate, options.validation)) {
     throw CommandError(kExitUserError,
@@ -55,6 +55,7 @@ void runApply(const ApplyFlags& flags) {
                        "error: " + where + changes.error().message + "\nnothing was applied");
   }
   for (const auto& change : *changes) {
+    if (!change.warning.empty()) std::cerr << "warning: " << change.warning << "\n";
     std::cout << resourceSingular(change.ref.kind) << "/" << change.ref.name << " "
               << store::actionName(change.action);
     if (change.action == store::Change::Action::kCreated && !change.detail.empty()) {

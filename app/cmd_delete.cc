@@ -50,7 +50,7 @@ std::vector<store::ObjectRef> targets(const DeleteFlags& flags) {
 
 void runDelete(const DeleteFlags& flags) {
   Settings settings(flags.registry.config);
-  settings.requireKnown({"db", "service-cidr"});
+  settings.requireKnown({"db", "service-cidr"}, serveSettingNames());
   auto refs = targets(flags);
   auto registry = openRegistry(registryPath(settings, flags.registry).value);
   auto changes = registry->remove(refs);

@@ -214,7 +214,7 @@ class Lister {
 
 void runGet(const GetFlags& flags) {
   Settings settings(flags.registry.config);
-  settings.requireKnown({"db", "service-cidr"});
+  settings.requireKnown({"db", "service-cidr"}, serveSettingNames());
   auto path = registryPath(settings, flags.registry).value;
   // Listing never creates a registry: a missing file lists as empty.
   std::error_code ec;

@@ -17,6 +17,8 @@ namespace {
 struct RulesFlags {
   RegistryOptions registry;
   bool desired = false;
+  // --desired computes with the options serve would use: --cluster-cidr, --masquerade-all.
+  RouterFlags router;
 };
 
 bool isSvcboxLine(const std::string& line) {
@@ -63,11 +65,15 @@ int printInstalled() {
 
 int printDesired(const RulesFlags& flags) {
   Settings settings(flags.registry.config);
+  settings.requireKnown(serveSettingNames(), serveSettingNames());
   auto path = registryPath(settings, flags.registry);
+  // The same settings serve resolves (flag, SVCBOX_*, config file), so the output compares with
+  // what a serve started the same way installed.
+  auto router_settings = resolveRouterSettings(settings, flags.router);
   auto registry = openRegistry(path.value);
   auto snapshot = registry->loadSnapshot();
   if (!snapshot) failWith(snapshot.error());
-  auto state = router::computeDesiredState(**snapshot, router::RouterOptions{});
+  auto state = router::computeDesiredState(**snapshot, router_settings.options);
   for (const auto* table : {&state.nat, &state.filter, &state.mangle}) {
     std::cout << "*" << table->name << "\n";
     for (const auto& line : router::tableText(*table)) std::cout << line << "\n";
@@ -83,7 +89,15 @@ void addRulesCommand(CLI::App& app) {
   auto* command = app.add_subcommand(
       "rules", "Print svcbox's installed netfilter rules (iptables-save format)");
   command->add_flag("--desired", flags->desired,
-                    "Print the rules the registry implies instead (default options), no kernel");
+                    "Print the rules the registry implies instead (with serve's --cluster-cidr "
+                    "and --masquerade-all), no kernel");
+  command->add_option("--cluster-cidr", flags->router.cluster_cidr,
+                      "For --desired: serve's --cluster-cidr");
+  command
+      ->add_option("--masquerade-all", flags->router.masquerade_all,
+                   "For --desired: serve's --masquerade-all")
+      ->expected(0, 1)
+      ->default_str("true");
   command->add_option("--db", flags->registry.db, "Registry file for --desired (env SVCBOX_DB)");
   command->add_option("--config", flags->registry.config, "YAML config file (env SVCBOX_CONFIG)");
   command->callback([flags] {

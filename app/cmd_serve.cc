@@ -148,11 +148,7 @@ std::string describeLag(const store::GenerationGuard::Lag& lag) {
 
 int runServe(const ServeFlags& flags) {
   Settings settings(flags.registry.config);
-  std::vector<std::string> known = {"db", "service-cidr", "log-format", "log-level"};
-  for (const auto& name : dnsSettingNames()) known.push_back(name);
-  for (const auto& name : healthSettingNames()) known.push_back(name);
-  for (const auto& name : adminSettingNames()) known.push_back(name);
-  settings.requireKnown(withRouterSettingNames(known));
+  settings.requireKnown(serveSettingNames(), serveSettingNames());
   auto path = registryPath(settings, flags.registry);
   auto cidr = cidrChoice(settings, flags.registry);
   auto log_format = settings.resolve("log-format", flags.log_format, "text");
@@ -164,18 +160,21 @@ int runServe(const ServeFlags& flags) {
     settings.resolve("service-cidr", std::nullopt,
                      "registry's, else " + std::string(store::kDefaultServiceCidr));
   dns::DnsOptions dns_options = resolveDnsOptions(settings, flags.dns);
-  if (flags.print_config) {
-    for (const auto& [name, setting] : settings.resolved()) {
-      std::cout << name << ": " << setting.value << "    # " << setting.source << "\n";
-    }
-    return kExitOk;
-  }
-  if (!configureLogging(log_format.value, log_level.value)) {
+  // Every check above and this one run before --print-config, so what it prints, serve takes.
+  if (!validLogSettings(log_format.value, log_level.value)) {
     throw CommandError(kExitUserError,
                        log_format.source + " / " + log_level.source +
                            ": log format must be text or json "
                            "and level one of trace, debug, info, warn, error, critical, off");
   }
+  if (flags.print_config) {
+    for (const auto& [name, setting] : settings.resolved()) {
+      std::cout << name << ": " << (setting.value.empty() ? "(unset)" : setting.value) << "    # "
+                << setting.source << "\n";
+    }
+    return kExitOk;
+  }
+  configureLogging(log_format.value, log_level.value);
   // Before any thread starts, so that every one inherits the blocked signals.
   ServeStop stop;
 
@@ -368,6 +367,14 @@ int runServe(const ServeFlags& flags) {
 }
 
 }  // namespace
+
+std::vector<std::string> serveSettingNames() {
+  std::vector<std::string> known = {"db", "service-cidr", "log-format", "log-level"};
+  for (const auto& name : dnsSettingNames()) known.push_back(name);
+  for (const auto& name : healthSettingNames()) known.push_back(name);
+  for (const auto& name : adminSettingNames()) known.push_back(name);
+  return withRouterSettingNames(known);
+}
 
 void addServeCommand(CLI::App& app) {
   auto flags = std::make_shared<ServeFlags>();

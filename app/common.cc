@@ -26,6 +26,13 @@ std::unique_ptr<store::Registry> openRegistry(const std::string& path) {
   auto folder = fs::path(path).parent_path();
   std::error_code ec;
   if (!folder.empty() && !fs::exists(folder, ec)) {
+    // Only svcbox's own default state folder is made: a missing folder in a path the user gave
+    // is more likely a typo than a wish for a new, empty registry.
+    if (path != store::defaultRegistryPath()) {
+      throw CommandError(kExitUserError, "cannot open the registry " + path + ": the folder " +
+                                             folder.string() +
+                                             " does not exist; create it first or fix --db");
+    }
     fs::create_directories(folder, ec);
     if (ec) {
       throw CommandError(kExitUserError, "cannot create the registry folder " + folder.string() +

@@ -55,18 +55,32 @@ Settings::Settings(const std::optional<std::string>& config_flag) {
   }
 }
 
-void Settings::requireKnown(const std::vector<std::string>& known) const {
+void Settings::requireKnown(const std::vector<std::string>& this_command,
+                            const std::vector<std::string>& every_command) const {
   for (const auto& [key, value] : config_) {
-    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    if (std::find(every_command.begin(), every_command.end(), key) != every_command.end()) {
+      continue;
+    }
     std::string list;
-    for (const auto& name : known) list += (list.empty() ? "" : ", ") + name;
+    for (const auto& name : this_command) list += (list.empty() ? "" : ", ") + name;
     throw std::runtime_error("config file " + config_path_ + ": unknown setting \"" + key +
-                             "\"; this command knows: " + list);
+                             "\"; this command knows: " + list +
+                             (this_command.size() < every_command.size()
+                                  ? " (and leaves serve's settings to serve)"
+                                  : ""));
   }
 }
 
 std::optional<Setting> Settings::find(const std::string& name,
                                       const std::optional<std::string>& flag) {
+  auto setting = lookUp(name, flag);
+  // Unset settings are listed too, so --print-config shows every setting there is.
+  record(name, setting.value_or(Setting{"", "nothing sets it"}));
+  return setting;
+}
+
+std::optional<Setting> Settings::lookUp(const std::string& name,
+                                        const std::optional<std::string>& flag) const {
   std::optional<Setting> setting;
   if (flag) {
     setting = Setting{*flag, "flag --" + name};
@@ -75,15 +89,28 @@ std::optional<Setting> Settings::find(const std::string& name,
   } else if (auto it = config_.find(name); it != config_.end()) {
     setting = Setting{it->second, "config file " + config_path_};
   }
-  if (setting) resolved_.emplace_back(name, *setting);
   return setting;
+}
+
+void Settings::record(const std::string& name, const Setting& setting) {
+  // A later look at the same setting (a default described after an unset find) replaces it.
+  for (auto& [known, value] : resolved_) {
+    if (known == name) {
+      value = setting;
+      return;
+    }
+  }
+  resolved_.emplace_back(name, setting);
 }
 
 Setting Settings::resolve(const std::string& name, const std::optional<std::string>& flag,
                           const std::string& fallback) {
-  if (auto setting = find(name, flag)) return *setting;
+  if (auto setting = lookUp(name, flag)) {
+    record(name, *setting);
+    return *setting;
+  }
   Setting setting{fallback, "default"};
-  resolved_.emplace_back(name, setting);
+  record(name, setting);
   return setting;
 }
 

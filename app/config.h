@@ -28,13 +28,21 @@ class Settings {
   // Like resolve, but with no default: empty when nothing sets it.
   std::optional<Setting> find(const std::string& name, const std::optional<std::string>& flag);
 
-  // Throws when the config file holds a key that is not in `known`.
-  void requireKnown(const std::vector<std::string>& known) const;
+  // Throws when the config file holds a key that no command knows (`every_command`); keys
+  // another command knows are left to it. `this_command` names what this one reads, for the
+  // message.
+  void requireKnown(const std::vector<std::string>& this_command,
+                    const std::vector<std::string>& every_command) const;
 
+  // Every setting asked for so far; one nothing set has an empty value.
   const std::vector<std::pair<std::string, Setting>>& resolved() const { return resolved_; }
   const std::string& configPath() const { return config_path_; }
 
  private:
+  std::optional<Setting> lookUp(const std::string& name,
+                                const std::optional<std::string>& flag) const;
+  void record(const std::string& name, const Setting& setting);
+
   std::string config_path_;
   std::map<std::string, std::string> config_;
   std::vector<std::pair<std::string, Setting>> resolved_;

@@ -21,10 +21,14 @@ void log(spdlog::level::level_enum level, const std::string& message) {
 
 }  // namespace
 
-bool configureLogging(const std::string& format, const std::string& level) {
+bool validLogSettings(const std::string& format, const std::string& level) {
   if (format != "text" && format != "json") return false;
+  return spdlog::level::from_str(level) != spdlog::level::off || level == "off";
+}
+
+bool configureLogging(const std::string& format, const std::string& level) {
+  if (!validLogSettings(format, level)) return false;
   auto parsed = spdlog::level::from_str(level);
-  if (parsed == spdlog::level::off && level != "off") return false;
   json_format = format == "json";
   auto logger = spdlog::stderr_logger_mt("svcbox");
   logger->set_level(parsed);

@@ -258,7 +258,9 @@ class DocumentReader {
         continue;
       }
       fail(item.first, "",
-           message + "; remove it or fix its spelling (--validate=warn accepts it)");
+           message + "; remove it or fix its spelling" +
+               (options_.unknown_field_hint.empty() ? ""
+                                                    : " (" + options_.unknown_field_hint + ")"));
     }
   }
 

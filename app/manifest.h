@@ -19,6 +19,9 @@ struct ManifestOptions {
   // -n NS: objects without a namespace get it; objects naming another one are an error.
   std::string namespace_name = "default";
   bool namespace_given = false;
+  // How the caller can accept unknown fields, said after the error; empty where it cannot (the
+  // admin API is strict).
+  std::string unknown_field_hint = "--validate=warn accepts it";
 };
 
 struct SourcePosition {

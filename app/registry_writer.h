@@ -58,6 +58,14 @@ class RegistryWriter {
     }
     return snapshot;
   }
+  // One object as this connection reads it now (cheap: no snapshot).
+  store::Result<std::optional<store::Object>> find(const store::ObjectRef& ref) {
+    auto found = locked([&] { return registry_->find(ref); });
+    if (!found && found.error().kind == store::ErrorKind::kReplaced && on_replaced_) {
+      on_replaced_(found.error());
+    }
+    return found;
+  }
   // Runs `function(registry's current snapshot)` and, when it returns objects, applies them, all
   // under the writers' lock: a check-then-write no other writer of this process can interleave.
   store::Result<std::vector<store::Change>> applyIf(

@@ -21,11 +21,22 @@ void addAdminFlags(CLI::App& command, AdminFlags& flags) {
 
 std::vector<std::string> adminSettingNames() { return {"admin-listen", "admin-token-file"}; }
 
+namespace {
+
+const AdminOptions& checked(const AdminOptions& options) {
+  if (auto usable = checkAdminOptions(options); !usable) {
+    throw CommandError(kExitUserError, usable.error().message);
+  }
+  return options;
+}
+
+}  // namespace
+
 AdminOptions resolveAdminOptions(Settings& settings, const AdminFlags& flags) {
   AdminOptions options;
   options.listen = settings.resolve("admin-listen", flags.listen, options.listen).value;
   auto token_file = settings.find("admin-token-file", flags.token_file);
-  if (!token_file) return options;
+  if (!token_file) return checked(options);
   auto fail = [&](const std::string& what) {
     throw CommandError(kExitUserError, "--admin-token-file (" + token_file->source + "): \"" +
                                            token_file->value + "\": " + what);
@@ -42,7 +53,7 @@ AdminOptions resolveAdminOptions(Settings& settings, const AdminFlags& flags) {
   token.erase(0, start);
   if (token.empty()) fail("is empty; put the token in it (for example: openssl rand -hex 32)");
   options.token = std::move(token);
-  return options;
+  return checked(options);
 }
 
 std::unique_ptr<AdminServer> startAdminServer(AdminOptions options, AdminHooks hooks) {

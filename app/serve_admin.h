@@ -18,9 +18,6 @@ struct AdminFlags {
   std::optional<std::string> token_file;
 };
 
-// The --admin-listen value that turns the admin server off.
-inline constexpr const char* kAdminDisabled = "none";
-
 void addAdminFlags(CLI::App& command, AdminFlags& flags);
 // The setting names addAdminFlags adds, for the config file's check.
 std::vector<std::string> adminSettingNames();

@@ -65,8 +65,8 @@ void addDnsFlags(CLI::App& command, DnsFlags& flags) {
 }
 
 std::vector<std::string> dnsSettingNames() {
-  return {"dns-listen", "cluster-domain",  "ttl",
-          "upstream",   "allow-recursion", "max-concurrent-forwards"};
+  return {"dns-listen",      "cluster-domain",          "ttl",        "upstream",
+          "allow-recursion", "max-concurrent-forwards", "dns-threads"};
 }
 
 dns::DnsOptions resolveDnsOptions(Settings& settings, const DnsFlags& flags) {

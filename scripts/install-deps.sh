@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs every Debian package svcbox needs to build, test and benchmark. Idempotent: when all
-# packages are present it does nothing (and needs no network).
+# Installs the Debian packages svcbox needs, in three tiers. Idempotent: when all packages of the
+# tier are present it does nothing (and needs no network).
+#   (no option)    everything: build, run, every test and benchmark (scripts/test.sh)
+#   --run          what scripts/run.sh needs: a release build of the binary, and the tools its
+#                  demo uses (dig, curl, ip, python3 for the pods)
 #   --build-only   only what a release build of the binary needs (container/Dockerfile's builder
 #                  stage uses this, so the image and the developers build with one package list)
 set -euo pipefail
@@ -10,11 +13,15 @@ build_packages=(
   libsqlite3-dev libyaml-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libboost1.81-dev prometheus-cpp-dev libldns-dev libc-ares-dev libiptc-dev libnetfilter-conntrack-dev
 )
-packages=(
+run_packages=(
   "${build_packages[@]}"
+  python3 procps iproute2 dnsutils curl iptables
+)
+packages=(
+  "${run_packages[@]}"
   # tests and benchmarks
-  libgtest-dev libgmock-dev python3 sqlite3 procps util-linux
-  dnsutils knot-dnsutils iproute2 iptables conntrack curl
+  libgtest-dev libgmock-dev sqlite3 util-linux
+  knot-dnsutils conntrack
   # benchmarks (bench/router's nft -f column; bench/proxy's load and bulk clients)
   nftables wrk iperf3
   # fuzz targets (clang + libFuzzer only there; the product builds with g++)
@@ -25,8 +32,10 @@ packages=(
 
 if [ "${1:-}" = "--build-only" ]; then
   packages=("${build_packages[@]}")
+elif [ "${1:-}" = "--run" ]; then
+  packages=("${run_packages[@]}")
 elif [ $# -gt 0 ]; then
-  echo "usage: $0 [--build-only]" >&2
+  echo "usage: $0 [--run | --build-only]" >&2
   exit 1
 fi
 

@@ -23,8 +23,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 if [ "${SVCBOX_SKIP_INSTALL:-0}" != 1 ]; then
-  scripts/install-deps.sh
-  scripts/build.sh release
+  scripts/install-deps.sh --run
+  scripts/build.sh release --product
 fi
 svcbox=$(realpath "${SVCBOX_BIN:-build/release/app/svcbox}")
 check=${SVCBOX_DEMO_CHECK:-0}

@@ -138,6 +138,7 @@ DefaultProbe storedDefaultProbe(Connection& db) {
 }
 
 Readiness initialReadiness(const Pod& pod, int64_t now, DefaultProbe default_probe) {
+  if (pod.ips.empty()) return Readiness{false, kNoPodIp, now};
   if (pod.readiness_probe) return Readiness{false, kAwaitingProbe, now};
   if (default_probe == DefaultProbe::kTcp) return Readiness{false, kAwaitingDefaultProbe, now};
   return Readiness{true, kNoReadinessProbe, now};
@@ -168,7 +169,7 @@ Result<Change> applyService(ApplyContext& context, Service service) {
     }
     service.created_ms = context.now;
     rows::writeService(context.db, 0, service);
-    return Change{ref, Change::Action::kCreated, serviceAddressText(service)};
+    return Change{ref, Change::Action::kCreated, serviceAddressText(service), {}};
   }
   int64_t id = existing.ids.front();
   auto& old = existing.objects.front();
@@ -194,9 +195,10 @@ Result<Change> applyService(ApplyContext& context, Service service) {
   }
   if (old.cluster_ip && old.cluster_ip != service.cluster_ip)
     context.allocator.release(*old.cluster_ip);
-  if (service == old) return Change{ref, Change::Action::kUnchanged, serviceAddressText(service)};
+  if (service == old)
+    return Change{ref, Change::Action::kUnchanged, serviceAddressText(service), {}};
   rows::writeService(context.db, id, service);
-  return Change{ref, Change::Action::kConfigured, serviceAddressText(service)};
+  return Change{ref, Change::Action::kConfigured, serviceAddressText(service), {}};
 }
 
 Result<Change> applyPod(ApplyContext& context, Pod pod) {
@@ -206,7 +208,7 @@ Result<Change> applyPod(ApplyContext& context, Pod pod) {
     pod.created_ms = context.now;
     pod.readiness = initialReadiness(pod, context.now, context.default_probe);
     rows::writePod(context.db, 0, pod);
-    return Change{ref, Change::Action::kCreated, {}};
+    return Change{ref, Change::Action::kCreated, {}, {}};
   }
   int64_t id = existing.ids.front();
   auto& old = existing.objects.front();
@@ -214,9 +216,24 @@ Result<Change> applyPod(ApplyContext& context, Pod pod) {
   pod.readiness = probedShape(pod) == probedShape(old)
                       ? old.readiness
                       : initialReadiness(pod, context.now, context.default_probe);
-  if (pod == old) return Change{ref, Change::Action::kUnchanged, {}};
+  if (pod == old) return Change{ref, Change::Action::kUnchanged, {}, {}};
   rows::writePod(context.db, id, pod);
-  return Change{ref, Change::Action::kConfigured, {}};
+  return Change{ref, Change::Action::kConfigured, {}, {}};
+}
+
+// As Kubernetes does, a Service with a selector takes its endpoints from the pods it selects;
+// endpoints written for it by hand are kept but unused, which a user should hear about.
+std::string unusedEndpointsWarning(Connection& db, const EndpointSet& set, const ObjectRef& ref) {
+  auto& query =
+      db.prepare("SELECT selector IS NOT NULL FROM services WHERE namespace = ?1 AND name = ?2");
+  query.bind(1, set.namespace_name).bind(2, set.service_name);
+  bool selects = query.step() && query.integer(0) != 0;
+  query.reset();
+  if (!selects) return "";
+  return ref.toString() + " is stored but not used: Service " + set.namespace_name + "/" +
+         set.service_name +
+         " has a selector, so its endpoints are the pods it selects (remove the selector to use "
+         "these)";
 }
 
 Result<Change> applyEndpointSet(ApplyContext& context, EndpointSet set) {
@@ -225,17 +242,18 @@ Result<Change> applyEndpointSet(ApplyContext& context, EndpointSet set) {
                 set.namespace_name, set.name};
   auto existing =
       rows::loadEndpointSets(context.db, filterFor(set.namespace_name, set.name), set.kind);
+  Change change{ref, Change::Action::kCreated, {}, {}};
   if (existing.empty()) {
     set.created_ms = context.now;
     rows::writeEndpointSet(context.db, 0, set);
-    return Change{ref, Change::Action::kCreated, {}};
+    return change;
   }
   int64_t id = existing.ids.front();
   auto& old = existing.objects.front();
   set.created_ms = old.created_ms;
-  if (set == old) return Change{ref, Change::Action::kUnchanged, {}};
-  rows::writeEndpointSet(context.db, id, set);
-  return Change{ref, Change::Action::kConfigured, {}};
+  change.action = set == old ? Change::Action::kUnchanged : Change::Action::kConfigured;
+  if (change.action == Change::Action::kConfigured) rows::writeEndpointSet(context.db, id, set);
+  return change;
 }
 
 Status validate(const Object& object) {
@@ -628,6 +646,12 @@ Result<std::vector<Change>> Registry::apply(const std::vector<Object>& objects,
       changes.push_back(std::move(*change));
       if (pause_after_objects_ && *pause_after_objects_ == i + 1) raise(SIGSTOP);
     }
+    // After every object is in: a Service later in the same input counts too.
+    for (size_t i = 0; i < objects.size(); ++i) {
+      if (const auto* set = std::get_if<EndpointSet>(&objects[i])) {
+        changes[i].warning = unusedEndpointsWarning(db, *set, changes[i].ref);
+      }
+    }
     if (changed) bumpGeneration(db);
     transaction.commit();
     return changes;
@@ -679,7 +703,7 @@ Result<std::vector<Change>> Registry::remove(const std::vector<ObjectRef>& refs)
       statement.reset();
       if (found && !detail.empty()) detail = "released clusterIP " + detail;
       changes.push_back(
-          Change{ref, found ? Change::Action::kDeleted : Change::Action::kNotFound, detail});
+          Change{ref, found ? Change::Action::kDeleted : Change::Action::kNotFound, detail, {}});
       changed |= found;
     }
     if (changed) bumpGeneration(db);
@@ -780,6 +804,32 @@ Result<SnapshotPtr> Registry::loadSnapshot() {
                                          std::move(sets), committed_ms, previous.get());
     cache_->last = snapshot;
     return SnapshotPtr(std::move(snapshot));
+  } catch (const SqliteError& error) {
+    return fromSqlite(error, path());
+  }
+}
+
+Result<std::optional<Object>> Registry::find(const ObjectRef& ref) {
+  try {
+    Connection& db = *connection_;
+    Transaction transaction(db, Transaction::Mode::kRead);
+    if (auto same = checkIdentityIn(db); !same) return same.error();
+    rows::NameFilter filter{ref.namespace_name, ref.name, 0};
+    std::optional<Object> found;
+    if (ref.kind == ObjectKind::kService) {
+      auto loaded = rows::loadServices(db, filter);
+      if (!loaded.objects.empty()) found = std::move(loaded.objects.front());
+    } else if (ref.kind == ObjectKind::kPod) {
+      auto loaded = rows::loadPods(db, filter);
+      if (!loaded.objects.empty()) found = std::move(loaded.objects.front());
+    } else {
+      auto kind = ref.kind == ObjectKind::kEndpoints ? EndpointSet::Kind::kEndpoints
+                                                     : EndpointSet::Kind::kEndpointSlice;
+      auto loaded = rows::loadEndpointSets(db, filter, kind);
+      if (!loaded.objects.empty()) found = std::move(loaded.objects.front());
+    }
+    transaction.commit();
+    return found;
   } catch (const SqliteError& error) {
     return fromSqlite(error, path());
   }

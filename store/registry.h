@@ -38,7 +38,8 @@ struct Change {
   enum class Action : uint8_t { kCreated, kConfigured, kUnchanged, kDeleted, kNotFound };
   ObjectRef ref;
   Action action = Action::kUnchanged;
-  std::string detail;  // e.g. "clusterIP 10.96.0.1"
+  std::string detail;   // e.g. "clusterIP 10.96.0.1"
+  std::string warning;  // stored, but not as the user may expect (said, not refused)
 };
 const char* actionName(Change::Action action);
 
@@ -49,6 +50,8 @@ enum class DefaultProbe : uint8_t { kNone, kTcp };
 inline constexpr const char* kNoReadinessProbe = "no readinessProbe";
 inline constexpr const char* kAwaitingProbe = "awaiting first readiness probe";
 inline constexpr const char* kAwaitingDefaultProbe = "awaiting first default probe";
+// A pod registered without status.podIP: listed, never an endpoint, never probed.
+inline constexpr const char* kNoPodIp = "no podIP";
 // The prefix of a readiness a pod reported itself through the admin API.
 inline constexpr const char* kReportedByPod = "reported by the pod";
 
@@ -94,6 +97,10 @@ class Registry {
   Result<size_t> setPodReadiness(const std::vector<ReadinessUpdate>& updates);
   // Pods applied from now on start not ready ("awaiting first default probe") under kTcp.
   Status setDefaultProbe(DefaultProbe probe);
+
+  // One Service or Pod as stored (its ClusterIP, creation time and readiness), read by name
+  // without building a snapshot; nullopt when there is none.
+  Result<std::optional<Object>> find(const ObjectRef& ref);
 
   // The whole registry in one read transaction. Rows unchanged since this handle's previous
   // snapshot are shared with it, not read again.

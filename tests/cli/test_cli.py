@@ -416,6 +416,74 @@ class DurabilityTest(CliTestCase):
         self.assertEqual(len(self.registry_rows()["services"]), full["services"])
 
 
+class AsDocumentedTest(CliTestCase):
+    """What the README and docs say, each found once to disagree with the binary."""
+
+    WEB_AND_POD = ("apiVersion: v1\nkind: Service\nmetadata: {name: web}\n"
+                   "spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n---\n"
+                   "apiVersion: v1\nkind: Pod\nmetadata: {name: web-1, labels: {app: web}}\n"
+                   "spec: {containers: [{name: c, ports: [{containerPort: 8080}]}]}\n"
+                   "status: {podIP: 10.244.1.2}\n")
+
+    def test_one_config_file_serves_every_command(self):
+        config = self.write("svcbox.yaml", f"db: {self.db}\ndns-threads: 2\nproxy-mode: none\n"
+                                           "masquerade-all: true\n")
+        env = dict(self.env, SVCBOX_CONFIG=config)
+        printed = self.ok("serve", "--print-config", env=env)
+        self.assertIn(f"dns-threads: 2    # config file {config}", printed)
+        self.ok("apply", "-f", "-", env=env, input=self.WEB_AND_POD)
+        self.assertIn("web", self.ok("get", "svc", env=env))
+        self.ok("delete", "pod", "web-1", env=env)
+        typo = self.write("typo.yaml", "dns-thread: 2\n")
+        error = self.fails("get", "svc", env=dict(self.env, SVCBOX_CONFIG=typo))
+        self.assertIn('unknown setting "dns-thread"', error)
+
+    def test_print_config_refuses_what_serve_refuses_and_shows_unset_settings(self):
+        for args, message in [(("--log-format", "xml"), "log format must be text or json"),
+                              (("--proxy-threads", "0"), "--proxy-threads must be at least 1"),
+                              (("--admin-listen", "0.0.0.0:9153"), "needs a token")]:
+            with self.subTest(args=args):
+                self.assertIn(message, self.fails("serve", "--print-config", *args))
+        printed = self.ok("serve", "--print-config")
+        self.assertRegex(printed, r"(?m)^cluster-cidr: \(unset\)    # nothing sets it$")
+        names = [line.split(":")[0] for line in printed.splitlines()]
+        self.assertEqual(len(names), len(set(names)), printed)
+
+    def test_rules_desired_takes_serves_masquerade_and_cluster_cidr(self):
+        self.ok("apply", "-f", "-", input=self.WEB_AND_POD)
+        plain = self.ok("rules", "--desired").splitlines()
+        masquerade_all = self.ok("rules", "--desired", "--masquerade-all").splitlines()
+        cluster_cidr = self.ok("rules", "--desired", "--cluster-cidr", "10.244.0.0/16").splitlines()
+        self.assertTrue(set(masquerade_all) - set(plain), "--masquerade-all changed nothing")
+        self.assertTrue(any("! -s 10.244.0.0/16" in line for line in cluster_cidr), cluster_cidr)
+        self.assertFalse(any("10.244.0.0/16" in line for line in plain))
+
+    def test_a_pod_without_a_pod_ip_is_listed_not_ready_and_is_no_endpoint(self):
+        self.ok("apply", "-f", "-", input=self.WEB_AND_POD.replace("status: {podIP: 10.244.1.2}\n", ""))
+        pods = self.ok("get", "pods", "-o", "wide").splitlines()
+        self.assertRegex(pods[1], r"^web-1\s+0/1\s+NotReady\s+<none>\s+\S+\s+no podIP$")
+        self.assertRegex(self.ok("get", "endpoints", "web").splitlines()[1], r"^web\s+<none>")
+
+    def test_endpoints_written_for_a_service_with_a_selector_are_stored_with_a_warning(self):
+        endpoints = ("apiVersion: v1\nkind: Endpoints\nmetadata: {name: web}\n"
+                     "subsets: [{addresses: [{ip: 10.244.9.9}], ports: [{port: 8080}]}]\n")
+        result = self.run_svcbox("apply", "-f", "-", input=endpoints + "---\n" + self.WEB_AND_POD)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("warning: Endpoints default/web is stored but not used: Service default/web "
+                      "has a selector", result.stderr)
+        self.assertIn("endpoints/web created", result.stdout)
+
+    def test_a_missing_folder_in_a_given_path_is_refused_and_nothing_is_created(self):
+        typo = os.path.join(self.dir, "typo", "dir", "r.db")
+        for args in (("apply", "--db", typo, "-f", SEED),
+                     ("serve", "--db", typo, "--proxy-mode", "none", "--dns-listen", "127.0.0.1:0",
+                      "--admin-listen", "none")):
+            with self.subTest(command=args[0]):
+                error = self.fails(*args)
+                self.assertIn(f"the folder {os.path.dirname(typo)} does not exist", error)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "typo")))
+
+
 class ServeTest(CliTestCase):
     def setUp(self):
         super().setUp()

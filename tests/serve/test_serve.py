@@ -283,6 +283,11 @@ class AdminApiTest(ServeTestCase):
             code, text = self.http(f"/api/v1/namespaces/default/pods/{name}", "PUT", json.dumps(body),
                                    token=self.TOKEN, base=base, ns=client)
             self.assertEqual(code, 201, text)
+            # Answered as stored: what a GET answers, with its time and readiness reason.
+            answered = json.loads(text)
+            self.assertNotIn("1970", answered["metadata"]["creationTimestamp"])
+            self.assertEqual(answered["status"]["conditions"][0]["reason"],
+                             "awaiting first default probe")
         self.wait_for("API-registered pods in the rules", lambda: self.pods_in_rules() == set(POD_IPS))
         self.assertEqual(self.dig("+short", "web.default.svc.cluster.local").strip(), CLUSTER_IP)
 
@@ -293,6 +298,7 @@ class AdminApiTest(ServeTestCase):
                                token=self.TOKEN, base=base, ns=client)
         self.assertEqual(code, 400, text)
         self.assertIn("portz", json.loads(text)["message"])
+        self.assertNotIn("--validate", json.loads(text)["message"])  # the API has no such flag
         code, text = self.http("/api/v1/namespaces/default/pods", "POST", "{not json",
                                token=self.TOKEN, base=base, ns=client)
         self.assertEqual(code, 400, text)
