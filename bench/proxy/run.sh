@@ -58,10 +58,17 @@ link $D 10.244.4 eth3
 # The ClusterIP must route somewhere for OUTPUT's DNAT to see it: toward the pod's link.
 $NB ip route add 10.96.0.0/12 dev veth0
 $ND ip route add 10.96.0.0/12 dev veth0
-python3 "$RTB/gen.py" jumps > "$S/kube-jumps.rules"
-python3 "$ROOT/bench/proxy/kube_proxy_rules.py" "$RTB" 10.244.4.2 > "$S/kube-proxy.rules"
-$ND iptables-legacy-restore --noflush "$S/kube-jumps.rules"
-$ND iptables-legacy-restore -w 60 --noflush "$S/kube-proxy.rules"
+# kube-proxy's rules come from the shared harness, which a plain clone does not have.
+HAVE_REF=1
+if [ -f "$RTB/gen.py" ]; then
+  python3 "$RTB/gen.py" jumps > "$S/kube-jumps.rules"
+  python3 "$ROOT/bench/proxy/kube_proxy_rules.py" "$RTB" 10.244.4.2 > "$S/kube-proxy.rules"
+  $ND iptables-legacy-restore --noflush "$S/kube-jumps.rules"
+  $ND iptables-legacy-restore -w 60 --noflush "$S/kube-proxy.rules"
+else
+  HAVE_REF=0
+  echo "reference column skipped: no shared router harness at $RTB (set RTB=DIR): no kube-proxy column" >&2
+fi
 # node-b's direct connections leave from a second address. From the same one, they would meet at
 # the pod the TIME_WAIT sockets of the iptables cell's connections (DNAT makes them the same
 # four-tuples), whose sequence numbers and timestamps the client derived from the ClusterIP: about
@@ -171,6 +178,7 @@ cell() {  # ROUND PATH KIND
 echo "### proxy benchmark: one pod, $ROUNDS rounds of ${DURATION}s per cell, wrk -t1 -c$CONNS${PROXY_FLAGS:+, userspace serve $PROXY_FLAGS}${ALT:+, userspace-alt serve ${COMPARE_BIN:-(same binary)} ${COMPARE_FLAGS:-$PROXY_FLAGS}}"
 echo
 PATHS=(direct userspace iptables direct+conntrack kube-proxy)
+[ $HAVE_REF = 1 ] || PATHS=(direct userspace iptables direct+conntrack)
 [ -z "$ALT" ] || PATHS+=(userspace-alt)
 for round in $(seq "$ROUNDS"); do
   # Each round starts one path later, and every other round runs backwards, so no path is always

@@ -8,6 +8,13 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RTB=${RTB:-$ROOT/../shared/bench/router}
+# The reference (kube-proxy's ruleset, the traffic topology) comes from the shared harness, which a
+# plain clone does not have: without it svcbox's own rows still run.
+HAVE_REF=1
+if [ ! -x "$RTB/gen.py" ]; then
+  HAVE_REF=0
+  echo "reference column skipped: no shared router harness at $RTB (set RTB=DIR); svcbox's rows only, no data path step" >&2
+fi
 BENCH=${BENCH:-$ROOT/build/release/bench/router/router_bench}
 RUNS=${RUNS:-5}; NFT=${NFT:-1}; S=$(mktemp -d /tmp/svcbox-rtb.XXXXXX)
 "$ROOT/scripts/install-deps.sh"   # nftables among them, for the nft -f column
@@ -18,22 +25,25 @@ trap cleanup EXIT
 fresh() { ip netns del $NS 2>/dev/null || true; ip netns add $NS; }
 median() { awk -F'|' '{gsub(/ /, "", $4); print $4}'; }   # column 4 of a tm.py / router_bench row
 gen() { [ -s "$S/$1" ] || $RTB/gen.py "${@:2}" > $S/$1; }
-printf '*nat\nCOMMIT\n' > $S/reset.rules; $RTB/gen.py jumps > $S/jumps.rules
+printf '*nat\nCOMMIT\n' > $S/reset.rules
+[ $HAVE_REF = 0 ] || $RTB/gen.py jumps > $S/jumps.rules
 declare -A M
 
 full() {
   echo; echo "### full sync, N services x 3 endpoints (ms)"; echo
   echo "| case | runs | median | min | max | where the time went |"; echo "|---|---|---|---|---|---|"
   for n in 1000 5000 10000; do
-    gen ipt-$n.rules ipt $n 3; fresh; R="iptables-legacy-restore -w 60"
-    row=$($L $B python3 $RTB/tm.py "kube-proxy iptables-legacy-restore N=$n cold" $RUNS \
-      "$R $S/reset.rules && $R --noflush $S/jumps.rules" "$R --noflush $S/ipt-$n.rules")
-    echo "$row |"; M[kp$n]=$(echo "$row" | median)
-    echo "$($L $B python3 $RTB/tm.py "kube-proxy iptables-legacy-restore N=$n resync" $RUNS "" \
-      "$R --noflush $S/ipt-$n.rules") |"
+    if [ $HAVE_REF = 1 ]; then
+      gen ipt-$n.rules ipt $n 3; fresh; R="iptables-legacy-restore -w 60"
+      row=$($L $B python3 $RTB/tm.py "kube-proxy iptables-legacy-restore N=$n cold" $RUNS \
+        "$R $S/reset.rules && $R --noflush $S/jumps.rules" "$R --noflush $S/ipt-$n.rules")
+      echo "$row |"; M[kp$n]=$(echo "$row" | median)
+      echo "$($L $B python3 $RTB/tm.py "kube-proxy iptables-legacy-restore N=$n resync" $RUNS "" \
+        "$R --noflush $S/ipt-$n.rules") |"
+    fi
     fresh; out=$($L $B "$BENCH" full $n $RUNS); echo "$out"
     M[sv$n]=$(echo "$out" | head -1 | median); M[svr$n]=$(echo "$out" | tail -1 | median)
-    if [ "$NFT" = 1 ]; then
+    if [ "$NFT" = 1 ] && [ $HAVE_REF = 1 ]; then
       gen nft-$n.nft nft $n 3; fresh; r=$RUNS; [ $n -ge 10000 ] && r=1
       echo "$($L $B python3 $RTB/tm.py "nft -f (vmap) N=$n cold" $r \
         "nft delete table ip kube-proxy 2>/dev/null || true" "nft -f $S/nft-$n.nft") |"
@@ -45,13 +55,15 @@ incr() {
   n=10000; K=4242
   echo; echo "### one Service's endpoint changes at N=$n (ms, alternating A->B / B->A)"; echo
   echo "| case | runs | median | min | max | where the time went |"; echo "|---|---|---|---|---|---|"
-  gen ipt-$n.rules ipt $n 3
-  for v in 0 1; do gen part-$v.rules ipt $n 3 --var $K:$v --stale $K:$((1 - v)) --partial; done
-  fresh; R="iptables-legacy-restore -w 60"
-  $B $R --noflush $S/jumps.rules; $B $R --noflush $S/ipt-$n.rules
-  row=$($L $B python3 $RTB/tm.py "kube-proxy partial iptables-legacy-restore --noflush" $RUNS "" \
-    "$R --noflush $S/part-1.rules" "$R --noflush $S/part-0.rules")
-  echo "$row |"; M[kpi]=$(echo "$row" | median)
+  if [ $HAVE_REF = 1 ]; then
+    gen ipt-$n.rules ipt $n 3
+    for v in 0 1; do gen part-$v.rules ipt $n 3 --var $K:$v --stale $K:$((1 - v)) --partial; done
+    fresh; R="iptables-legacy-restore -w 60"
+    $B $R --noflush $S/jumps.rules; $B $R --noflush $S/ipt-$n.rules
+    row=$($L $B python3 $RTB/tm.py "kube-proxy partial iptables-legacy-restore --noflush" $RUNS "" \
+      "$R --noflush $S/part-1.rules" "$R --noflush $S/part-0.rules")
+    echo "$row |"; M[kpi]=$(echo "$row" | median)
+  fi
   # The ratio takes the sync that reads the table itself, as iptables-restore does; the row
   # after it is what serve does, with the table read while idle.
   fresh; out=$($L $B "$BENCH" incr-reread $n $RUNS); echo "$out"; M[svi]=$(echo "$out" | median)
@@ -59,6 +71,10 @@ incr() {
 }
 
 data() {
+  if [ $HAVE_REF = 0 ]; then
+    echo; echo "### data path: skipped (it needs the shared harness's topology, topo.sh)"
+    return
+  fi
   ROUNDS=${ROUNDS:-5}; CONNS=${CONNS:-300}
   # Two views of the first-packet cost at N=10000, connect() latency in us:
   # - rounds: p50 to the ClusterIP with the ruleset loaded minus p50 straight to a pod with an
@@ -104,7 +120,7 @@ for step in ${@:-full incr data}; do $step; done
 
 echo; echo "### against the goals"; echo
 echo "| goal | svcbox | reference | ratio | target |"; echo "|---|---|---|---|---|"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "") print "reference column skipped"; else printf "%.2f", a / b }'; }
 [ -n "${M[sv10000]:-}" ] && echo "| full sync N=10,000 (cold) | ${M[sv10000]} ms | ${M[kp10000]} ms legacy-restore | $(ratio ${M[sv10000]} ${M[kp10000]}) | <= 0.5 |"
 [ -n "${M[svr10000]:-}" ] && echo "| full resync N=10,000 (every chain rewritten) | ${M[svr10000]} ms | ${M[kp10000]} ms legacy-restore | $(ratio ${M[svr10000]} ${M[kp10000]}) | <= 0.5 |"
 [ -n "${M[svi]:-}" ] && echo "| one endpoint change N=10,000 | ${M[svi]} ms | ${M[kpi]} ms partial restore | $(ratio ${M[svi]} ${M[kpi]}) | <= 0.5 |"
