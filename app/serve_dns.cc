@@ -110,7 +110,7 @@ dns::DnsOptions resolveDnsOptions(Settings& settings, const DnsFlags& flags) {
       list += (list.empty() ? "" : ",") + item.toString();
     settings.resolve("upstream", std::nullopt,
                      list.empty() ? "none (no usable nameserver in /etc/resolv.conf)"
-                                  : list + "    # from /etc/resolv.conf");
+                                  : list + " (the nameservers of /etc/resolv.conf)");
   }
 
   auto recursion = settings.find("allow-recursion", joined(flags.allow_recursion));

@@ -3,10 +3,22 @@
 # registry here) and checks them for real: Service traffic through svcbox's rules and DNS (from the
 # client container and from a `compose run` one), failover when a pod stops, rules only inside
 # svcbox's container, the userspace mode without NET_ADMIN, and a teardown that leaves nothing
-# behind (the host's netfilter state is compared before and after). Root only; scripts/test.sh runs
-# it last, so CI does. Everything podman stores lives under a work folder removed on every exit;
-# the base image and the built images are cached in $SVCBOX_CI_CACHE (default
-# /var/cache/svcbox-ci) so that a rerun with unchanged sources skips the build.
+# behind. Root only; scripts/test.sh runs it last, so CI does.
+#
+# The host is left as it was found, on a fresh machine as on one where podman ran before:
+# - every podman command runs in a network namespace of the test's ($project: lo, then the demo's
+#   bridge, no route out), so netavark's bridge, its NETAVARK-* chains and nf_tables tables, the
+#   IPv4 forwarding it turns on and aardvark-dns all live and die there. Only the image builds use
+#   the host's network (`--network host`, no netavark rules), for apt-get.
+# - every podman command also runs in a mount namespace of the test's, where /run/netns (podman's
+#   own netns-* entries for its containers), /run/containers, /run/runc and /run/libpod are private
+#   tmpfs: podman's mounts and run state never appear on the host and go with that namespace.
+# - podman's storage, run root and network definitions live in a work folder removed on every exit.
+# - the end compares the host's netfilter state (nft, legacy iptables), its forwarding sysctls and
+#   podman's /run/netns entries with what they were before, and checks that no process of podman or
+#   of its containers is left and that both namespaces are gone.
+# The base image and the built images are cached in $SVCBOX_CI_CACHE (default /var/cache/svcbox-ci)
+# so that a rerun with unchanged sources skips the build.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,7 +37,7 @@ fi
 
 # ---- packages (the recipe in shared/container-recipe.md), bc for the timings
 need=(podman buildah podman-compose runc catatonit fuse-overlayfs slirp4netns netavark aardvark-dns
-      uidmap debootstrap iptables nftables bc)
+      uidmap debootstrap iptables nftables iproute2 bc)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -36,27 +48,138 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 say "packages ready"
 
-# The host's whole netfilter state, without counters: nf_tables (what iptables-nft and netavark
-# write) and the legacy x_tables (what libiptc writes), IPv4 and IPv6. Compared at the end: the
-# builds use the host's network (no netavark rules for them), and the demo network's own rules must
-# be gone after teardown.
-host_netfilter() {
-  timeout 30 nft -s list ruleset 2>&1
-  local save
+# ---- the host as it is before the test: compared at the end (and while the demo runs)
+# The whole netfilter state, without counters: nf_tables (what iptables-nft and netavark write) and
+# the legacy x_tables (what libiptc writes), IPv4 and IPv6. $1: a network namespace (a path) to read
+# instead of the host's. A tool that fails fails the snapshot: two equal error messages must not
+# pass for two equal rulesets.
+netfilter_state() {
+  local in=() out save
+  [ -z "${1:-}" ] || in=(nsenter --net="$1" --)
+  out=$(timeout 30 "${in[@]}" nft -s list ruleset 2>&1) || { echo "nft -s list ruleset: $out" >&2; return 1; }
+  printf '%s\n' "$out"
   for save in iptables-legacy-save ip6tables-legacy-save; do
-    timeout 30 "$save" 2>&1 | { grep -v '^#' || true; } | sed 's/\[[0-9]*:[0-9]*\]//'
+    out=$(timeout 30 "${in[@]}" "$save") || { echo "$save failed" >&2; return 1; }
+    printf '## %s\n' "$save"
+    { grep -v '^#' <<<"$out" || true; } | sed 's/\[[0-9]*:[0-9]*\]//'
   done
 }
-netfilter_before=$(host_netfilter)
-# netavark turns IPv4 forwarding on for a bridge network and never back off: put it back
-forward_before=$(sysctl -n net.ipv4.ip_forward)
-restore_forwarding() {
-  [ "$(sysctl -n net.ipv4.ip_forward)" = "$forward_before" ] || sysctl -qw net.ipv4.ip_forward="$forward_before"
+# Forwarding and the other global IPv4/IPv6 settings (netavark turns ip_forward on where it runs)
+host_sysctls() {
+  (cd /proc/sys && grep -H . net/ipv4/ip_forward net/ipv4/conf/all/* net/ipv4/conf/default/* \
+    net/ipv6/conf/all/* net/ipv6/conf/default/* 2>/dev/null) || true
 }
-subnets=()
-demo_build=
+# podman's network namespaces for its containers (netns-*), on the host's /run/netns
+podman_netns() { { ls -A /run/netns 2>/dev/null || true; } | { grep '^netns-' || true; }; }
+netfilter_before=$(netfilter_state) || fail "cannot read the host's netfilter state"
+sysctls_before=$(host_sysctls)
+grep -q '^net/ipv4/ip_forward:' <<<"$sysctls_before" || fail "cannot read the host's sysctls"
+podman_netns_before=$(podman_netns)
 
-# ---- podman confined to a work folder: storage, run state and network definitions
+# ---- state the cleanup needs, set as things are made
+work='' demo_build='' podman_ready='' netns_made='' ns_bound='' mnt_ns='' netns_id='' mnt_id=''
+run_dirs_made=()
+subnets=()
+
+# Processes of this test still running, by PID (never by name): those in its network or mount
+# namespace (podman, conmon, netavark, aardvark-dns; only while they exist, see release), those in
+# its containers' cgroups (container IDs from podman's event log in the work folder), and those
+# naming its work folder.
+our_pids() {
+  python3 - "$netns_id" "$mnt_id" "$work" $$ <<'PY'
+import os, re, sys
+netns, mnt, work, script = sys.argv[1:]
+ids = set()
+for f in ("events.log", "events.kept") if work else ():
+    try:
+        ids |= set(re.findall(r'"ID":"([0-9a-f]{64})"', open(os.path.join(work, f)).read()))
+    except OSError:
+        pass
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    if pid in (script, str(os.getpid()), str(os.getppid())):
+        continue
+    try:
+        if (netns and os.readlink(f"/proc/{pid}/ns/net") == netns) or \
+           (mnt and os.readlink(f"/proc/{pid}/ns/mnt") == mnt) or \
+           (work and work.encode() in open(f"/proc/{pid}/cmdline", "rb").read()) or \
+           (ids and any(f"libpod-{i}" in line for line in open(f"/proc/{pid}/cgroup") for i in ids)):
+            print(pid)
+    except OSError:
+        pass
+PY
+}
+describe_pids() { ps -o pid=,comm=,args= -p "$(IFS=,; echo "$*")" 2>/dev/null | cut -c1-160; }
+
+# podman's own teardown: containers, networks, storage (only ever with the test's confined
+# configuration), and podman's netns entries in the test's private /run/netns. Idempotent, bounded.
+podman_teardown() {
+  local -
+  set +e
+  # a demo image build still running in the background (timeout passes the signal on to podman)
+  [ -z "$demo_build" ] || { kill "$demo_build" 2>/dev/null && wait "$demo_build"; demo_build=; }
+  [ -n "$podman_ready" ] || return 0
+  podman_ready=
+  "${compose[@]}" down -t 0 >/dev/null 2>&1
+  timeout 60 podman rm -f -t 0 "$project-userspace" >/dev/null 2>&1
+  timeout 60 podman ps -aq | xargs -r timeout 60 podman rm -f -t 0 >/dev/null 2>&1
+  timeout 60 podman network ls --format '{{.Name}}' | grep "^$project" |
+    xargs -r timeout 60 podman network rm -f >/dev/null 2>&1
+  cp "$work/events.log" "$work/events.kept" 2>/dev/null  # for our_pids: reset may remove the log
+  timeout 120 podman system reset -f >/dev/null 2>&1
+  timeout 30 nsenter --mount="$mnt_ns" -- sh -c \
+    'for f in /run/netns/*; do [ -e "$f" ] || continue; umount "$f"; rm -f "$f"; done' 2>/dev/null
+}
+
+# The test's namespaces, the folders it made in /run and its work folder. Whatever of the test's
+# still runs is stopped first (TERM, then KILL). Idempotent, bounded.
+release() {
+  local -
+  set +e
+  local pids deadline d
+  pids=$(our_pids)
+  if [ -n "$pids" ]; then
+    kill -TERM $pids 2>/dev/null
+    deadline=$((SECONDS + 10))
+    while pids=$(our_pids) && [ -n "$pids" ] && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+    [ -z "$pids" ] || { kill -KILL $pids 2>/dev/null; sleep 1; }
+  fi
+  # the mount namespace goes with its last process and this bind mount (and with it podman's
+  # mounts and everything under its private /run folders)
+  if [ -n "$ns_bound" ]; then
+    umount "$work/ns/mnt" 2>/dev/null
+    umount "$work/ns" && ns_bound=
+  fi
+  [ -z "$netns_made" ] || { ip netns del "$project" && netns_made=; }
+  # a released namespace's inode number can go to someone else's new namespace at once: from here
+  # on our_pids must not match by it
+  mnt_id='' netns_id=''
+  # folders the test had to make in /run as mount points for its private ones (a fresh host has
+  # none of them); rmdir only removes them empty
+  for d in "${run_dirs_made[@]}"; do
+    if mountpoint -q "$d" && [ -z "$(ls -A "$d")" ]; then umount "$d"; fi
+    rmdir "$d" 2>/dev/null
+  done
+  run_dirs_made=()
+  if [ -n "$work" ]; then
+    # mounts left under the work folder (there should be none on the host)
+    grep -o " ${work}[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    rm -rf "$work"
+    work=
+  fi
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  podman_teardown
+  release
+  say "cleaned up (exit $rc)"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- podman confined to a work folder: storage, run state, network definitions, event log
 work=$(mktemp -d /tmp/svcbox-ci.XXXXXX)
 mkdir -p "$work/networks"
 cat >"$work/containers.conf" <<CONF
@@ -66,6 +189,9 @@ default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=16384:16384"]
 [engine]
 # crun refuses the hybrid cgroup layout here
 runtime = "runc"
+# every container the test made, for the check that none of their processes is left
+events_logger = "file"
+events_logfile_path = "$work/events.log"
 [network]
 network_config_dir = "$work/networks"
 CONF
@@ -79,27 +205,6 @@ export CONTAINERS_CONF=$work/containers.conf CONTAINERS_STORAGE_CONF=$work/stora
 # (podman below, the cleanup's included, only ever sees this confined configuration)
 podman_compose=(podman-compose --podman-path "$work/podman" -p "$project" -f "$work/docker-compose.yml")
 compose=(timeout 300 "${podman_compose[@]}")
-cleanup() {
-  local rc=$?
-  set +e
-  # a demo image build still running in the background (timeout passes the signal on to podman)
-  [ -z "$demo_build" ] || { kill "$demo_build" 2>/dev/null && wait "$demo_build"; }
-  "${compose[@]}" down -t 0 >/dev/null 2>&1
-  timeout 60 podman rm -f -t 0 "$project-userspace" >/dev/null 2>&1
-  timeout 60 podman ps -aq --filter "name=$project" | xargs -r timeout 60 podman rm -f -t 0 >/dev/null 2>&1
-  timeout 60 podman network ls --format '{{.Name}}' | grep "^$project" |
-    xargs -r timeout 60 podman network rm -f >/dev/null 2>&1
-  timeout 120 podman system reset -f >/dev/null 2>&1
-  # overlay mounts that a crashed run may have left under the work folder
-  grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  rm -rf "$work"
-  restore_forwarding
-  say "cleaned up (exit $rc)"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # podman-compose 1.0.3 ignores a network's ipam and a service's ipv4_address, dns and dns_search,
 # all of which the demo needs (and Docker Compose honours). The compose file stays plain Docker
 # Compose; here the network is created from its ipam first (podman-compose then uses it), and a
@@ -162,6 +267,65 @@ exec podman "$@"
 SHIM
 chmod +x "$work/podman"
 export SVCBOX_CI_RUN_ARGS=$work/run-args
+mapfile -t subnets < <(sed -n 's/.*--subnet=\([^ ]*\).*/\1/p' "$work/networks.txt")
+host_addrs() { local s; for s in "${subnets[@]}"; do ip -o addr show to "$s"; done; }
+addrs_before=$(host_addrs)
+
+# ---- the test's namespaces
+# Network: podman and everything it starts (netavark, aardvark-dns, conmon, the containers' veths
+# and their bridge) runs in $project, which has lo and nothing else: no link to the host's
+# interfaces, no route out.
+[ -d /run/netns ] || run_dirs_made+=(/run/netns)  # `ip netns add` makes it, a mount point
+if ! ip netns add "$project" 2>"$work/netns.err"; then
+  [ "${CI:-}" != true ] || fail "cannot make a network namespace: $(cat "$work/netns.err")"
+  echo "SKIP: tests/container/run.sh cannot make a network namespace: $(cat "$work/netns.err")"
+  exit 0
+fi
+netns_made=1
+ip -n "$project" link set lo up
+netns_id="net:[$(stat -c %i "/run/netns/$project")]"
+[ "$(ip -n "$project" -o link show | wc -l)" -eq 1 ] && [ -z "$(ip -n "$project" route show)" ] ||
+  fail "the new namespace $project is not empty"
+# Mount: a namespace of the test's, kept by a bind mount of its own (`unshare --mount=FILE` needs
+# a private mount to put it on). In it podman's own /run folders are private tmpfs: /run/netns,
+# where podman bind-mounts a netns-* entry per container network namespace (a fixed path for root),
+# /run/containers (netavark's IPAM database and aardvark-dns' configuration, also fixed), runc's
+# state and podman's tmpdir. The host's /run/netns is detached there, so this namespace holds no
+# reference to anyone else's network namespaces. Image layers and container root filesystems are
+# mounted there too, never on the host.
+mkdir "$work/ns"
+mount --bind "$work/ns" "$work/ns"
+ns_bound=1
+mount --make-private "$work/ns"
+touch "$work/ns/mnt"
+unshare --mount="$work/ns/mnt" --propagation slave true || fail "cannot make a mount namespace"
+mnt_ns=$work/ns/mnt
+mnt_id="mnt:[$(stat -c %i "$mnt_ns")]"
+private_run=(/run/netns /run/containers /run/runc /run/libpod)
+for d in "${private_run[@]}"; do
+  # a mount point is needed on the host; one the test had to make is removed at the end
+  [ -d "$d" ] || { mkdir -m 0755 "$d" && run_dirs_made+=("$d"); }
+done
+nsenter --mount="$mnt_ns" -- sh -ec '
+  if mountpoint -q /run/netns; then umount -l /run/netns; fi
+  for d; do mount -t tmpfs -o mode=0755 svcbox-ci "$d"; done' sh "${private_run[@]}" ||
+  fail "cannot make podman's /run folders private"
+
+# `podman` for the rest of the test (podman-compose's shim included): the real one in both
+# namespaces, or with SVCBOX_CI_HOST_NETWORK=1 (image builds) in the mount namespace only
+real_podman=$(command -v podman)
+mkdir "$work/bin"
+{
+  echo '#!/bin/bash'
+  echo '# podman in the namespaces of tests/container/run.sh'
+  printf 'net=(--net=%q)\n' "/run/netns/$project"
+  echo '[ "${SVCBOX_CI_HOST_NETWORK:-}" != 1 ] || net=()'
+  printf 'exec nsenter --mount=%q "${net[@]}" --wd="$PWD" -- %q "$@"\n' "$mnt_ns" "$real_podman"
+} >"$work/bin/podman"
+chmod +x "$work/bin/podman"
+export PATH=$work/bin:$PATH
+podman_ready=1
+say "podman confined to the network namespace $project and a mount namespace of the test's"
 
 # ---- base image: debootstrap once, then podman load from the cache
 mkdir -p "$cache"
@@ -169,8 +333,9 @@ if [ ! -s "$cache/debian-bookworm-slim.tar" ]; then
   mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n1)
   mirror=${mirror:-http://deb.debian.org/debian}
   rootfs=$work/rootfs
-  timeout 600 debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 ||
-    { tail -n 20 "$work/debootstrap.log"; fail "debootstrap"; }
+  # the host's network (it downloads), the test's mount namespace (its chroot mounts stay there)
+  timeout 600 nsenter --mount="$mnt_ns" -- debootstrap --variant=minbase bookworm "$rootfs" "$mirror" \
+    >"$work/debootstrap.log" 2>&1 || { tail -n 20 "$work/debootstrap.log"; fail "debootstrap"; }
   # apt in the image uses the host's sources (deb822); debootstrap's sources.list would repeat them
   cp /etc/apt/sources.list.d/*.sources "$rootfs/etc/apt/sources.list.d/" 2>/dev/null &&
     rm -f "$rootfs/etc/apt/sources.list"
@@ -200,7 +365,7 @@ else
   # --network host: the RUN steps (apt-get) use the host's network as they are, so podman creates no
   # netavark bridge and no NAT rules for the builds. The demo image builds beside svcbox's (apt
   # downloads overlap the compile); --jobs 2 runs svcbox's builder and runtime stages side by side.
-  build=(timeout 1500 podman build --pull=never --format docker --network host)
+  build=(timeout 1500 env SVCBOX_CI_HOST_NETWORK=1 podman build --pull=never --format docker --network host)
   "${build[@]}" -f "$repo/container/Dockerfile.demo" -t svcbox-demo:latest "$repo" \
     >"$work/build-demo.log" 2>&1 &
   demo_build=$!
@@ -219,13 +384,8 @@ fi
 size=$(timeout 60 podman image inspect svcbox:latest --format '{{.Size}}')
 say "runtime image svcbox:latest: $((size / 1000000)) MB"
 
-# ---- the Compose demo
+# ---- the Compose demo, in the test's network namespace
 while read -r net args; do
-  # the demo pins its subnet: a host that already routes it would have its traffic taken over
-  subnet=$(sed -n 's/.*--subnet=\([^ ]*\).*/\1/p' <<<"$args")
-  [ -z "$subnet" ] || [ -z "$(ip route show match "$subnet" | grep -v '^default')" ] ||
-    fail "the host already routes $subnet (needed by the demo)"
-  [ -z "$subnet" ] || subnets+=("$subnet")
   timeout 60 podman network create $args "$net" >/dev/null || fail "network $net"
 done <"$work/networks.txt"
 "${compose[@]}" up -d --no-build >"$work/up.log" 2>&1 || { cat "$work/up.log"; fail "compose up"; }
@@ -234,7 +394,18 @@ c_svcbox=${project}_svcbox_1 c_pod1=${project}_pod-1_1 c_client=${project}_clien
 for c in "$c_svcbox" "$c_pod1" "${project}_pod-2_1" "$c_client"; do
   timeout 30 podman container exists "$c" || { "${compose[@]}" ps; fail "container $c missing"; }
 done
-
+# Before any traffic: the demo's network is inside the test's namespace, and nothing routes out of
+# it (the containers' default route points at the bridge there, which has no route further).
+for s in "${subnets[@]}"; do
+  [ -n "$(ip -n "$project" -o addr show to "$s")" ] || fail "the demo's bridge for $s is not in $project"
+done
+[ "$(host_addrs)" = "$addrs_before" ] || fail "the demo's subnets appeared on the host: $(host_addrs)"
+[ -z "$(ip -n "$project" route show default)" ] && [ -z "$(ip -n "$project" -6 route show default)" ] ||
+  fail "$project has a default route"
+say "the demo's bridge is in $project, which routes nowhere else: $(ip -n "$project" route show | tr '\n' ';')"
+# the check for leftover processes at the end sees the containers' (svcbox's, by its cgroup)
+ctr_pid=$(timeout 10 podman inspect --format '{{.State.Pid}}' "$c_svcbox")
+grep -qx "$ctr_pid" <<<"$(our_pids)" || fail "the leftover-process check does not see svcbox's container (PID $ctr_pid)"
 healthz() {  # $1 container, $2 path: the image's own HTTP check over bash's /dev/tcp
   timeout 5 podman exec "$1" bash -c "exec 3<>/dev/tcp/127.0.0.1/9153 && printf 'GET $2 HTTP/1.0\r\n\r\n' >&3 && head -n1 <&3" 2>/dev/null | grep -q ' 200 '
 }
@@ -275,8 +446,25 @@ say "compose run --rm client curl http://service-test.default.svc: $pod"
 rules=$(timeout 10 podman exec "$c_svcbox" iptables-legacy-save -t nat | grep -c SVCBOX || true)
 [ "$rules" -gt 0 ] || fail "no SVCBOX rules inside svcbox's container"
 say "$rules SVCBOX lines in svcbox's nat table"
-host_rules=$( (iptables-legacy-save -t nat; iptables-save -t nat) 2>/dev/null | grep -c SVCBOX || true)
-[ "$host_rules" -eq 0 ] || fail "SVCBOX rules in the host's nat table"
+# (the whole dumps: `iptables-legacy-save -t nat` would itself create an empty legacy nat table in a
+# namespace that has none, and a table in the host's stays until reboot)
+netfilter_now=$(netfilter_state) || fail "cannot read the host's netfilter state"
+! grep -q SVCBOX <<<"$netfilter_now" || fail "SVCBOX rules on the host"
+# netavark's rules for the demo network are where podman ran, in the test's namespace (which also
+# shows that netfilter_state sees what netavark writes), and none of svcbox's; the host's netfilter
+# state and forwarding are still what they were before the test.
+ns_netfilter=$(netfilter_state "/run/netns/$project") || fail "cannot read the netfilter state of $project"
+ns_chains=$(grep -cE '^[[:space:]]*chain NETAVARK|^:NETAVARK' <<<"$ns_netfilter" || true)
+[ "$ns_chains" -gt 0 ] || { echo "$ns_netfilter" | head -n 20; fail "no NETAVARK chains in $project"; }
+! grep -q SVCBOX <<<"$ns_netfilter" || fail "SVCBOX rules in $project (they belong in svcbox's container)"
+if [ "$netfilter_now" != "$netfilter_before" ]; then
+  { diff <(echo "$netfilter_before") <(echo "$netfilter_now") || true; } | head -n 40
+  fail "the host's netfilter rules changed while the demo runs (diff above: < before, > now)"
+fi
+sysctls_now=$(host_sysctls)
+[ "$sysctls_now" = "$sysctls_before" ] || { diff <(echo "$sysctls_before") <(echo "$sysctls_now") || true
+  fail "the host's sysctls changed while the demo runs (diff above: < before, > now)"; }
+say "netavark's $ns_chains NETAVARK chains are in $project; the host's netfilter rules and sysctls are untouched"
 
 # A Service created while serving (the CLI beside serve, as the admin API would): its ClusterIP
 # is in the claimed service CIDR, so the client reaches it with no new address or route.
@@ -301,6 +489,17 @@ until pods=$(timeout 10 podman exec "$c_svcbox" svcbox get pods server-pod-1 2>&
   sleep 0.5
 done
 say "server-pod-1 not ready $((SECONDS - stopped)) s after it stopped"
+# The registry says so first; the rules follow within a sync (longer on a loaded machine). Traffic
+# is checked once the kernel's rules no longer name the pod.
+pod1_ip=172.28.0.11
+deadline=$((SECONDS + 15))
+# (into a variable: grep -q closing the pipe early would fail podman exec under pipefail)
+until nat=$(timeout 10 podman exec "$c_svcbox" iptables-legacy-save -t nat) &&
+  [[ $nat != *"--to-destination $pod1_ip:"* ]]; do
+  [ $SECONDS -lt $deadline ] || fail "the rules still DNAT to server-pod-1 ($pod1_ip) 15 s after it was marked not ready"
+  sleep 0.2
+done
+say "server-pod-1 gone from the rules $((SECONDS - stopped)) s after it stopped"
 read -r a b e <<<"$(count 20)"
 say "20 requests: server-pod-1 $a, server-pod-2 $b, errors $e"
 [ "$a" -eq 0 ] && [ "$b" -eq 20 ] || fail "all 20 should go to server-pod-2"
@@ -330,14 +529,39 @@ done
 left=$(timeout 30 podman ps -aq | wc -l)
 [ "$left" -eq 0 ] || fail "$left containers left"
 ! timeout 30 podman network ls --format '{{.Name}}' | grep -q "^svcbox-ci-" || fail "networks left"
-for subnet in "${subnets[@]}"; do
-  [ -z "$(ip -o addr show to "$subnet")" ] || fail "an address in $subnet is still on the host: $(ip -o addr show to "$subnet")"
+# podman removes the netns-* entry of each container it removes (in the test's private /run/netns)
+ns_left=$(timeout 10 nsenter --mount="$mnt_ns" -- ls -A /run/netns) || fail "cannot list podman's /run/netns"
+[ -z "$ns_left" ] || fail "podman left network namespaces of its containers: $ns_left"
+podman_teardown
+pids=$(our_pids)
+[ -z "$pids" ] || { describe_pids $pids; fail "processes of podman or its containers left (above)"; }
+# With no process in them, the namespaces live on only through mounts: the test's own two binds
+binds=$(awk -v n="$netns_id" -v m="$mnt_id" '$4 == n || $4 == m {print $5}' /proc/self/mountinfo | sort)
+[ "$binds" = "$(printf '%s\n' "/run/netns/$project" "$mnt_ns" | sort)" ] ||
+  fail "the test's namespaces are mounted elsewhere too: $(echo $binds)"
+say "teardown: no containers, networks, container network namespaces or podman processes"
+
+# ---- the host as it was before
+made=("${run_dirs_made[@]}")
+release
+[ -z "$netns_made" ] && [ -z "$ns_bound" ] && [ ! -e "/run/netns/$project" ] ||
+  fail "the test's namespaces are still there"
+[ "$(podman_netns)" = "$podman_netns_before" ] ||
+  fail "podman's netns-* entries in /run/netns changed: before: ${podman_netns_before:-none}; now: $(podman_netns)"
+for d in "${made[@]}"; do
+  # (podman run by someone else meanwhile may have put its own state there)
+  [ ! -e "$d" ] || [ -n "$(ls -A "$d")" ] || fail "$d, made by the test as a mount point, is still there"
 done
-restore_forwarding
-netfilter_after=$(host_netfilter)
+[ "$(host_addrs)" = "$addrs_before" ] || fail "addresses in the demo's subnets changed on the host: $(host_addrs)"
+sysctls_now=$(host_sysctls)
+if [ "$sysctls_now" != "$sysctls_before" ]; then
+  diff <(echo "$sysctls_before") <(echo "$sysctls_now") || true
+  fail "the host's sysctls changed (diff above: < before, > after)"
+fi
+netfilter_after=$(netfilter_state) || fail "cannot read the host's netfilter state"
 if [ "$netfilter_before" != "$netfilter_after" ]; then
-  diff <(echo "$netfilter_before") <(echo "$netfilter_after") | head -n 40
+  { diff <(echo "$netfilter_before") <(echo "$netfilter_after") || true; } | head -n 40
   fail "the host's netfilter rules changed (diff above: < before, > after; nft -s list ruleset, ip(6)tables-legacy-save)"
 fi
-say "teardown: no containers, networks or bridges; forwarding and the host's netfilter rules as before"
+say "the host as before: netfilter rules ($(grep -c '^table' <<<"$netfilter_after" || true) nf_tables tables), sysctls, podman's /run/netns entries; namespaces gone"
 say "PASS"
