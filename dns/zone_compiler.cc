@@ -111,9 +111,12 @@ ZoneCompiler::Compiled ZoneCompiler::compile(const store::SnapshotPtr& snapshot_
   } else if (proxied) {
     last_proxied_ = *proxied;
   }
-  if (!from_scratch && removed.empty() && added.empty()) return compiled;
-
+  // Nothing DNS shows changed but the version: the SOA serial is the registry's generation (a
+  // fresh serve on this registry says so), so the apexes' piece alone is replaced.
   auto serial = static_cast<uint32_t>(snapshot.version());
+  if (!from_scratch && removed.empty() && added.empty() && serial == serial_) return compiled;
+  serial_ = serial;
+
   // Pieces the assembly asks for again: a Service's that shares a name with one that changed.
   std::unordered_map<std::string, std::unique_ptr<ZonePiece>> made_again;
   ZoneAssembly::PieceLookup lookup = [&](std::string_view order) -> const ZonePiece& {

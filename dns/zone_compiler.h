@@ -26,7 +26,7 @@ class ZoneCompiler {
   ZoneCompiler& operator=(const ZoneCompiler&) = delete;
 
   struct Compiled {
-    AnswerTablePtr table;  // null: nothing DNS shows changed since the previous compile
+    AnswerTablePtr table;  // null: nothing DNS shows changed, the SOA serial included
     size_t encoded = 0;    // Services whose names were encoded anew; the rest were reused
     bool rebuilt = false;  // laid out anew from every piece, not updated from the last table
     bool whole = false;    // built whole: two Services gave addresses to one name
@@ -43,6 +43,7 @@ class ZoneCompiler {
   store::SnapshotPtr last_;                // what the last table was compiled from
   ProxiedServices last_proxied_;           // and the proxied Services then
   std::unique_ptr<ZonePiece> global_;      // the zones' apexes and svcbox's own names
+  uint32_t serial_ = 0;                    // the SOA serial global_ was made with
   std::unique_ptr<ZoneAssembly> assembly_;
 };
 

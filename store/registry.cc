@@ -388,6 +388,10 @@ std::optional<std::vector<std::shared_ptr<const T>>> refreshChangedRows(
     auto loaded = load(rows::NameFilter{{}, {}, id});
     if (loaded.empty()) return std::nullopt;
     bool known = cache.rows.count(id) > 0;
+    // SQLite hands the highest id out again once its row is deleted: a known id may now be
+    // another object, whose place in the name order is elsewhere. The scan sorts it out.
+    const T& fresh = loaded.objects.front();
+    if (known && name_of(id) != std::tie(fresh.namespace_name, fresh.name)) return std::nullopt;
     cache.rows[id] =
         CachedRow<T>{revision, std::make_shared<const T>(std::move(loaded.objects.front()))};
     if (known) continue;  // same id, same name: its place in the order stays

@@ -235,20 +235,23 @@ class UserspaceProxy::Impl {
   }
 
   // The listeners change on the first relay thread (which also runs UDP), then every thread
-  // applies the TCP ports' changes to its own shards; both are waited for.
+  // applies the TCP ports' changes to its own shards; both are waited for. The listeners of
+  // ports that went are closed on every thread first: a port number another Service lets go of
+  // in the same snapshot is free when this one binds it, as it is for a serve started afresh.
   std::vector<PortMapping> update(const store::SnapshotPtr& snapshot) {
     if (!started_) {  // no thread runs: nothing else touches the ports
+      auto closing = release(*snapshot);
+      for (size_t w = 0; w < workers_.size(); ++w) applyShards(closing, w);
       auto changes = apply(*snapshot);
       for (size_t w = 0; w < workers_.size(); ++w) applyShards(changes, w);
       return mapping();
     }
+    std::vector<ShardChange> closing;
+    postTo(0, [&] { closing = release(*snapshot); }).get();
+    if (!closing.empty()) onEveryThread(closing);
     std::vector<ShardChange> changes;
     postTo(0, [&] { changes = apply(*snapshot); }).get();
-    std::vector<std::future<void>> done;
-    for (size_t w = 0; w < workers_.size(); ++w) {
-      done.push_back(postTo(w, [this, &changes, w] { applyShards(changes, w); }));
-    }
-    for (auto& one : done) one.wait();
+    onEveryThread(changes);
     return mapping();
   }
 
@@ -297,20 +300,65 @@ class UserspaceProxy::Impl {
 
   asio::io_context& control() { return workers_[0]->context; }
 
-  // On the first relay thread.
-  std::vector<ShardChange> apply(const store::Snapshot& snapshot) {
-    std::vector<ShardChange> changes;
+  void onEveryThread(const std::vector<ShardChange>& changes) {
+    std::vector<std::future<void>> done;
+    for (size_t w = 0; w < workers_.size(); ++w) {
+      done.push_back(postTo(w, [this, &changes, w] { applyShards(changes, w); }));
+    }
+    for (auto& one : done) one.wait();
+  }
+
+  static bool proxied(const store::Service& service) {
+    return service.type == store::ServiceType::kClusterIP && !service.headless &&
+           service.cluster_ip.has_value();
+  }
+
+  // On the first relay thread: forgets the ports the snapshot no longer has, closing the UDP
+  // ones; the TCP ones are returned, for every thread to close its shard.
+  std::vector<ShardChange> release(const store::Snapshot& snapshot) {
     std::set<Key> seen;
     for (const auto& entry : snapshot.services()) {
       const auto& service = entry.service;
-      if (service.type != store::ServiceType::kClusterIP || service.headless ||
-          !service.cluster_ip) {
+      if (!proxied(service)) continue;
+      for (const auto& port : service.ports) {
+        seen.insert(Key{service.namespace_name, service.name, port.protocol, port.port});
+      }
+    }
+    std::vector<ShardChange> closing;
+    for (auto it = tcp_.begin(); it != tcp_.end();) {
+      if (seen.count(it->first)) {
+        ++it;
         continue;
       }
+      closing.push_back(
+          ShardChange{it->second, std::make_shared<const std::vector<Backend>>(), false, true});
+      log_(LogLevel::kInfo, "userspace proxy: closed the listener of " + it->first.toString());
+      it = tcp_.erase(it);
+    }
+    for (auto it = udp_.begin(); it != udp_.end();) {
+      if (seen.count(it->first)) {
+        ++it;
+        continue;
+      }
+      error_code ignored;
+      it->second->socket.close(ignored);
+      it->second->backends.clear();
+      drainGone(it->second->backends, it->second->flows, options_.drain_timeout);
+      log_(LogLevel::kInfo, "userspace proxy: closed the listener of " + it->first.toString());
+      it = udp_.erase(it);
+    }
+    return closing;
+  }
+
+  // On the first relay thread, after release().
+  std::vector<ShardChange> apply(const store::Snapshot& snapshot) {
+    std::vector<ShardChange> changes;
+    for (const auto& entry : snapshot.services()) {
+      const auto& service = entry.service;
+      if (!proxied(service)) continue;
       for (size_t i = 0; i < service.ports.size(); ++i) {
         const auto& port = service.ports[i];
         Key key{service.namespace_name, service.name, port.protocol, port.port};
-        seen.insert(key);
         std::vector<Backend> backends;
         for (const auto& endpoint : entry.endpoints) {
           if (!endpoint.ready || i >= endpoint.ports.size() || endpoint.ports[i] == 0) continue;
@@ -328,28 +376,6 @@ class UserspaceProxy::Impl {
         }
       }
     }
-    for (auto it = tcp_.begin(); it != tcp_.end();) {
-      if (seen.count(it->first)) {
-        ++it;
-        continue;
-      }
-      changes.push_back(
-          ShardChange{it->second, std::make_shared<const std::vector<Backend>>(), false, true});
-      log_(LogLevel::kInfo, "userspace proxy: closed the listener of " + it->first.toString());
-      it = tcp_.erase(it);
-    }
-    for (auto it = udp_.begin(); it != udp_.end();) {
-      if (seen.count(it->first)) {
-        ++it;
-        continue;
-      }
-      error_code ignored;
-      it->second->socket.close(ignored);
-      it->second->backends.clear();
-      drainGone(it->second->backends, it->second->flows, options_.drain_timeout);
-      log_(LogLevel::kInfo, "userspace proxy: closed the listener of " + it->first.toString());
-      it = udp_.erase(it);
-    }
     publish();
     return changes;
   }
@@ -363,6 +389,9 @@ class UserspaceProxy::Impl {
         shard.closed = true;
         error_code ignored;
         if (shard.acceptor) shard.acceptor->close(ignored);
+        // Not yet taken by the accept loop (which runs on this thread too): closed here, so
+        // the port is free when update() goes on.
+        if (int fd = std::exchange(change.port->listen_fds[w], -1); fd >= 0) ::close(fd);
       }
       drainGone(*shard.backends, shard.flows, options_.drain_timeout);
       if (change.opened) {

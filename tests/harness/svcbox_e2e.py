@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -96,6 +97,17 @@ def temp_dir(test_case_or_class, prefix):
     path = tempfile.mkdtemp(prefix=prefix)
     register_cleanup(test_case_or_class, shutil.rmtree, path, ignore_errors=True)
     return path
+
+
+def registry_generation(db):
+    """The registry's generation (meta key 'generation'), read on a connection of its own: the
+    version a serve that follows the registry publishes (svcbox_registry_version)."""
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return int(connection.execute("SELECT value FROM meta WHERE key = 'generation'")
+                   .fetchone()[0])
+    finally:
+        connection.close()
 
 
 def svcbox_env(db=None):

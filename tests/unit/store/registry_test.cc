@@ -416,5 +416,27 @@ TEST_F(RegistryTest, PeekGenerationReadsWithoutCreatingAnything) {
   EXPECT_FALSE(std::filesystem::exists(dir_.file("absent.db")));
 }
 
+TEST_F(RegistryTest, ARowIdReusedByAnotherObjectDoesNotLoseEndpoints) {
+  auto labelled = [](Pod p, const std::string& app) {
+    p.labels = {{"app", app}};
+    return p;
+  };
+  Service selecting = web("s");
+  selecting.selector = Labels{{"app", "x"}};
+  apply({selecting, labelled(pod("p00", "10.244.0.1"), "x"),
+         labelled(pod("p01", "10.244.0.2"), "x"), labelled(pod("p02", "10.244.0.3"), "x"),
+         labelled(pod("p03", "10.244.0.4"), "x"), labelled(pod("zz", "10.244.0.5"), "y")});
+  ASSERT_EQ(snapshot()->findService("default", "s")->endpoints.size(), 4u);
+  // Between two snapshots: the newest row goes and a pod named before every other takes its id
+  // (SQLite hands the highest id out again), then a selected pod changes.
+  ASSERT_TRUE(registry_->remove({ObjectRef{ObjectKind::kPod, "default", "zz"}}));
+  apply({labelled(pod("a00", "10.244.0.6"), "y")});
+  ASSERT_EQ(snapshot()->findService("default", "s")->endpoints.size(), 4u);
+  Pod relabelled = labelled(pod("p00", "10.244.0.1"), "x");
+  relabelled.labels["tier"] = "web";
+  apply({relabelled});
+  EXPECT_EQ(snapshot()->findService("default", "s")->endpoints.size(), 4u);
+}
+
 }  // namespace
 }  // namespace svcbox::store
