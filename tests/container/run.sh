@@ -327,30 +327,12 @@ export PATH=$work/bin:$PATH
 podman_ready=1
 say "podman confined to the network namespace $project and a mount namespace of the test's"
 
-# ---- base image: debootstrap once, then podman load from the cache
-mkdir -p "$cache"
-if [ ! -s "$cache/debian-bookworm-slim.tar" ]; then
-  mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n1)
-  mirror=${mirror:-http://deb.debian.org/debian}
-  rootfs=$work/rootfs
-  # the host's network (it downloads), the test's mount namespace (its chroot mounts stay there)
-  timeout 600 nsenter --mount="$mnt_ns" -- debootstrap --variant=minbase bookworm "$rootfs" "$mirror" \
-    >"$work/debootstrap.log" 2>&1 || { tail -n 20 "$work/debootstrap.log"; fail "debootstrap"; }
-  # apt in the image uses the host's sources (deb822); debootstrap's sources.list would repeat them
-  cp /etc/apt/sources.list.d/*.sources "$rootfs/etc/apt/sources.list.d/" 2>/dev/null &&
-    rm -f "$rootfs/etc/apt/sources.list"
-  rm -rf "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc \
-    "$rootfs"/usr/share/man "$rootfs"/usr/share/locale
-  tar --numeric-owner -C "$rootfs" -c . | timeout 300 podman import -q - debian:bookworm-slim >/dev/null
-  rm -rf "$rootfs"
-  timeout 300 podman save -q -o "$cache/debian-bookworm-slim.tar.tmp" debian:bookworm-slim
-  mv "$cache/debian-bookworm-slim.tar.tmp" "$cache/debian-bookworm-slim.tar"
-  say "base image built with debootstrap and cached"
-else
-  timeout 300 podman load -q -i "$cache/debian-bookworm-slim.tar" >/dev/null
-  say "base image loaded from $cache"
-fi
-timeout 60 podman tag debian:bookworm-slim docker.io/library/debian:bookworm-slim
+# ---- base image: debootstrap once (the host's network: it downloads; the test's mount namespace:
+# its chroot mounts stay there), then podman load from the cache
+# shellcheck source=tests/container/base-image.sh
+. "$repo/tests/container/base-image.sh"
+msg=$(base_image_load "$cache" "$work" nsenter --mount="$mnt_ns" --) || fail "base image"
+say "$msg"
 
 # ---- the images, keyed by the sources they are built from
 # only what the images are built from: not tests, docs or the demo's compose and manifest files

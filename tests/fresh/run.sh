@@ -9,13 +9,19 @@
 # The container shares the host's network namespace (--network host: podman makes no netavark
 # bridge or rule for it), and both commands write rules only in namespaces they make themselves.
 # Its /tmp is a folder of this run on the host's disk, so the container test inside can use
-# overlay storage. Root only; the base image is cached like tests/container/run.sh's.
+# overlay storage. Root only; the base image is tests/container/run.sh's (made with debootstrap
+# when its cache has none).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${SVCBOX_CI_CACHE:-/var/cache/svcbox-ci}
 what=${1:-both}
 [ "$(id -u)" -eq 0 ] || { echo "tests/fresh/run.sh needs root" >&2; exit 1; }
-command -v podman >/dev/null || { echo "needs podman (scripts/install-deps.sh installs it)" >&2; exit 1; }
+# the same packages tests/container/run.sh installs for itself
+for tool in podman debootstrap; do
+  command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends podman runc catatonit fuse-overlayfs netavark \
+    aardvark-dns uidmap debootstrap >/dev/null; break; }
+done
 
 work=$(mktemp -d /var/tmp/svcbox-fresh.XXXXXX)
 cat >"$work/containers.conf" <<CONF
@@ -41,11 +47,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ ! -s "$cache/debian-bookworm-slim.tar" ]; then
-  echo "no base image in $cache: run tests/container/run.sh once (it makes it with debootstrap)" >&2
-  exit 1
-fi
-podman load -q -i "$cache/debian-bookworm-slim.tar" >/dev/null
+# shellcheck source=tests/container/base-image.sh
+. "$repo/tests/container/base-image.sh"
+base_image_load "$cache" "$work"
 (cd "$repo" && git ls-files -co --exclude-standard -z | tar --null -T - -cf "$work/src.tar")
 
 # $1: a name; the rest: the command, run as root in /src of a fresh container. Prints its time.
