@@ -338,19 +338,18 @@ ApiResponse AdminApi::readiness(const ApiRequest& request, const std::string& na
   // The prober leaves pods that speak for themselves alone; the prefix is how it knows.
   readiness.reason = std::string(store::kReportedByPod) +
                      (readiness.reason.empty() ? "" : ": " + readiness.reason);
-  // The published snapshot is enough to know the pod exists, and far cheaper than a registry
-  // read on a large registry; a pod deleted meanwhile is simply not updated.
-  auto current = hooks_.snapshot ? hooks_.snapshot() : nullptr;
-  const store::Pod* known = current ? current->findPod(namespace_name, name) : nullptr;
-  if (!known) return notFound(kPods, namespace_name, name);
   readiness.changed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
+  // Written first and then read back as one row: a pod created a moment ago (which the watcher
+  // may not have published yet) is found, and an unknown pod is left unwritten, since the
+  // update matches no row.
   auto changed = hooks_.writer->setReadiness({{namespace_name, name, readiness}});
   if (!changed) return fromError(changed.error());
-  store::Pod reported = *known;
-  reported.readiness = readiness;
-  return jsonResponse(200, toJson(reported));
+  auto stored = hooks_.writer->find({store::ObjectKind::kPod, namespace_name, name});
+  if (!stored) return fromError(stored.error());
+  if (!*stored) return notFound(kPods, namespace_name, name);
+  return jsonResponse(200, toJson(std::get<store::Pod>(**stored)));
 }
 
 }  // namespace svcbox::app

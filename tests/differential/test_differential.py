@@ -375,15 +375,11 @@ class DifferentialCase(unittest.TestCase):
             coalesce = len(ops) > 1 and (coalesce or rng.random() < 0.35)
             if coalesce:
                 description += " (coalesced)"
-            for i, (kind, payload) in enumerate(ops):
-                if kind == "readiness" and i > 0:
-                    # The readiness API looks pods up in the snapshot A serves (app/admin_api.cc):
-                    # a pod applied a moment ago is 404 until A has loaded it.
-                    self.resume(a)
-                elif coalesce:
+            for kind, payload in ops:
+                if coalesce:
                     open(self.pause_file, "w").close()
                 self.write(a, kind, payload)
-            self.resume(a, wait=False)
+            self.resume()
             generation = registry_generation(self.db)
             self.wait_caught_up(a, generation, rules=mode == "iptables")
             caught_up = time.monotonic()
@@ -423,12 +419,10 @@ class DifferentialCase(unittest.TestCase):
               f"step, slowest {slowest[0]:.1f} s at step {slowest[1]}); largest registry "
               f"{max(sizes)} Services and Pods", file=sys.stderr, flush=True)
 
-    def resume(self, serve, wait=True):
-        """Lets A's watcher poll again and, with wait, waits until A serves the registry."""
+    def resume(self):
+        """Lets A's watcher poll again."""
         if os.path.exists(self.pause_file):
             os.unlink(self.pause_file)
-        if wait:
-            self.wait_caught_up(serve, registry_generation(self.db), rules=False)
 
     def compare(self, mode, a, b, copy, view, rng, history):
         if mode == "iptables":

@@ -57,6 +57,7 @@ class AdminServerTest : public ::testing::Test {
     AdminHooks hooks;
     hooks.snapshot = [this] {
       std::lock_guard lock(reader_mutex_);
+      if (published_) return published_;
       auto snapshot = reader_->loadSnapshot();
       return snapshot ? *snapshot : nullptr;
     };
@@ -117,6 +118,8 @@ class AdminServerTest : public ::testing::Test {
   testing::TempDir dir_;
   std::unique_ptr<RegistryWriter> writer_;
   std::mutex reader_mutex_;
+  // When set, what serve's watcher last published (otherwise the registry as it is now).
+  store::SnapshotPtr published_;
   std::unique_ptr<store::Registry> reader_;
   std::vector<std::string> not_ready_;
   std::unique_ptr<AdminServer> server_;
@@ -199,6 +202,26 @@ TEST_F(AdminServerTest, APodReportsItsReadiness) {
                      R"({"ready": true, "colour": "green"})");
   EXPECT_EQ(extra.status, 400u);
   EXPECT_THAT(extra.parsed()["message"].get<std::string>(), HasSubstr("colour"));
+}
+
+TEST_F(AdminServerTest, APodCreatedAMomentAgoCanReportBeforeTheWatcherPublishedIt) {
+  published_ = current();
+  startServer();
+  ASSERT_EQ(send(http::verb::put, "/api/v1/namespaces/default/pods/web-1", kPod).status, 201u);
+  ASSERT_EQ(published_->findPod("default", "web-1"), nullptr);
+  Reply reply = send(http::verb::put, "/api/v1/namespaces/default/pods/web-1/readiness",
+                     R"({"ready": false, "reason": "warming up"})");
+  ASSERT_EQ(reply.status, 200u) << reply.body;
+  EXPECT_EQ(reply.parsed()["status"]["conditions"][0]["status"], "False") << reply.body;
+  const store::Pod* pod = current()->findPod("default", "web-1");
+  ASSERT_NE(pod, nullptr);
+  EXPECT_EQ(pod->readiness.reason, "reported by the pod: warming up");
+  uint64_t version = current()->version();
+  EXPECT_EQ(
+      send(http::verb::put, "/api/v1/namespaces/default/pods/ghost/readiness", R"({"ready": true})")
+          .status,
+      404u);
+  EXPECT_EQ(current()->version(), version) << "a report for an unknown pod wrote something";
 }
 
 TEST_F(AdminServerTest, BadBodiesAreRefusedAndChangeNothing) {
