@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <tuple>
 #include <unordered_map>
 
 #include "dns/wire.h"
@@ -596,6 +597,7 @@ class PieceBuilder::Impl {
     std::stable_sort(records_.begin(), records_.end(), [](const Record& a, const Record& b) {
       return a.owner != b.owner ? a.owner < b.owner : a.type < b.type;
     });
+    dropDuplicateRecords();
     first_record_.assign(drafts_.size() + 1, 0);
     for (const auto& record : records_) ++first_record_[record.owner + 1];
     for (size_t i = 1; i < first_record_.size(); ++i) first_record_[i] += first_record_[i - 1];
@@ -628,6 +630,36 @@ class PieceBuilder::Impl {
     }
     keepRecords(*piece);
     return piece;
+  }
+
+  // RFC 2181 §5: a set holds a record once. Two endpoints that share a hostname (or an address)
+  // would otherwise give one SRV (or A) record twice. The first of equal records is kept, so the
+  // order stays the order they were added in. Runs on records grouped by owner and type.
+  void dropDuplicateRecords() {
+    auto key = [](const Record& r) { return std::tie(r.weight, r.port, r.ip, r.target); };
+    std::vector<uint32_t> order;
+    std::vector<bool> dropped(records_.size(), false);
+    bool any = false;
+    for (size_t begin = 0, end = 0; begin < records_.size(); begin = end) {
+      for (end = begin + 1; end < records_.size() && records_[end].owner == records_[begin].owner &&
+                            records_[end].type == records_[begin].type;
+           ++end) {
+      }
+      if (end - begin < 2) continue;
+      order.resize(end - begin);
+      for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint32_t>(begin + i);
+      std::stable_sort(order.begin(), order.end(),
+                       [&](uint32_t a, uint32_t b) { return key(records_[a]) < key(records_[b]); });
+      for (size_t i = 1; i < order.size(); ++i) {
+        if (key(records_[order[i]]) == key(records_[order[i - 1]])) dropped[order[i]] = any = true;
+      }
+    }
+    if (!any) return;
+    size_t kept = 0;
+    for (size_t i = 0; i < records_.size(); ++i) {
+      if (!dropped[i]) records_[kept++] = records_[i];
+    }
+    records_.resize(kept);
   }
 
   // The records, with their targets moved into the piece (the drafts' arena is reused).
