@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <iostream>
+#include <thread>
 
 #include "app/admin_server.h"
 #include "app/commands.h"
@@ -133,6 +134,15 @@ std::chrono::milliseconds generationCheckInterval() {
   const char* value = std::getenv("SVCBOX_TEST_GENERATION_CHECK_MS");
   return value ? std::chrono::milliseconds(std::atol(value)) : kGenerationCheckInterval;
 }
+// Test hook (tests/dns): while this file exists serve waits, DNS already bound, before it loads
+// the registry, so what clients get in between can be asked for at leisure. Bounded: 30 s.
+void holdFirstLoadForTest() {
+  const char* file = std::getenv("SVCBOX_TEST_HOLD_FIRST_LOAD_FILE");
+  if (!file) return;
+  for (int i = 0; i < 3000 && ::access(file, F_OK) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
 std::function<bool()> watcherTestPause() {
   const char* file = std::getenv("SVCBOX_TEST_WATCHER_PAUSE_FILE");
   if (!file) return nullptr;
@@ -210,6 +220,7 @@ int runServe(const ServeFlags& flags) {
 
   Readiness readiness;
   ServeMetrics metrics;
+  dns_options.service_cidr = *service_cidr;
   auto dns_server = startDnsServer(std::move(dns_options));
   readiness.dns_bound = true;
   metrics.setDnsSource([&dns_server] { return dns_server->metrics(); });
@@ -319,6 +330,7 @@ int runServe(const ServeFlags& flags) {
   hooks.metrics = [&metrics] { return metrics.render(); };
   auto admin = startAdminServer(admin_options, std::move(hooks));
 
+  holdFirstLoadForTest();
   if (auto started = watcher.start(); !started) failWith(started.error());
   watcher_for_wake = &watcher;
   readiness.registry_loaded = true;

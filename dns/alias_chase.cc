@@ -1,10 +1,11 @@
 #include "dns/alias_chase.h"
 
-#include "dns/wire.h"
-
 #include <ldns/ldns.h>
 
 #include <memory>
+#include <string>
+
+#include "dns/responder.h"
 
 namespace svcbox::dns {
 namespace {
@@ -20,30 +21,91 @@ PacketPtr parse(std::span<const uint8_t> wire) {
   return PacketPtr(packet);
 }
 
+void copySection(ldns_pkt* from, ldns_pkt* to, ldns_pkt_section section) {
+  ldns_rr_list* records = ldns_pkt_get_section_clone(from, section);
+  if (!records) return;
+  for (size_t i = 0; i < ldns_rr_list_rr_count(records); ++i) {
+    ldns_pkt_push_rr(to, section, ldns_rr_clone(ldns_rr_list_rr(records, i)));
+  }
+  ldns_rr_list_deep_free(records);
+}
+
+// A question for `wire_name` as svcbox would be asked it: the ID and type of the client's.
+std::vector<uint8_t> questionFor(const Query& query, const std::string& wire_name) {
+  std::vector<uint8_t> packet(kHeaderSize + wire_name.size() + 4, 0);
+  writeU16(packet.data(), query.id);
+  writeU16(packet.data() + 4, 1);
+  std::copy(wire_name.begin(), wire_name.end(), packet.begin() + kHeaderSize);
+  writeU16(packet.data() + kHeaderSize + wire_name.size(), query.qtype);
+  writeU16(packet.data() + kHeaderSize + wire_name.size() + 2, kClassIn);
+  return packet;
+}
+
 }  // namespace
 
-// Off the hot path (one upstream round trip per answer anyway), so ldns does the re-encoding:
-// upstream records arrive compressed against the upstream's own message.
-std::vector<uint8_t> combineAliasAnswer(std::span<const uint8_t> alias_answer,
-                                        std::span<const uint8_t> upstream_answer,
-                                        size_t size_limit) {
-  // ldns meets the upstream's bytes only after svcbox's own bounds check, without OPT records.
-  std::vector<uint8_t> checked = validatedWithoutOpt(upstream_answer);
-  if (checked.empty()) return {};
+// Off the hot path (an upstream round trip, or a chain of ExternalNames), so ldns does the
+// re-encoding: the target's records arrive compressed against another message.
+AliasAnswer combineAliasAnswer(std::span<const uint8_t> alias_answer,
+                               std::span<const uint8_t> target_answer, size_t size_limit,
+                               bool carry_negative) {
+  AliasAnswer result;
+  // ldns meets the target's bytes only after svcbox's own bounds check, without OPT records.
+  std::vector<uint8_t> checked = validatedWithoutOpt(target_answer);
+  if (checked.empty()) return result;
   PacketPtr ours = parse(alias_answer);
   PacketPtr theirs = parse(checked);
-  if (!ours || !theirs) return {};
-  ldns_rr_list* records = ldns_pkt_answer(theirs.get());
-  for (size_t i = 0; i < ldns_rr_list_rr_count(records); ++i) {
-    ldns_pkt_push_rr(ours.get(), LDNS_SECTION_ANSWER, ldns_rr_clone(ldns_rr_list_rr(records, i)));
+  if (!ours || !theirs) return result;
+  copySection(theirs.get(), ours.get(), LDNS_SECTION_ANSWER);
+  if (carry_negative && ldns_pkt_ancount(theirs.get()) == 0) {
+    ldns_pkt_set_rcode(ours.get(), ldns_pkt_get_rcode(theirs.get()));
+    copySection(theirs.get(), ours.get(), LDNS_SECTION_AUTHORITY);
   }
   uint8_t* wire = nullptr;
   size_t size = 0;
-  if (ldns_pkt2wire(&wire, ours.get(), &size) != LDNS_STATUS_OK) return {};
-  std::vector<uint8_t> combined(wire, wire + size);
+  if (ldns_pkt2wire(&wire, ours.get(), &size) != LDNS_STATUS_OK) return result;
+  result.bytes.assign(wire, wire + size);
   LDNS_FREE(wire);
-  if (combined.size() > size_limit) return {};
-  return combined;
+  result.outcome = result.bytes.size() > size_limit ? AliasAnswer::Outcome::kTooLarge
+                                                    : AliasAnswer::Outcome::kCombined;
+  return result;
+}
+
+bool inOwnZones(const AnswerTable& table, std::string_view target) {
+  std::string wire = nameToWire(target);
+  for (size_t offset = 0; offset < wire.size() && wire[offset] != 0;
+       offset += 1 + static_cast<uint8_t>(wire[offset])) {
+    if (table.find(std::string_view(wire).substr(offset))) return true;
+  }
+  return false;
+}
+
+AliasAnswer chaseInOwnZones(const AnswerTable& table, const Query& query,
+                            std::span<const uint8_t> alias_answer, std::string_view target,
+                            size_t size_limit) {
+  AliasAnswer chain;
+  chain.outcome = AliasAnswer::Outcome::kCombined;
+  chain.bytes.assign(alias_answer.begin(), alias_answer.end());
+  std::string next(target);
+  std::vector<uint8_t> out(kMaxResponse);
+  for (size_t hop = 0; hop < kMaxChainLength && inOwnZones(table, next); ++hop) {
+    std::vector<uint8_t> packet = questionFor(query, nameToWire(next));
+    Query asked = parseQuery(packet);
+    if (asked.status != QueryStatus::kOk) break;
+    Response response = respond(asked, table, ClientContext{false, kMaxResponse}, out);
+    if (response.disposition != Disposition::kSend &&
+        response.disposition != Disposition::kChaseAlias) {
+      break;
+    }
+    AliasAnswer longer =
+        combineAliasAnswer(chain.bytes, std::span(out.data(), response.length), kMaxResponse, true);
+    if (longer.outcome != AliasAnswer::Outcome::kCombined) break;
+    chain = std::move(longer);
+    if (response.disposition != Disposition::kChaseAlias) break;
+    next = table.aliasTarget(*response.alias);
+    if (!inOwnZones(table, next)) chain.outside_target = next;
+  }
+  if (chain.bytes.size() > size_limit) chain.outcome = AliasAnswer::Outcome::kTooLarge;
+  return chain;
 }
 
 }  // namespace svcbox::dns

@@ -2,15 +2,48 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
+
+#include "dns/answer_table.h"
+#include "dns/wire.h"
 
 namespace svcbox::dns {
 
-// An ExternalName's answer made whole: svcbox's CNAME answer with the upstream's records for the
-// target appended to the answer section. Empty when either message cannot be parsed or the result
-// exceeds `size_limit` (the caller then sends the CNAME alone, which is still a correct answer).
-std::vector<uint8_t> combineAliasAnswer(std::span<const uint8_t> alias_answer,
-                                        std::span<const uint8_t> upstream_answer,
-                                        size_t size_limit);
+// An ExternalName's answer made whole: svcbox's CNAME answer with the records for its target
+// appended (RFC 1034 §4.3.2).
+struct AliasAnswer {
+  enum class Outcome {
+    kCombined,  // `bytes` holds the whole answer
+    kTooLarge,  // it does not fit the client's limit: answer empty with TC so it retries over TCP
+    kUnusable,  // a message could not be parsed: the CNAME alone is still a correct answer
+  };
+  Outcome outcome = Outcome::kUnusable;
+  std::vector<uint8_t> bytes;
+  // Set by chaseInOwnZones when the chain leaves svcbox's zones: the last target, which only an
+  // upstream can resolve (for a client that may recurse).
+  std::string outside_target;
+};
+
+// Appends the answer records of `target_answer` (an upstream's answer, or svcbox's own for a
+// target in its zones) to `alias_answer`. With `carry_negative`, a target that does not exist or
+// has no record of the type makes the whole answer say so: its RCODE and its SOA in authority
+// (RFC 6604: the RCODE speaks of the last name of the chain).
+AliasAnswer combineAliasAnswer(std::span<const uint8_t> alias_answer,
+                               std::span<const uint8_t> target_answer, size_t size_limit,
+                               bool carry_negative = false);
+
+// True when `target` (presentation form) lies inside one of the table's zones.
+bool inOwnZones(const AnswerTable& table, std::string_view target);
+
+// Follows an ExternalName whose target lies in svcbox's own zones through the table, as an
+// authoritative server follows a CNAME within its own data, through at most `kMaxChainLength`
+// ExternalNames; a target outside the zones ends the chain there and is named in
+// `outside_target`. `alias_answer` is the CNAME answer respond() gave `query`.
+constexpr size_t kMaxChainLength = 8;
+AliasAnswer chaseInOwnZones(const AnswerTable& table, const Query& query,
+                            std::span<const uint8_t> alias_answer, std::string_view target,
+                            size_t size_limit);
 
 }  // namespace svcbox::dns

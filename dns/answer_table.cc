@@ -65,6 +65,14 @@ std::shared_ptr<const AnswerTable> AnswerTable::build(const store::Snapshot& sna
                                        lookup, serial);
 }
 
+std::shared_ptr<const AnswerTable> AnswerTable::awaitingRegistry(
+    const ZoneOptions& options, std::optional<store::Cidr> service_cidr) {
+  store::Snapshot empty(0, std::move(service_cidr), {}, std::vector<store::PodPtr>{}, {});
+  auto table = std::make_shared<AnswerTable>(*build(empty, options));
+  table->awaiting_registry_ = true;
+  return table;
+}
+
 const AnswerTable::Node* AnswerTable::find(std::string_view lower_name) const {
   uint64_t hash = hashName(lower_name);
   auto tag = static_cast<uint32_t>(hash >> 32);

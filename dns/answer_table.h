@@ -69,6 +69,14 @@ class AnswerTable {
                                                   const ZoneOptions& options,
                                                   const ProxiedServices* proxied = nullptr);
 
+  // What serve answers from between binding its ports and loading the registry: the zones with
+  // nothing in them (the service CIDR's reverse zones too, when it is known), flagged so that
+  // their names get SERVFAIL (as CoreDNS answers before its first sync), never an NXDOMAIN that
+  // clients would cache.
+  static std::shared_ptr<const AnswerTable> awaitingRegistry(
+      const ZoneOptions& options, std::optional<store::Cidr> service_cidr = std::nullopt);
+  bool isAwaitingRegistry() const { return awaiting_registry_; }
+
   // The node for an exact lower-cased wire name, or null.
   const Node* find(std::string_view lower_name) const;
   const Answer* answerFor(const Node& node, uint16_t type) const;
@@ -108,6 +116,7 @@ class AnswerTable {
   std::vector<Slot> slots_;
   size_t mask_ = 0;
   uint32_t free_nodes_ = 0;  // nodes no name uses (name_length 0) until the next rebuild
+  bool awaiting_registry_ = false;
 };
 
 using AnswerTablePtr = std::shared_ptr<const AnswerTable>;

@@ -168,10 +168,16 @@ void Forwarder::finish(ForwardJob& job, std::span<const uint8_t> upstream) {
   size_t length = 0;
   bool truncated = false;
   if (!upstream.empty() && !job.alias_target.empty()) {
-    auto combined = combineAliasAnswer(job.alias_answer, upstream, job.size_limit);
-    const auto& chosen = combined.empty() ? job.alias_answer : combined;
-    job.reply(chosen);
-    return;
+    AliasAnswer combined = combineAliasAnswer(job.alias_answer, upstream, job.size_limit);
+    switch (combined.outcome) {
+      case AliasAnswer::Outcome::kCombined:
+        return job.reply(combined.bytes);
+      case AliasAnswer::Outcome::kTooLarge:
+        length = writeTruncated(job.query, true, true, out);
+        return job.reply(std::span(out.data(), length));
+      case AliasAnswer::Outcome::kUnusable:
+        return job.reply(job.alias_answer);  // the CNAME alone is still a correct answer
+    }
   }
   if (!upstream.empty()) {
     length = cache_.relay(job.query, upstream, out, job.size_limit, &truncated);

@@ -61,6 +61,14 @@ size_t writeError(const Query& query, uint8_t rcode, bool recursion_available,
       .write(baseFlags(false, recursion_available), rcode, {}, {}, 0, 0, 0, &truncated);
 }
 
+size_t writeTruncated(const Query& query, bool authoritative, bool recursion_available,
+                      std::span<uint8_t> out) {
+  bool truncated = false;
+  return Assembler(query, out, out.size())
+      .write(static_cast<uint16_t>(baseFlags(authoritative, recursion_available) | kFlagTc),
+             kNoError, {}, {}, 0, 0, 0, &truncated);
+}
+
 Response respond(const Query& query, const AnswerTable& table, const ClientContext& client,
                  std::span<uint8_t> out) {
   Response response;
@@ -105,6 +113,7 @@ Response respond(const Query& query, const AnswerTable& table, const ClientConte
 
   const AnswerTable::Node* node = table.find(query.lowerName());
   if (node) {
+    if (table.isAwaitingRegistry()) return error(kServFail);
     uint16_t type = query.qtype;
     if (node->isAlias()) type = kTypeCname;
     const AnswerTable::Answer* answer = table.answerFor(*node, type);
@@ -116,8 +125,7 @@ Response respond(const Query& query, const AnswerTable& table, const ClientConte
     response.length =
         assembler.write(flags, kNoError, table.bytes(*answer), {}, answer->answer_count,
                         answer->authority_count, answer->additional_count, &response.truncated);
-    if (node->isAlias() && query.qtype != kTypeCname && client.recursion_allowed &&
-        !response.truncated) {
+    if (node->isAlias() && query.qtype != kTypeCname && !response.truncated) {
       response.disposition = Disposition::kChaseAlias;
       response.alias = node;
     }
@@ -129,6 +137,7 @@ Response respond(const Query& query, const AnswerTable& table, const ClientConte
     std::string_view suffix = query.lowerName().substr(offset);
     const AnswerTable::Node* closest = table.find(suffix);
     if (!closest) continue;
+    if (table.isAwaitingRegistry()) return error(kServFail);
     size_t apex_in_query = offset + closest->apex_offset;
     return negative(*closest, apex_in_query, kNxDomain);
   }

@@ -15,8 +15,8 @@ enum class Disposition : uint8_t {
   kSend,        // `out` holds the response
   kDrop,        // say nothing (a response packet, or too short to have an ID)
   kForward,     // outside svcbox's zones and the client may recurse
-  kChaseAlias,  // an ExternalName: `out` holds the CNAME answer; the target may be resolved
-                // upstream
+  kChaseAlias,  // an ExternalName: `out` holds the CNAME answer; its target may be followed in
+                // svcbox's own zones or, for a client that may recurse, resolved upstream
 };
 
 struct Response {
@@ -36,6 +36,11 @@ struct ClientContext {
 constexpr size_t kMaxResponse = 65535;
 Response respond(const Query& query, const AnswerTable& table, const ClientContext& client,
                  std::span<uint8_t> out);
+
+// An empty answer with TC set (and AA when `authoritative`), for an answer that does not fit the
+// client's UDP size: the client asks again over TCP.
+size_t writeTruncated(const Query& query, bool authoritative, bool recursion_available,
+                      std::span<uint8_t> out);
 
 // A bare error answer (FORMERR, SERVFAIL, REFUSED...) for a parsed query, with OPT when the
 // query had one.

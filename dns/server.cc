@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "dns/address.h"
+#include "dns/alias_chase.h"
 #include "dns/responder.h"
 #include "dns/wire.h"
 
@@ -87,8 +88,7 @@ class DnsServer::Impl {
     for (size_t i = 0; i < std::max<size_t>(1, threads); ++i) {
       workers_.push_back(std::make_unique<Worker>(*this));
     }
-    store::Snapshot empty(0, std::nullopt, {}, std::vector<store::PodPtr>{}, {});
-    table_.table = AnswerTable::build(empty, options_.zone);
+    table_.table = AnswerTable::awaitingRegistry(options_.zone, options_.service_cidr);
   }
 
   bool recursionAllowed(const sockaddr_storage& client) const {
@@ -194,10 +194,38 @@ size_t DnsServer::Impl::Worker::answer(const AnswerTable& table, std::span<const
       job = forwardJob(packet, client.size_limit, {}, {});
       return 0;
     }
-    case Disposition::kChaseAlias:
-      job = forwardJob(packet, client.size_limit, out.first(response.length),
-                       table.aliasTarget(*response.alias));
+    case Disposition::kChaseAlias: {
+      const std::string& target = table.aliasTarget(*response.alias);
+      if (inOwnZones(table, target)) {
+        AliasAnswer chased =
+            chaseInOwnZones(table, query, out.first(response.length), target, client.size_limit);
+        size_t length = response.length;
+        if (chased.outcome == AliasAnswer::Outcome::kCombined && chased.bytes.size() > out.size()) {
+          chased.outcome = AliasAnswer::Outcome::kTooLarge;
+        }
+        if (chased.outcome == AliasAnswer::Outcome::kCombined && !chased.outside_target.empty() &&
+            client.recursion_allowed) {
+          job = forwardJob(packet, client.size_limit, chased.bytes, chased.outside_target);
+          return 0;
+        }
+        if (chased.outcome == AliasAnswer::Outcome::kCombined) {
+          std::copy(chased.bytes.begin(), chased.bytes.end(), out.begin());
+          length = chased.bytes.size();
+        } else if (chased.outcome == AliasAnswer::Outcome::kTooLarge) {
+          length = writeTruncated(query, true, client.recursion_allowed, out);
+          counters.add(counters.truncated);
+        }
+        queries.response(out.data(), length, Clock::now() - started);
+        return length;
+      }
+      if (!client.recursion_allowed) {
+        count(response);
+        queries.response(response.rcode, Clock::now() - started);
+        return response.length;  // the CNAME alone: the client resolves the target itself
+      }
+      job = forwardJob(packet, client.size_limit, out.first(response.length), target);
       return 0;
+    }
   }
   return 0;
 }

@@ -33,6 +33,8 @@ store::Result<ListenAddress> parseListenAddress(std::string_view text);
 struct DnsOptions {
   std::vector<ListenAddress> listen;
   ZoneOptions zone;
+  // The registry's, known before it is loaded: its reverse zones get SERVFAIL until then.
+  std::optional<store::Cidr> service_cidr;
   std::vector<store::Cidr> allow_recursion;
   ForwarderOptions forwarder;
   CacheOptions cache;

@@ -155,7 +155,10 @@ Status validateService(const Service& service) {
     if (service.external_name.empty()) {
       return fail("spec.externalName", "a Service of type ExternalName needs spec.externalName");
     }
-    if (auto problem = checkDns1123Subdomain(service.external_name); !problem.empty()) {
+    // As Kubernetes: a fully qualified name may end in a dot (kept as written).
+    std::string_view target = service.external_name;
+    if (target.size() > 1 && target.back() == '.') target.remove_suffix(1);
+    if (auto problem = checkDns1123Subdomain(target); !problem.empty()) {
       return fail("spec.externalName", problem);
     }
     if (service.cluster_ip || service.headless) {

@@ -13,7 +13,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 from svcbox_e2e import (BIN, REPO, Namespace, ServeProcess, register_cleanup, require, run,  # noqa: E402
-                        temp_dir, wait_for)
+                        svcbox_env, temp_dir, wait_for)
 
 ARES = os.path.abspath(os.environ.get("SVCBOX_ARES_CLIENT",
                                       os.path.join(REPO, "build/release/tests/ares_client")))
@@ -73,6 +73,59 @@ spec: {type: ExternalName, externalName: example.org}
 ---
 apiVersion: v1
 kind: Service
+metadata: {name: to-web}
+spec: {type: ExternalName, externalName: web.default.svc.cluster.local}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: to-db}
+spec: {type: ExternalName, externalName: db.prod.svc.cluster.local.}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: to-to-web}
+spec: {type: ExternalName, externalName: to-web.default.svc.cluster.local}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: to-ext}
+spec: {type: ExternalName, externalName: ext.default.svc.cluster.local}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: to-nothing}
+spec: {type: ExternalName, externalName: gone.default.svc.cluster.local}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ext-big}
+spec: {type: ExternalName, externalName: big.example.org}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dup}
+spec: {clusterIP: None, ports: [{name: http, port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: dup-a, labels: {kubernetes.io/service-name: dup}}
+addressType: IPv4
+ports: [{name: http, port: 80}]
+endpoints:
+- {addresses: [10.3.0.1], hostname: dup-name}
+- {addresses: [10.3.0.2], hostname: dup-name}
+- {addresses: [10.3.0.3], hostname: other}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: dup-b, labels: {kubernetes.io/service-name: dup}}
+addressType: IPv4
+ports: [{name: http, port: 80}]
+endpoints:
+- {addresses: [10.3.0.3], hostname: other}
+---
+apiVersion: v1
+kind: Service
 metadata: {name: big}
 spec: {clusterIP: None, ports: [{port: 80}]}
 ---
@@ -109,6 +162,9 @@ CASES = [
      {("SRV", "0 50 5432 db-0.db.prod.svc.cluster.local."),
       ("SRV", "0 50 5432 10-1-0-6.db.prod.svc.cluster.local.")}, None, True),
     ("empty.default.svc.cluster.local", "A", "NXDOMAIN", set(), SOA_CLUSTER, True),
+    # Deliberately unlike CoreDNS (docs/dns.md): no SRV at the bare name, no pod.<zone> names.
+    ("web.default.svc.cluster.local", "SRV", "NOERROR", set(), SOA_CLUSTER, True),
+    ("10-0-1-2.default.pod.cluster.local", "A", "NXDOMAIN", set(), SOA_CLUSTER, True),
     ("nosuch.default.svc.cluster.local", "A", "NXDOMAIN", set(), SOA_CLUSTER, True),
     ("nosuch.svc", "A", "NXDOMAIN", set(), SOA_SVC, True),
     ("default.svc.cluster.local", "A", "NOERROR", set(), SOA_CLUSTER, True),
@@ -122,6 +178,22 @@ CASES = [
     ("ext.default.svc.cluster.local", "CNAME", "NOERROR", {("CNAME", "example.org.")}, None, True),
     ("ext.default.svc.cluster.local", "A", "NOERROR",
      {("CNAME", "example.org."), ("A", "192.0.2.10")}, None, True),
+    # RFC 1034 §4.3.2 step 3a: a CNAME to a name in the server's own data is followed there.
+    ("to-web.default.svc.cluster.local", "A", "NOERROR",
+     {("CNAME", "web.default.svc.cluster.local."), ("A", "10.96.0.10")}, None, True),
+    ("to-db.default.svc.cluster.local", "A", "NOERROR",
+     {("CNAME", "db.prod.svc.cluster.local."), ("A", "10.1.0.5"), ("A", "10.1.0.6")}, None,
+     True),
+    ("to-to-web.default.svc", "A", "NOERROR",
+     {("CNAME", "to-web.default.svc.cluster.local."), ("CNAME", "web.default.svc.cluster.local."),
+      ("A", "10.96.0.10")}, None, True),
+    # A chain that leaves the zones is resolved upstream from where it leaves them.
+    ("to-ext.default.svc.cluster.local", "A", "NOERROR",
+     {("CNAME", "ext.default.svc.cluster.local."), ("CNAME", "example.org."),
+      ("A", "192.0.2.10")}, None, True),
+    # RFC 6604: the RCODE is that of the last name in the chain.
+    ("to-nothing.default.svc.cluster.local", "A", "NXDOMAIN",
+     {("CNAME", "gone.default.svc.cluster.local.")}, SOA_CLUSTER, True),
     ("cluster.local", "NS", "NOERROR", {("NS", "ns.dns.cluster.local.")}, None, True),
     ("dns-version.cluster.local", "TXT", "NOERROR", {("TXT", '"1.1.0"')}, None, True),
     ("example.org", "A", "NOERROR", {("A", "192.0.2.10")}, None, False),
@@ -175,15 +247,16 @@ class DnsEndToEnd(unittest.TestCase):
         return db
 
     @classmethod
-    def serve(cls, args, listen, db=None):
+    def serve(cls, args, listen, db=None, env=None):
         log_path = os.path.join(cls.dir, f"serve-{cls.serve_count}.log")
         cls.serve_count += 1
         # The registries hold pods at made-up addresses: no default probe, so headless
         # answers keep every endpoint (tests/serve covers readiness).
         serve = ServeProcess("--proxy-mode", "none", "--default-probe", "none", "--admin-listen",
                              "127.0.0.1:0", "--db", db or cls.new_registry(), *args, log=log_path,
-                             namespace=cls.ns)
+                             namespace=cls.ns, env=env)
         serve.wait_log(re.escape(f"DNS listening on {listen}"), timeout=10)
+        return serve
 
     def dig(self, name, rtype, *options, port=53, client="dig"):
         args = [client, "@127.0.0.1", "-p", str(port), name, rtype, *options]
@@ -233,6 +306,8 @@ class DnsEndToEnd(unittest.TestCase):
             ("10.0.96.10.in-addr.arpa", "PTR", ["PTR web.default.svc.cluster.local"]),
             ("dns-version.cluster.local", "TXT", ["TXT 1.1.0"]),
             ("ext.default.svc.cluster.local", "A", ["A 192.0.2.10"]),
+            ("to-to-web.default.svc.cluster.local", "A", ["A 10.96.0.10"]),
+            ("to-nothing.default.svc.cluster.local", "A", ["status Domain name not found"]),
             ("web.default.svc.cluster.local", "AAAA", ["status DNS server returned answer with no data"]),
             ("nosuch.default.svc.cluster.local", "A", ["status Domain name not found"]),
         ]
@@ -250,7 +325,7 @@ class DnsEndToEnd(unittest.TestCase):
                     "search default.svc.cluster.local svc.cluster.local cluster.local\n"
                     "options ndots:5 attempts:1 timeout:3\n")
         try:
-            for name in ("web", "web.default", "web.default.svc", "db.prod"):
+            for name in ("web", "web.default", "web.default.svc", "db.prod", "to-web"):
                 with self.subTest(name=name):
                     # getent hosts: gethostbyname2, which (unlike getaddrinfo's AI_ADDRCONFIG)
                     # asks even though the namespace has only loopback addresses.
@@ -284,6 +359,88 @@ class DnsEndToEnd(unittest.TestCase):
             self.assertEqual(len(reply["sections"]["ANSWER"]), 100, reply["text"][:400])
         reply = self.dig("big.default.svc.cluster.local", "A", "+tcp")
         self.assertEqual(len(reply["sections"]["ANSWER"]), 100)
+
+    def test_a_set_holds_each_record_once_when_endpoints_share_a_hostname(self):
+        # RFC 2181 §5: duplicate records in a set are suppressed. Slice dup-a has two endpoints
+        # named dup-name, and both slices list 10.3.0.3 as `other`.
+        for transport in ([], ["+tcp"]):
+            reply = self.dig("_http._tcp.dup.default.svc.cluster.local", "SRV", *transport)
+            targets = sorted(d for _, t, d in reply["sections"].get("ANSWER", []))
+            self.assertEqual(len(targets), len(set(targets)), reply["text"])
+            self.assertEqual({d.split()[3] for d in targets},
+                             {"dup-name.dup.default.svc.cluster.local.",
+                              "other.dup.default.svc.cluster.local."}, reply["text"])
+            reply = self.dig("dup.default.svc.cluster.local", "A", *transport)
+            addresses = sorted(d for _, _, d in reply["sections"].get("ANSWER", []))
+            self.assertEqual(addresses, ["10.3.0.1", "10.3.0.2", "10.3.0.3"], reply["text"])
+            reply = self.dig("other.dup.default.svc.cluster.local", "A", *transport)
+            self.assertEqual([d for _, _, d in reply["sections"].get("ANSWER", [])],
+                             ["10.3.0.3"], reply["text"])
+
+    def test_an_external_name_answer_too_large_for_udp_is_truncated_and_complete_over_tcp(self):
+        # RFC 1035 §4.2.1 / RFC 2181 §9: what does not fit is sent with TC, so the client retries
+        # over TCP; the upstream's answer for big.example.org holds 40 A records (> 512 bytes).
+        reply = self.dig("ext-big.default.svc.cluster.local", "A", "+noedns", "+ignore")
+        self.assertIn("tc", reply["flags"], reply["text"])
+        self.assertEqual(reply["status"], "NOERROR", reply["text"])
+        self.assertEqual(reply["sections"].get("ANSWER", []), [], reply["text"])
+        for options in (["+noedns"], ["+tcp"]):
+            reply = self.dig("ext-big.default.svc.cluster.local", "A", *options)
+            self.assertNotIn("tc", reply["flags"], reply["text"])
+            answer = reply["sections"].get("ANSWER", [])
+            self.assertEqual([r[1] for r in answer], ["CNAME"] + ["A"] * 40, reply["text"])
+
+    def test_a_server_that_may_not_recurse_still_follows_chains_inside_its_zones(self):
+        self.serve(["--dns-listen", "127.0.0.1:5358", "--upstream", f"127.0.0.1:{UPSTREAM_PORT}",
+                    "--allow-recursion", "192.0.2.0/24"], "127.0.0.1:5358")
+        for options in ([], ["+norec"]):
+            reply = self.dig("to-to-web.default.svc.cluster.local", "A", *options, port=5358)
+            self.assertEqual([(r[1], r[2]) for r in reply["sections"].get("ANSWER", [])],
+                             [("CNAME", "to-web.default.svc.cluster.local."),
+                              ("CNAME", "web.default.svc.cluster.local."), ("A", "10.96.0.10")],
+                             reply["text"])
+            self.assertIn("aa", reply["flags"])
+            # A target outside the zones is this client's to resolve: the chain up to it.
+            reply = self.dig("ext.default.svc.cluster.local", "A", *options, port=5358)
+            self.assertEqual(reply["status"], "NOERROR", reply["text"])
+            self.assertEqual([(r[1], r[2]) for r in reply["sections"].get("ANSWER", [])],
+                             [("CNAME", "example.org.")], reply["text"])
+            reply = self.dig("to-ext.default.svc.cluster.local", "A", *options, port=5358)
+            self.assertEqual([(r[1], r[2]) for r in reply["sections"].get("ANSWER", [])],
+                             [("CNAME", "ext.default.svc.cluster.local."),
+                              ("CNAME", "example.org.")], reply["text"])
+
+    def test_until_the_registry_is_loaded_cluster_names_get_servfail_not_a_cached_nxdomain(self):
+        hold = os.path.join(self.dir, "hold-first-load")
+        open(hold, "w").close()
+        register_cleanup(self, lambda: os.path.exists(hold) and os.unlink(hold))
+        serve = self.serve(["--dns-listen", "127.0.0.1:5359", "--upstream",
+                            f"127.0.0.1:{UPSTREAM_PORT}"], "127.0.0.1:5359",
+                           env={**svcbox_env(), "SVCBOX_TEST_HOLD_FIRST_LOAD_FILE": hold})
+        for name in ("web.default.svc.cluster.local", "nosuch.default.svc.cluster.local",
+                     "10.0.96.10.in-addr.arpa"):
+            reply = self.dig(name, "PTR" if name.endswith("arpa") else "A", port=5359)
+            self.assertEqual(reply["status"], "SERVFAIL", reply["text"])
+            self.assertNotIn("aa", reply["flags"], reply["text"])
+            self.assertEqual(reply["sections"].get("AUTHORITY", []), [], reply["text"])
+        # Names outside the zones need nothing from the registry.
+        self.assertEqual(self.dig("example.org", "A", port=5359)["status"], "NOERROR")
+        self.assertIsNone(serve.process.poll())
+        os.unlink(hold)
+        wait_for("the registry to load", lambda: self.dig(
+            "web.default.svc.cluster.local", "A", port=5359)["status"] == "NOERROR", 35,
+            context=serve.context)
+        self.assertEqual(self.dig("nosuch.default.svc.cluster.local", "A", port=5359)["status"],
+                         "NXDOMAIN")
+
+    def test_zone_transfers_are_refused(self):
+        name = "07636c7573746572056c6f63616c00"  # cluster.local
+        queries = [f"{ident:04x}00000001000000000000{name}{rtype:04x}0001"
+                   for ident, rtype in ((31, 252), (32, 251))]  # AXFR, IXFR
+        result = self.ns.x("python3", os.path.join(HERE, "raw_client.py"), "53", "tcp", *queries,
+                           check=False)
+        self.assertEqual(sorted(result.stdout.splitlines()),
+                         [f"rcode 5 id {i} qd 1 an 0 tc 0" for i in (31, 32)], result.stderr)
 
     def test_edns_is_echoed_with_svcbox_size_and_newer_versions_get_badvers(self):
         reply = self.dig("web.default.svc.cluster.local", "A", "+bufsize=4096")

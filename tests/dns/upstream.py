@@ -13,6 +13,7 @@ import sys
 
 # name -> type -> (rcode, [(type, ttl, rdata bytes)])
 A, AAAA, SOA = 1, 28, 6
+BIG_NAME, BIG_COUNT = "big.example.org", 40
 SOA_RDATA = (b"\x02ns\x07example\x03org\x00" + b"\x04root\x07example\x03org\x00" +
              struct.pack("!IIIII", 1, 3600, 600, 86400, 30))
 
@@ -22,7 +23,10 @@ def answer(name, qtype):
         return 0, [(A, 300, socket.inet_aton("192.0.2.10"))], []
     if name == "www.example.org" and qtype == A:
         return 0, [(A, 120, socket.inet_aton("192.0.2.20"))], []
-    if name in ("example.org", "www.example.org"):
+    if name == BIG_NAME and qtype == A:
+        # Larger than a client without EDNS can take over UDP (512 bytes).
+        return 0, [(A, 300, socket.inet_aton(f"192.0.2.{i}")) for i in range(1, BIG_COUNT + 1)], []
+    if name in ("example.org", "www.example.org", BIG_NAME):
         return 0, [], [(SOA, 60, SOA_RDATA)]
     return 3, [], [(SOA, 60, SOA_RDATA)]
 

@@ -1,10 +1,13 @@
 // libFuzzer target for the query path: any bytes as a query against a compiled zone (answered
 // with UDP and TCP limits), and the same bytes as an upstream answer for the cache and for an
-// ExternalName's CNAME chase. Built with clang 14 only (tests/fuzz/run.sh).
+// ExternalName's CNAME chase; ExternalNames inside the zones (a loop among them) are followed as
+// the server follows them. Built with clang 14 only (tests/fuzz/run.sh).
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "dns/alias_chase.h"
 #include "dns/cache.h"
@@ -34,15 +37,22 @@ store::ServiceEntry service(const char* ns, const char* name, const char* ip, bo
   return entry;
 }
 
+store::ServiceEntry externalName(const char* name, const char* target) {
+  auto alias = service("default", name, "", false);
+  alias.service.type = store::ServiceType::kExternalName;
+  alias.service.external_name = target;
+  alias.service.cluster_ip.reset();
+  return alias;
+}
+
 const dns::AnswerTable& table() {
   static const dns::AnswerTablePtr compiled = [] {
-    auto alias = service("default", "ext", "", false);
-    alias.service.type = store::ServiceType::kExternalName;
-    alias.service.external_name = "example.org";
-    alias.service.cluster_ip.reset();
     store::Snapshot snapshot(
         3, store::Cidr::parse("10.96.0.0/12"),
-        {service("default", "web", "10.96.0.10", false), service("prod", "db", "", true), alias},
+        {service("default", "web", "10.96.0.10", false), service("prod", "db", "", true),
+         externalName("ext", "example.org"), externalName("to-db", "db.prod.svc.cluster.local."),
+         externalName("loop-a", "loop-b.default.svc"),
+         externalName("loop-b", "loop-a.default.svc.cluster.local")},
         std::vector<store::PodPtr>{}, {});
     return dns::AnswerTable::build(snapshot, dns::ZoneOptions{});
   }();
@@ -62,6 +72,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       dns::Response response =
           dns::respond(query, table(), dns::ClientContext{recursion, limit}, out);
       if (response.length > out.size()) __builtin_trap();
+      if (response.disposition != dns::Disposition::kChaseAlias) continue;
+      const std::string& target = table().aliasTarget(*response.alias);
+      if (!dns::inOwnZones(table(), target)) continue;
+      std::vector<uint8_t> alias_answer(out.begin(), out.begin() + response.length);
+      dns::chaseInOwnZones(table(), query, alias_answer, target, limit);
     }
   }
   // The same bytes as an upstream's answer to a fixed question.
@@ -73,5 +88,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cache.relay(asked, input, out, 512, &truncated);
   cache.lookup(asked, out, 512, &truncated);
   dns::combineAliasAnswer(question, input, 4096);
+  dns::combineAliasAnswer(question, input, 512, true);
   return 0;
 }

@@ -138,13 +138,31 @@ TEST_F(ResponderTest, ApexRecordsAndTheSchemaVersion) {
               ElementsAre("dns-version.cluster.local. 5 IN TXT \"1.1.0\""));
 }
 
-TEST_F(ResponderTest, ExternalNameIsACnameChasedOnlyForRecursiveClients) {
+TEST_F(ResponderTest, ExternalNameIsACnameWhoseTargetTheServerMayChase) {
   EXPECT_THAT(ask("ext.default.svc.cluster.local", kTypeCname).answer,
               ElementsAre("ext.default.svc.cluster.local. 5 IN CNAME example.org."));
-  auto chased = ask("ext.default.svc.cluster.local", kTypeA, 0, true, Disposition::kChaseAlias);
-  EXPECT_THAT(chased.answer, ElementsAre("ext.default.svc.cluster.local. 5 IN CNAME example.org."));
-  auto plain = ask("ext.default.svc.cluster.local", kTypeA, 0, false, Disposition::kSend);
-  EXPECT_EQ(plain.answer.size(), 1u);
+  // The server follows a target in its own zones for anyone, and asks upstream for the others
+  // only for clients that may recurse (dns/server.cc); either way `out` holds the CNAME.
+  for (bool recursion : {true, false}) {
+    auto chased =
+        ask("ext.default.svc.cluster.local", kTypeA, 0, recursion, Disposition::kChaseAlias);
+    EXPECT_THAT(chased.answer,
+                ElementsAre("ext.default.svc.cluster.local. 5 IN CNAME example.org."));
+  }
+}
+
+TEST_F(ResponderTest, BeforeTheRegistryIsLoadedZoneNamesGetServfailNotNxdomain) {
+  table_ = AnswerTable::awaitingRegistry(ZoneOptions{}, snapshot_->serviceCidr());
+  for (const char* name : {"web.default.svc.cluster.local", "cluster.local", "web.default.svc",
+                           "10.0.96.10.in-addr.arpa"}) {
+    auto reply = ask(name, kTypeA);
+    EXPECT_EQ(reply.rcode, LDNS_RCODE_SERVFAIL) << name;
+    EXPECT_FALSE(reply.aa) << name;
+    EXPECT_TRUE(reply.authority.empty()) << name;
+  }
+  ask("example.org", kTypeA, 0, true, Disposition::kForward);
+  table_ = AnswerTable::build(*snapshot_, ZoneOptions{});
+  EXPECT_EQ(ask("web.default.svc.cluster.local", kTypeA).rcode, LDNS_RCODE_NOERROR);
 }
 
 TEST_F(ResponderTest, OtherNamesAreForwardedOrRefused) {

@@ -79,6 +79,21 @@ TEST(ServiceValidationTest, NamesTheFieldOfEachMistake) {
   expectField(no_ports, "spec.ports");
 }
 
+TEST(ServiceValidationTest, AnExternalNameMayEndInOneDotAsKubernetesAllows) {
+  auto external = webService();
+  external.type = ServiceType::kExternalName;
+  for (const char* target : {"db.prod.svc.cluster.local", "db.prod.svc.cluster.local."}) {
+    external.external_name = target;
+    EXPECT_TRUE(validateService(external)) << target;
+  }
+  for (const char* target : {".", "db.prod..", "db..prod", ".db"}) {
+    external.external_name = target;
+    auto status = validateService(external);
+    ASSERT_FALSE(status) << target;
+    EXPECT_EQ(status.error().field, "spec.externalName") << target;
+  }
+}
+
 TEST(ServiceValidationTest, SameNumberOnTcpAndUdpIsFine) {
   auto dns = webService();
   dns.ports = {ServicePort{"dns", Protocol::kUdp, 53, PortRef{53, {}}},
