@@ -336,7 +336,16 @@ say "$msg"
 
 # ---- the images, keyed by the sources they are built from
 # only what the images are built from: not tests, docs or the demo's compose and manifest files
-key=$(cd "$repo" && git ls-files -co --exclude-standard |
+# (a copy without .git, as tests/fresh makes, lists its files instead: it holds nothing ignored
+# but build/)
+source_files() {
+  if git -C "$repo" rev-parse --git-dir >/dev/null 2>&1; then
+    git -C "$repo" ls-files -co --exclude-standard
+  else
+    (cd "$repo" && find . -path ./build -prune -o -type f -print | sed 's|^\./||')
+  fi
+}
+key=$(cd "$repo" && source_files |
   grep -v -e '^tests/' -e '^bench/' -e '^docs/' -e '\.md$' -e '^container/docker-compose.yml$' -e '^container/demo.yaml$' |
   sort | xargs -d '\n' sha256sum 2>/dev/null | sha256sum | cut -c1-16)
 images=$cache/images-$key.tar
