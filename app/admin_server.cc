@@ -127,7 +127,13 @@ asio::awaitable<void> AdminServer::Impl::acceptLoop() {
   while (acceptor_->is_open()) {
     auto [error, socket] = co_await acceptor_->async_accept(kTuple);
     if (error == asio::error::operation_aborted) co_return;
-    if (error) continue;  // e.g. out of descriptors: the next accept may work
+    if (error) {
+      // Out of descriptors, say: the connection waits in the backlog while some close, and
+      // retrying at once would spin on the same error.
+      asio::steady_timer pause(context_, std::chrono::milliseconds(100));
+      co_await pause.async_wait(kTuple);
+      continue;
+    }
     if (connections_ >= options_.max_connections) {
       boost::system::error_code ignored;
       socket.close(ignored);  // over the limit: refused at once

@@ -12,6 +12,7 @@
 #include "app/admin_server.h"
 #include "app/commands.h"
 #include "app/common.h"
+#include "app/file_limit.h"
 #include "app/log.h"
 #include "app/metrics.h"
 #include "app/proxy_ports.h"
@@ -143,6 +144,24 @@ void holdFirstLoadForTest() {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
+// The userspace relay's cap is per port (how many ports is up to the registry), so it is not
+// among these.
+void fitConnectionCapsToFileLimit(dns::DnsOptions& dns, AdminOptions& admin,
+                                  size_t& probes_in_flight) {
+  size_t limit = raiseFileLimit();
+  std::string warning =
+      fitConnectionCaps(limit, {{"--dns-tcp-max-connections", &dns.tcp.max_connections},
+                                {"admin connections", &admin.max_connections},
+                                {"probes in flight", &probes_in_flight}});
+  dns.tcp.max_connections_per_client =
+      std::min(dns.tcp.max_connections_per_client, dns.tcp.max_connections);
+  if (!warning.empty()) logWarn(warning);
+  logInfo("connection caps fitted: file_limit=" + std::to_string(limit) +
+          " dns_tcp_connections=" + std::to_string(dns.tcp.max_connections) +
+          " dns_tcp_per_client=" + std::to_string(dns.tcp.max_connections_per_client) +
+          " admin_connections=" + std::to_string(admin.max_connections) +
+          " probes_in_flight=" + std::to_string(probes_in_flight));
+}
 std::function<bool()> watcherTestPause() {
   const char* file = std::getenv("SVCBOX_TEST_WATCHER_PAUSE_FILE");
   if (!file) return nullptr;
@@ -218,6 +237,9 @@ int runServe(const ServeFlags& flags) {
     failWith(recorded.error());
   }
 
+  size_t probes_in_flight = health::ProberOptions{}.max_in_flight;
+  fitConnectionCapsToFileLimit(dns_options, admin_options, probes_in_flight);
+
   Readiness readiness;
   ServeMetrics metrics;
   dns_options.service_cidr = *service_cidr;
@@ -244,7 +266,7 @@ int runServe(const ServeFlags& flags) {
       }
     });
   }
-  auto prober = makeProber(default_probe, writer);
+  auto prober = makeProber(default_probe, probes_in_flight, writer);
   metrics.setProbeSource([&prober] {
     auto c = prober->counters();
     return ProbeStats{c.tcp_success,     c.tcp_failure,     c.http_success, c.http_failure,

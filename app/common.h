@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -50,6 +51,11 @@ Setting registryPath(Settings& settings, const RegistryOptions& options);
 std::unique_ptr<store::Registry> openRegistry(const std::string& path);
 // --service-cidr / SVCBOX_SERVICE_CIDR / config, parsed; throws CommandError when malformed.
 store::CidrChoice cidrChoice(Settings& settings, const RegistryOptions& options);
+
+// A duration setting: "30s", "500ms", "2m"; throws CommandError naming --name otherwise.
+std::chrono::milliseconds parseDuration(const Setting& setting, const std::string& name);
+// A whole-number setting from 0 to max; throws CommandError naming --name otherwise.
+size_t parseCount(const Setting& setting, const std::string& name, size_t max);
 
 // kubectl's resource names and aliases: svc/service/services, po/pod/pods, ep/endpoints,
 // endpointslice(s). Throws CommandError for anything else.

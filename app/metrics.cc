@@ -7,6 +7,8 @@
 
 #include <limits>
 
+#include "dns/tcp_limits.h"
+
 namespace svcbox::app {
 namespace {
 
@@ -102,6 +104,34 @@ void collectDns(const dns::DnsMetrics& dns, std::vector<MetricFamily>& out) {
           dns.refused_over_limit);
   counter("svcbox_dns_dropped_total", "Packets dropped unanswered (responses, runts, oversized).",
           dns.dropped);
+
+  auto tcp_open =
+      family("svcbox_dns_tcp_connections", "DNS-over-TCP connections open now.", MetricType::Gauge);
+  addValue(tcp_open, static_cast<double>(dns.tcp_connections));
+  out.push_back(std::move(tcp_open));
+  auto tcp_stalled = family("svcbox_dns_tcp_stalled_connections",
+                            "DNS-over-TCP connections serve stopped reading because their client "
+                            "left more than --dns-tcp-max-unsent of answers unread.",
+                            MetricType::Gauge);
+  addValue(tcp_stalled, static_cast<double>(dns.tcp_stalled));
+  out.push_back(std::move(tcp_stalled));
+  auto tcp_refused = family("svcbox_dns_tcp_refused_total",
+                            "DNS-over-TCP connections closed as they arrived, by the limit that "
+                            "refused them.",
+                            MetricType::Counter);
+  for (size_t slot = 0; slot < dns.tcp_refused.size(); ++slot) {
+    addValue(tcp_refused, static_cast<double>(dns.tcp_refused[slot]),
+             {{"reason", dns::tcpRefusalLabel(slot)}});
+  }
+  out.push_back(std::move(tcp_refused));
+  auto tcp_closed = family("svcbox_dns_tcp_closed_total",
+                           "DNS-over-TCP connections serve closed, by the limit that ended them.",
+                           MetricType::Counter);
+  for (size_t slot = 0; slot < dns.tcp_closed.size(); ++slot) {
+    addValue(tcp_closed, static_cast<double>(dns.tcp_closed[slot]),
+             {{"reason", dns::tcpCloseLabel(slot)}});
+  }
+  out.push_back(std::move(tcp_closed));
 
   auto forward_requests = family("svcbox_dns_forward_requests_total",
                                  "Answers received from each upstream.", MetricType::Counter);

@@ -44,6 +44,32 @@ uint64_t number(const Setting& setting, const std::string& name, uint64_t max) {
   return *value;
 }
 
+dns::TcpLimits resolveTcpLimits(Settings& settings, const DnsFlags& flags) {
+  auto positive = [&](const char* name, const std::optional<std::string>& flag,
+                      const char* fallback, uint64_t max) {
+    auto setting = settings.resolve(name, flag, fallback);
+    uint64_t value = number(setting, name, max);
+    if (value == 0) badSetting(setting, name, "must be at least 1");
+    return static_cast<size_t>(value);
+  };
+  dns::TcpLimits limits;
+  limits.max_connections =
+      positive("dns-tcp-max-connections", flags.tcp_max_connections, "1024", 1000000);
+  limits.max_connections_per_client = positive("dns-tcp-max-connections-per-client",
+                                               flags.tcp_max_connections_per_client, "32", 1000000);
+  limits.max_queries_per_connection =
+      positive("dns-tcp-max-queries-per-connection", flags.tcp_max_queries_per_connection, "10000",
+               1000000000);
+  limits.max_connection_age = parseDuration(
+      settings.resolve("dns-tcp-max-connection-age", flags.tcp_max_connection_age, "5m"),
+      "dns-tcp-max-connection-age");
+  limits.idle_timeout =
+      parseDuration(settings.resolve("dns-tcp-idle-timeout", flags.tcp_idle_timeout, "10s"),
+                    "dns-tcp-idle-timeout");
+  limits.max_unsent_bytes = positive("dns-tcp-max-unsent", flags.tcp_max_unsent, "65536", 1u << 30);
+  return limits;
+}
+
 }  // namespace
 
 void addDnsFlags(CLI::App& command, DnsFlags& flags) {
@@ -62,11 +88,37 @@ void addDnsFlags(CLI::App& command, DnsFlags& flags) {
                      "Forwarded queries in flight before REFUSED (default 1000)");
   command.add_option("--dns-threads", flags.threads,
                      "UDP worker threads (default 1; more only helps with several free cores)");
+  command.add_option("--dns-tcp-max-connections", flags.tcp_max_connections,
+                     "DNS-over-TCP connections open at once (default 1024); when full, the oldest "
+                     "whose client reads no answers is closed, else the new one");
+  command.add_option("--dns-tcp-max-connections-per-client", flags.tcp_max_connections_per_client,
+                     "DNS-over-TCP connections from one address (default 32)");
+  command.add_option("--dns-tcp-max-queries-per-connection", flags.tcp_max_queries_per_connection,
+                     "Queries one TCP connection may send before serve closes it (default 10000)");
+  command.add_option("--dns-tcp-max-connection-age", flags.tcp_max_connection_age,
+                     "How long a TCP connection may stay open at all (default 5m)");
+  command.add_option(
+      "--dns-tcp-idle-timeout", flags.tcp_idle_timeout,
+      "Close a TCP connection whose client read nothing for this long (default 10s)");
+  command.add_option("--dns-tcp-max-unsent", flags.tcp_max_unsent,
+                     "Bytes of answers a TCP client may leave unread before serve stops reading "
+                     "its queries (default 65536)");
 }
 
 std::vector<std::string> dnsSettingNames() {
-  return {"dns-listen",      "cluster-domain",          "ttl",        "upstream",
-          "allow-recursion", "max-concurrent-forwards", "dns-threads"};
+  return {"dns-listen",
+          "cluster-domain",
+          "ttl",
+          "upstream",
+          "allow-recursion",
+          "max-concurrent-forwards",
+          "dns-threads",
+          "dns-tcp-max-connections",
+          "dns-tcp-max-connections-per-client",
+          "dns-tcp-max-queries-per-connection",
+          "dns-tcp-max-connection-age",
+          "dns-tcp-idle-timeout",
+          "dns-tcp-max-unsent"};
 }
 
 dns::DnsOptions resolveDnsOptions(Settings& settings, const DnsFlags& flags) {
@@ -132,6 +184,7 @@ dns::DnsOptions resolveDnsOptions(Settings& settings, const DnsFlags& flags) {
              "max-concurrent-forwards", 1000000);
   options.threads = number(settings.resolve("dns-threads", flags.threads, "1"), "dns-threads", 64);
   if (options.threads == 0) options.threads = 1;
+  options.tcp = resolveTcpLimits(settings, flags);
   return options;
 }
 

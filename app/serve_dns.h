@@ -21,6 +21,12 @@ struct DnsFlags {
   std::optional<std::string> ttl;
   std::optional<std::string> max_concurrent_forwards;
   std::optional<std::string> threads;
+  std::optional<std::string> tcp_max_connections;
+  std::optional<std::string> tcp_max_connections_per_client;
+  std::optional<std::string> tcp_max_queries_per_connection;
+  std::optional<std::string> tcp_max_connection_age;
+  std::optional<std::string> tcp_idle_timeout;
+  std::optional<std::string> tcp_max_unsent;
 };
 
 void addDnsFlags(CLI::App& command, DnsFlags& flags);

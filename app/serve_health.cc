@@ -21,10 +21,11 @@ store::DefaultProbe resolveDefaultProbe(Settings& settings, const HealthFlags& f
                                          setting.value + "\": must be tcp or none");
 }
 
-std::unique_ptr<health::Prober> makeProber(store::DefaultProbe default_probe,
+std::unique_ptr<health::Prober> makeProber(store::DefaultProbe default_probe, size_t max_in_flight,
                                            RegistryWriter& writer) {
   health::ProberOptions options;
   options.default_probe = default_probe;
+  options.max_in_flight = max_in_flight;
   auto write = [&writer](std::vector<store::ReadinessUpdate> updates) {
     auto written = writer.setReadiness(updates);
     if (!written) {

@@ -23,8 +23,9 @@ std::vector<std::string> healthSettingNames();
 // Throws CommandError naming the setting when it is neither tcp nor none.
 store::DefaultProbe resolveDefaultProbe(Settings& settings, const HealthFlags& flags);
 
-// Not started. Verdicts go through `writer` in one transaction per batch.
-std::unique_ptr<health::Prober> makeProber(store::DefaultProbe default_probe,
+// Not started. Verdicts go through `writer` in one transaction per batch; at most
+// `max_in_flight` probes run at once.
+std::unique_ptr<health::Prober> makeProber(store::DefaultProbe default_probe, size_t max_in_flight,
                                            RegistryWriter& writer);
 
 }  // namespace svcbox::app

@@ -23,34 +23,6 @@ bool parseBool(const Setting& setting, const std::string& name) {
                                          " must be true or false, not \"" + value + "\"");
 }
 
-// "30s", "500ms", "2m".
-std::chrono::milliseconds parseDuration(const Setting& setting, const std::string& name) {
-  const auto& value = setting.value;
-  size_t digits = 0;
-  while (digits < value.size() && std::isdigit(static_cast<unsigned char>(value[digits]))) ++digits;
-  std::string unit = value.substr(digits);
-  long long number = digits > 0 && digits < 10 ? std::stoll(value.substr(0, digits)) : -1;
-  long long scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : 0;
-  if (number <= 0 || scale == 0) {
-    throw CommandError(kExitUserError, setting.source + ": --" + name +
-                                           " must be a positive duration such as 30s, 500ms or "
-                                           "2m, not \"" +
-                                           value + "\"");
-  }
-  return std::chrono::milliseconds(number * scale);
-}
-
-// A whole number from 0 to `max`.
-size_t parseCount(const Setting& setting, const std::string& name, size_t max) {
-  auto value = parseWholeNumber(setting.value, max);
-  if (!value) {
-    throw CommandError(kExitUserError, setting.source + ": --" + name +
-                                           " must be a whole number from 0 to " +
-                                           std::to_string(max) + ", not \"" + setting.value + "\"");
-  }
-  return *value;
-}
-
 void logFromRouter(router::LogLevel level, const std::string& message) {
   logFrom("router", level, message);
 }

@@ -84,6 +84,10 @@ struct DnsMetrics {
   uint64_t dropped = 0;
   uint64_t malformed = 0;
   uint64_t truncated = 0;
+  uint64_t tcp_connections = 0;            // open now
+  uint64_t tcp_stalled = 0;                // of those, not read: their client reads nothing
+  std::array<uint64_t, 3> tcp_refused{};   // by TcpRefusal
+  std::array<uint64_t, 4> tcp_closed{};    // by TcpClose (closed by serve for a limit)
   std::vector<UpstreamMetrics> upstreams;  // one per configured upstream, in order
 };
 

@@ -93,9 +93,11 @@ class DnsServer::Impl {
 
   bool recursionAllowed(const sockaddr_storage& client) const {
     auto address = addressOf(reinterpret_cast<const sockaddr*>(&client));
-    if (!address) return false;
+    return address && recursionAllowed(*address);
+  }
+  bool recursionAllowed(const store::IpAddress& client) const {
     for (const auto& cidr : options_.allow_recursion) {
-      if (cidr.contains(*address)) return true;
+      if (cidr.contains(client)) return true;
     }
     return false;
   }
@@ -110,10 +112,13 @@ class DnsServer::Impl {
   asio::io_context forwarder_context_;
   Forwarder forwarder_;
   std::thread forwarder_thread_;
+  // Before the workers: TCP sessions left in a worker's loop at stop release themselves here
+  // when the loop is destroyed.
+  TcpCounters tcp_counters_;
+  TcpConnectionTable tcp_table_{options_.tcp, tcp_counters_};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::string> bound_;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
-  std::atomic<size_t> tcp_connections_{0};
   // Responses to forwarded queries: written by the forwarder's thread only.
   QueryCounters forwarded_queries_;
   bool started_ = false;
@@ -354,52 +359,102 @@ class UdpListener {
 };
 
 // One TCP connection (RFC 7766): length-prefixed queries, answered in any order, until the
-// client closes or stays idle past the timeout.
+// client closes or one of the TcpLimits ends it. Thread contract: everything runs on the first
+// worker's thread, except the reply of a forwarded query, which posts itself there.
 class TcpSession : public std::enable_shared_from_this<TcpSession> {
  public:
-  TcpSession(DnsServer::Impl::Worker& worker, tcp::socket socket)
-      : worker_(worker), socket_(std::move(socket)), idle_(socket_.get_executor()) {}
-  ~TcpSession() { worker_.server.tcp_connections_.fetch_sub(1); }
+  TcpSession(DnsServer::Impl::Worker& worker, tcp::socket socket, store::IpAddress client)
+      : worker_(worker),
+        limits_(worker.server.options_.tcp),
+        socket_(std::move(socket)),
+        client_(client),
+        idle_(socket_.get_executor()),
+        age_(socket_.get_executor()) {}
+  ~TcpSession() {
+    if (id_) worker_.server.tcp_table_.release(*id_);
+  }
 
-  void start() {
-    recursion_allowed_ = false;
-    boost::system::error_code error;
-    auto peer = socket_.remote_endpoint(error);
-    if (!error) {
-      sockaddr_storage storage{};
-      std::memcpy(&storage, peer.data(), peer.size());
-      recursion_allowed_ = worker_.server.recursionAllowed(storage);
-    }
+  void start(TcpConnectionTable::Id id) {
+    id_ = id;
+    recursion_allowed_ = worker_.server.recursionAllowed(client_);
+    // The kernel's buffer counts too: a small one keeps what a client leaves unread in the
+    // bound below instead of in megabytes of socket memory.
+    boost::system::error_code ignored;
+    socket_.set_option(asio::socket_base::send_buffer_size(static_cast<int>(
+                           std::max<size_t>(limits_.max_unsent_bytes, kMinSendBuffer))),
+                       ignored);
+    age_.expires_after(limits_.max_connection_age);
+    age_.async_wait([self = shared_from_this()](boost::system::error_code error) {
+      if (!error) self->close(TcpClose::kAge);
+    });
+    armIdle();
     readLength();
   }
 
+  // Closes the connection at once (the table evicts it, or a limit ends it).
+  void close(std::optional<TcpClose> why = std::nullopt) {
+    if (closed_) return;
+    closed_ = true;
+    if (why) worker_.server.tcp_counters_.close(*why);
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    idle_.cancel();
+    age_.cancel();
+  }
+
   void deliver(std::span<const uint8_t> bytes) {
+    if (closed_) return;
     std::vector<uint8_t> framed(2 + bytes.size());
     writeU16(framed.data(), static_cast<uint16_t>(bytes.size()));
     std::memcpy(framed.data() + 2, bytes.data(), bytes.size());
+    unsent_ += framed.size();
     pending_.push_back(std::move(framed));
     if (pending_.size() == 1) writeNext();
   }
 
  private:
+  // Linux doubles the value and keeps a floor; below this TCP itself slows down.
+  static constexpr size_t kMinSendBuffer = 4096;
+
+  // Re-armed only when the client takes bytes (a write completes), never by its queries.
   void armIdle() {
-    idle_.expires_after(worker_.server.options_.tcp_idle_timeout);
+    idle_.expires_after(limits_.idle_timeout);
     idle_.async_wait([self = shared_from_this()](boost::system::error_code error) {
-      if (error) return;
-      boost::system::error_code ignored;
-      self->socket_.close(ignored);
+      if (!error) self->close(TcpClose::kIdle);
     });
   }
 
+  // Reads the next query unless the client must first read its answers or has asked its last.
+  void readNextIfAllowed() {
+    if (closed_ || reading_) return;
+    if (client_done_) {  // it may still read what it asked for (RFC 7766 §6.2.4)
+      if (pending_.empty() && outstanding_ == 0) close();
+      return;
+    }
+    if (queries_ >= limits_.max_queries_per_connection) {
+      if (pending_.empty() && outstanding_ == 0) close(TcpClose::kQueries);
+      return;
+    }
+    bool stalled = unsent_ > limits_.max_unsent_bytes;
+    if (stalled != stalled_) {
+      stalled_ = stalled;
+      worker_.server.tcp_table_.setStalled(*id_, stalled);
+    }
+    if (!stalled) readLength();
+  }
+
   void readLength() {
-    armIdle();
+    reading_ = true;
     asio::async_read(socket_, asio::buffer(length_),
                      [self = shared_from_this()](boost::system::error_code error, size_t) {
-                       size_t size = error ? 0 : readU16(self->length_.data());
-                       if (size < kHeaderSize) {  // closed, or nothing to answer
-                         self->idle_.cancel();
-                         return;
+                       self->reading_ = false;
+                       if (error == asio::error::eof) {
+                         self->client_done_ = true;
+                         return self->readNextIfAllowed();
                        }
+                       size_t size = error ? 0 : readU16(self->length_.data());
+                       if (size < kHeaderSize) return self->close();  // nothing to answer
+                       self->reading_ = true;
                        self->query_.resize(size);
                        self->readBody();
                      });
@@ -408,12 +463,14 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   void readBody() {
     asio::async_read(socket_, asio::buffer(query_),
                      [self = shared_from_this()](boost::system::error_code error, size_t) {
+                       self->reading_ = false;
                        if (error) {
-                         self->idle_.cancel();
+                         self->close();
                          return;
                        }
+                       ++self->queries_;
                        self->answer();
-                       self->readLength();
+                       self->readNextIfAllowed();
                      });
   }
 
@@ -435,12 +492,17 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     std::weak_ptr<TcpSession> weak = shared_from_this();
     auto executor = socket_.get_executor();
     QueryCounters* queries = &worker_.server.forwarded_queries_;
+    ++outstanding_;
     job->reply = [weak, executor, queries, started](std::span<const uint8_t> bytes) {
       // Counted on the forwarder's thread (the counters' one writer), as the answer is handed
       // to the connection.
       queries->response(bytes.data(), bytes.size(), Clock::now() - started);
       asio::post(executor, [weak, copy = std::vector<uint8_t>(bytes.begin(), bytes.end())] {
-        if (auto self = weak.lock()) self->deliver(copy);
+        if (auto self = weak.lock()) {
+          --self->outstanding_;
+          self->deliver(copy);
+          self->readNextIfAllowed();
+        }
       });
     };
     worker_.server.forwarder_.submit(std::move(job));
@@ -449,36 +511,74 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   void writeNext() {
     asio::async_write(socket_, asio::buffer(pending_.front()),
                       [self = shared_from_this()](boost::system::error_code error, size_t) {
-                        if (error) return;
+                        if (error) return self->close();
+                        self->unsent_ -= self->pending_.front().size();
                         self->pending_.pop_front();
+                        self->armIdle();
                         if (!self->pending_.empty()) self->writeNext();
+                        self->readNextIfAllowed();
                       });
   }
 
   DnsServer::Impl::Worker& worker_;
+  const TcpLimits& limits_;
   tcp::socket socket_;
+  store::IpAddress client_;
   asio::steady_timer idle_;
+  asio::steady_timer age_;
+  std::optional<TcpConnectionTable::Id> id_;
   std::array<uint8_t, 2> length_{};
   std::vector<uint8_t> query_;
   std::deque<std::vector<uint8_t>> pending_;
+  size_t unsent_ = 0;       // bytes in pending_
+  size_t queries_ = 0;      // read so far
+  size_t outstanding_ = 0;  // forwarded, not yet answered
+  bool reading_ = false;
+  bool client_done_ = false;  // it sent its last query (and shut its side)
+  bool stalled_ = false;
+  bool closed_ = false;
   bool recursion_allowed_ = false;
 };
 
 namespace {
 
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+
+void admit(DnsServer::Impl::Worker& worker, tcp::socket socket) {
+  auto& server = worker.server;
+  boost::system::error_code error;
+  auto peer = socket.remote_endpoint(error);
+  if (error) return;  // gone already
+  auto client = addressOf(reinterpret_cast<const sockaddr*>(peer.data()));
+  if (!client) return;
+  auto session = std::make_shared<TcpSession>(worker, std::move(socket), *client);
+  std::weak_ptr<TcpSession> weak = session;
+  auto admission = server.tcp_table_.admit(*client, [weak] {
+    if (auto evicted = weak.lock()) evicted->close();
+  });
+  if (!admission.id) {
+    server.tcp_counters_.refuse(admission.refusal);
+    return;  // the session closes its socket as it goes
+  }
+  session->start(*admission.id);
+}
+
+// Accepts until the acceptor closes. Running out of file descriptors pauses accepting for a
+// moment (the connection waits in the backlog) rather than spinning on the error.
 void acceptLoop(DnsServer::Impl::Worker& worker, tcp::acceptor& acceptor) {
   acceptor.async_accept([&worker, &acceptor](boost::system::error_code error, tcp::socket socket) {
     if (error == asio::error::operation_aborted) return;
-    if (!error) {
-      auto& server = worker.server;
-      if (server.tcp_connections_.fetch_add(1) >= server.options_.max_tcp_connections) {
-        server.tcp_connections_.fetch_sub(1);
-        boost::system::error_code ignored;
-        socket.close(ignored);
-      } else {
-        std::make_shared<TcpSession>(worker, std::move(socket))->start();
-      }
+    auto& server = worker.server;
+    if (error == asio::error::no_descriptors || error.value() == ENFILE ||
+        error == asio::error::no_buffer_space || error == asio::error::no_memory) {
+      server.tcp_counters_.refuse(TcpRefusal::kFileLimit);
+      auto pause = std::make_shared<asio::steady_timer>(worker.context, kAcceptPause);
+      pause->async_wait([&worker, &acceptor, pause](boost::system::error_code waited) {
+        if (!waited) acceptLoop(worker, acceptor);
+      });
+      return;
     }
+    if (!error) admit(worker, std::move(socket));
     acceptLoop(worker, acceptor);
   });
 }
@@ -666,6 +766,11 @@ DnsMetrics DnsServer::metrics() const {
   total.malformed = sums.malformed;
   total.truncated = sums.truncated;
   total.upstreams = impl_->forwarder_.upstreamMetrics();
+  const TcpCounters& tcp = impl_->tcp_counters_;
+  total.tcp_connections = read(tcp.open);
+  total.tcp_stalled = read(tcp.stalled);
+  for (size_t i = 0; i < total.tcp_refused.size(); ++i) total.tcp_refused[i] = read(tcp.refused[i]);
+  for (size_t i = 0; i < total.tcp_closed.size(); ++i) total.tcp_closed[i] = read(tcp.closed[i]);
   return total;
 }
 

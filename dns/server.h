@@ -11,6 +11,7 @@
 #include "dns/answer_table.h"
 #include "dns/cache.h"
 #include "dns/forwarder.h"
+#include "dns/tcp_limits.h"
 #include "dns/metrics.h"
 #include "dns/zone_compiler.h"
 #include "store/ip.h"
@@ -39,8 +40,7 @@ struct DnsOptions {
   ForwarderOptions forwarder;
   CacheOptions cache;
   size_t threads = 0;  // 0: one per CPU
-  std::chrono::seconds tcp_idle_timeout{10};
-  size_t max_tcp_connections = 1024;
+  TcpLimits tcp;
 };
 
 // The default --allow-recursion: loopback and private ranges.

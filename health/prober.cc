@@ -30,7 +30,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 // Probes in flight at once; sessions beyond it queue for a slot in arrival order.
-constexpr size_t kMaxInFlight = 256;
 // How long transitions are collected before one `write`, so a round of probes ending together
 // costs one transaction.
 constexpr auto kBatchWindow = std::chrono::milliseconds(10);
@@ -353,7 +352,7 @@ class Prober::Impl {
   }
 
   asio::awaitable<bool> acquireSlot(const std::shared_ptr<Session>& session) {
-    if (in_flight_ < kMaxInFlight) {
+    if (in_flight_ < options_.max_in_flight) {
       ++in_flight_;
       co_return true;
     }

@@ -39,6 +39,8 @@ struct ProberOptions {
   uint32_t default_failure_threshold = 3;
   // The length of one "second" in probe settings; tests shrink it (e.g. 50 ms) to run fast.
   std::chrono::milliseconds second{1000};
+  // Probes in flight at once: each holds a socket (serve fits this under its descriptor limit).
+  size_t max_in_flight = 256;
 };
 
 struct ProbeCounters {                                // cumulative, read by /metrics

@@ -1,0 +1,89 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <unordered_map>
+
+#include "store/ip.h"
+
+// What a DNS-over-TCP client may make serve hold, and the table that enforces it. Each bound is
+// one a client controls: how many connections, how long, how many queries, how many answers it
+// leaves unread (NSD and dnsdist bound the same things).
+namespace svcbox::dns {
+
+struct TcpLimits {
+  size_t max_connections = 1024;
+  size_t max_connections_per_client = 32;  // per source address
+  size_t max_queries_per_connection = 10000;
+  std::chrono::milliseconds max_connection_age{std::chrono::minutes(5)};
+  // Counted from the last byte the client took from serve (or from its connect): a client that
+  // sends queries but reads no answers is idle.
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(10)};
+  // Answers waiting for the client to read them; above this serve stops reading its queries.
+  size_t max_unsent_bytes = 64 * 1024;
+};
+
+enum class TcpRefusal : uint8_t { kTableFull, kPerClient, kFileLimit };
+enum class TcpClose : uint8_t { kIdle, kAge, kQueries, kEvicted };
+
+// Counters for /metrics: written on the TCP thread, read by the metrics reader.
+struct TcpCounters {
+  std::atomic<uint64_t> open{0};
+  std::atomic<uint64_t> stalled{0};  // open, not read because their client reads no answers
+  std::array<std::atomic<uint64_t>, 3> refused{};  // by TcpRefusal
+  std::array<std::atomic<uint64_t>, 4> closed{};   // by TcpClose
+  void refuse(TcpRefusal why) { add(refused[static_cast<size_t>(why)]); }
+  void close(TcpClose why) { add(closed[static_cast<size_t>(why)]); }
+  static void add(std::atomic<uint64_t>& counter) {
+    counter.fetch_add(1, std::memory_order_relaxed);
+  }
+};
+const char* tcpRefusalLabel(size_t slot);
+const char* tcpCloseLabel(size_t slot);
+
+// The open connections, by admission order. Thread contract: one thread (the TCP worker's)
+// calls everything.
+class TcpConnectionTable {
+ public:
+  using Id = uint64_t;
+
+  explicit TcpConnectionTable(const TcpLimits& limits, TcpCounters& counters)
+      : limits_(limits), counters_(counters) {}
+
+  // Admits a connection from `client`, or says why not. When the table is full, the oldest
+  // connection that is not being read (its client left answers unread past the bound) makes
+  // room: its `evict` is called, and it must release() itself. A client over its own share is
+  // refused whatever the table holds.
+  struct Admission {
+    std::optional<Id> id;
+    TcpRefusal refusal = TcpRefusal::kTableFull;
+  };
+  Admission admit(const store::IpAddress& client, std::function<void()> evict);
+  void release(Id id);
+  // Whether serve has stopped reading the connection because its client does not read.
+  void setStalled(Id id, bool stalled);
+
+  size_t size() const { return connections_.size(); }
+  size_t fromClient(const store::IpAddress& client) const;
+
+ private:
+  struct Connection {
+    store::IpAddress client;
+    bool stalled = false;
+    std::function<void()> evict;
+  };
+  const TcpLimits& limits_;
+  TcpCounters& counters_;
+  Id next_id_ = 1;
+  size_t stalled_ = 0;
+  std::map<Id, Connection> connections_;  // ids grow: the first is the oldest
+  std::unordered_map<store::IpAddress, size_t> per_client_;
+};
+
+}  // namespace svcbox::dns

@@ -1,0 +1,85 @@
+#include "dns/tcp_limits.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+// The admission rules of DNS over TCP, without sockets: tests/dns/test_tcp_limits.py drives the
+// same limits through a real serve.
+namespace svcbox::dns {
+namespace {
+
+store::IpAddress address(const char* text) { return *store::IpAddress::parse(text); }
+
+class TcpConnectionTableTest : public ::testing::Test {
+ protected:
+  TcpConnectionTableTest() {
+    limits_.max_connections = 3;
+    limits_.max_connections_per_client = 2;
+  }
+
+  // Admits a connection whose eviction is recorded in evicted_.
+  std::optional<TcpConnectionTable::Id> admit(const char* client, TcpRefusal* refusal = nullptr) {
+    auto admission =
+        table_.admit(address(client), [this, n = admitted_++] { evicted_.push_back(n); });
+    if (refusal) *refusal = admission.refusal;
+    return admission.id;
+  }
+
+  TcpLimits limits_;
+  TcpCounters counters_;
+  TcpConnectionTable table_{limits_, counters_};
+  int admitted_ = 0;
+  std::vector<int> evicted_;
+};
+
+TEST_F(TcpConnectionTableTest, AClientGetsNoMoreThanItsShare) {
+  ASSERT_TRUE(admit("127.0.0.1"));
+  ASSERT_TRUE(admit("127.0.0.1"));
+  TcpRefusal refusal{};
+  EXPECT_FALSE(admit("127.0.0.1", &refusal));
+  EXPECT_EQ(refusal, TcpRefusal::kPerClient);
+  EXPECT_TRUE(admit("127.0.0.2"));
+  EXPECT_EQ(table_.fromClient(address("127.0.0.1")), 2u);
+}
+
+TEST_F(TcpConnectionTableTest, AFullTableOfReadingClientsRefusesTheNewOne) {
+  ASSERT_TRUE(admit("10.0.0.1"));
+  ASSERT_TRUE(admit("10.0.0.2"));
+  ASSERT_TRUE(admit("10.0.0.3"));
+  TcpRefusal refusal{};
+  EXPECT_FALSE(admit("10.0.0.4", &refusal));
+  EXPECT_EQ(refusal, TcpRefusal::kTableFull);
+  EXPECT_TRUE(evicted_.empty());
+  EXPECT_EQ(counters_.open.load(), 3u);
+}
+
+TEST_F(TcpConnectionTableTest, AFullTableMakesRoomByClosingTheOldestClientThatDoesNotRead) {
+  auto first = admit("10.0.0.1");
+  auto second = admit("10.0.0.2");
+  auto third = admit("10.0.0.3");
+  ASSERT_TRUE(first && second && third);
+  table_.setStalled(*third, true);
+  table_.setStalled(*second, true);
+  EXPECT_TRUE(admit("10.0.0.4"));
+  EXPECT_EQ(evicted_, std::vector<int>{1});  // the second admitted is older than the third
+  EXPECT_EQ(table_.size(), 3u);
+  EXPECT_EQ(counters_.closed[static_cast<size_t>(TcpClose::kEvicted)].load(), 1u);
+  // The evicted connection's own release, when its handlers finish, changes nothing more.
+  table_.release(*second);
+  EXPECT_EQ(table_.size(), 3u);
+  table_.setStalled(*third, false);
+  EXPECT_FALSE(admit("10.0.0.5"));
+}
+
+TEST_F(TcpConnectionTableTest, ReleasingGivesTheClientItsShareBack) {
+  auto first = admit("127.0.0.1");
+  ASSERT_TRUE(admit("127.0.0.1"));
+  table_.release(*first);
+  EXPECT_EQ(table_.fromClient(address("127.0.0.1")), 1u);
+  EXPECT_TRUE(admit("127.0.0.1"));
+  EXPECT_EQ(counters_.open.load(), 2u);
+}
+
+}  // namespace
+}  // namespace svcbox::dns
