@@ -89,8 +89,8 @@ void addDnsFlags(CLI::App& command, DnsFlags& flags) {
   command.add_option("--dns-threads", flags.threads,
                      "UDP worker threads (default 1; more only helps with several free cores)");
   command.add_option("--dns-tcp-max-connections", flags.tcp_max_connections,
-                     "DNS-over-TCP connections open at once (default 1024); when full, the oldest "
-                     "whose client reads no answers is closed, else the new one");
+                     "DNS-over-TCP connections open at once (default 1024); when full, one whose "
+                     "client is not reading makes room, else the new one is closed");
   command.add_option("--dns-tcp-max-connections-per-client", flags.tcp_max_connections_per_client,
                      "DNS-over-TCP connections from one address (default 32)");
   command.add_option("--dns-tcp-max-queries-per-connection", flags.tcp_max_queries_per_connection,

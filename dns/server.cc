@@ -88,6 +88,10 @@ class DnsServer::Impl {
     for (size_t i = 0; i < std::max<size_t>(1, threads); ++i) {
       workers_.push_back(std::make_unique<Worker>(*this));
     }
+    // TCP gets a thread of its own: a thousand busy connections then share one thread among
+    // themselves instead of taking turns with the UDP sockets, whose clients never notice them.
+    udp_workers_ = workers_.size();
+    workers_.push_back(std::make_unique<Worker>(*this));
     table_.table = AnswerTable::awaitingRegistry(options_.zone, options_.service_cidr);
   }
 
@@ -116,7 +120,9 @@ class DnsServer::Impl {
   // when the loop is destroyed.
   TcpCounters tcp_counters_;
   TcpConnectionTable tcp_table_{options_.tcp, tcp_counters_};
-  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::unique_ptr<Worker>> workers_;  // the UDP workers, then the TCP one
+  size_t udp_workers_ = 0;
+  Worker& tcpWorker() { return *workers_.back(); }
   std::vector<std::string> bound_;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
   // Responses to forwarded queries: written by the forwarder's thread only.
@@ -152,6 +158,9 @@ struct DnsServer::Impl::Worker {
   std::vector<std::unique_ptr<class UdpListener>> listeners;
   AnswerTablePtr current;
   uint64_t seen_generation = 0;
+  // The TCP worker's answer buffer, reused by every query (all run on its thread): a 64 KiB
+  // buffer made per query would cost more than the answer.
+  std::vector<uint8_t> tcp_out;
   Counters counters;
   QueryCounters queries;
 };
@@ -359,7 +368,7 @@ class UdpListener {
 };
 
 // One TCP connection (RFC 7766): length-prefixed queries, answered in any order, until the
-// client closes or one of the TcpLimits ends it. Thread contract: everything runs on the first
+// client closes or one of the TcpLimits ends it. Thread contract: everything runs on the TCP
 // worker's thread, except the reply of a forwarded query, which posts itself there.
 class TcpSession : public std::enable_shared_from_this<TcpSession> {
  public:
@@ -371,18 +380,22 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
         idle_(socket_.get_executor()),
         age_(socket_.get_executor()) {}
   ~TcpSession() {
-    if (id_) worker_.server.tcp_table_.release(*id_);
+    if (!id_) return;
+    auto& table = worker_.server.tcp_table_;
+    table.release(*id_);
+    // A surge of connections (an attack, say) leaves their buffers in malloc's free lists; give
+    // the pages back once it is over, so that serve's memory returns to what it was.
+    if (table.surgeEnded()) malloc_trim(0);
   }
 
   void start(TcpConnectionTable::Id id) {
     id_ = id;
     recursion_allowed_ = worker_.server.recursionAllowed(client_);
-    // The kernel's buffer counts too: a small one keeps what a client leaves unread in the
-    // bound below instead of in megabytes of socket memory.
     boost::system::error_code ignored;
-    socket_.set_option(asio::socket_base::send_buffer_size(static_cast<int>(
-                           std::max<size_t>(limits_.max_unsent_bytes, kMinSendBuffer))),
-                       ignored);
+    socket_.set_option(asio::socket_base::send_buffer_size(static_cast<int>(kSendBuffer)), ignored);
+    // Each answer goes out as it is written: Nagle would hold a small answer back until the
+    // client's delayed ACK of the previous one (40 ms and more).
+    socket_.set_option(tcp::no_delay(true), ignored);
     age_.expires_after(limits_.max_connection_age);
     age_.async_wait([self = shared_from_this()](boost::system::error_code error) {
       if (!error) self->close(TcpClose::kAge);
@@ -413,8 +426,10 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   }
 
  private:
-  // Linux doubles the value and keeps a floor; below this TCP itself slows down.
-  static constexpr size_t kMinSendBuffer = 4096;
+  // What the kernel holds for a client beyond --dns-tcp-max-unsent: small, because a client
+  // that reads nothing makes serve answer whatever fits there before it stalls. (Linux doubles
+  // the value; answers larger than it are written in pieces as the client reads.)
+  static constexpr size_t kSendBuffer = 4096;
 
   // Re-armed only when the client takes bytes (a write completes), never by its queries.
   void armIdle() {
@@ -479,7 +494,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     worker_.counters.add(worker_.counters.tcp_queries);
     Query query = parseQuery(query_);
     ClientContext client{recursion_allowed_, kMaxResponse};
-    std::vector<uint8_t> out(kMaxResponse);
+    std::vector<uint8_t>& out = worker_.tcp_out;
+    out.resize(kMaxResponse);
     std::unique_ptr<ForwardJob> job;
     // The table is fetched once: a second call may swap it.
     size_t length =
@@ -515,6 +531,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
                         self->unsent_ -= self->pending_.front().size();
                         self->pending_.pop_front();
                         self->armIdle();
+                        self->worker_.server.tcp_table_.clientRead(*self->id_, Clock::now());
                         if (!self->pending_.empty()) self->writeNext();
                         self->readNextIfAllowed();
                       });
@@ -553,7 +570,7 @@ void admit(DnsServer::Impl::Worker& worker, tcp::socket socket) {
   if (!client) return;
   auto session = std::make_shared<TcpSession>(worker, std::move(socket), *client);
   std::weak_ptr<TcpSession> weak = session;
-  auto admission = server.tcp_table_.admit(*client, [weak] {
+  auto admission = server.tcp_table_.admit(*client, Clock::now(), [weak] {
     if (auto evicted = weak.lock()) evicted->close();
   });
   if (!admission.id) {
@@ -607,7 +624,8 @@ store::Status DnsServer::Impl::bind() {
     for (int attempt = 1;; ++attempt) {
       ListenAddress address = requested;
       std::vector<std::unique_ptr<UdpListener>> listeners;
-      for (auto& worker : workers_) {
+      for (size_t w = 0; w < udp_workers_; ++w) {
+        auto& worker = workers_[w];
         udp::socket socket(worker->context);
         boost::system::error_code error;
         socket.open(ip.is_v4() ? udp::v4() : udp::v6(), error);
@@ -620,7 +638,7 @@ store::Status DnsServer::Impl::bind() {
         address.port = socket.local_endpoint().port();
         listeners.push_back(std::make_unique<UdpListener>(*worker, std::move(socket)));
       }
-      auto acceptor = std::make_unique<tcp::acceptor>(workers_.front()->context);
+      auto acceptor = std::make_unique<tcp::acceptor>(tcpWorker().context);
       boost::system::error_code error;
       acceptor->open(ip.is_v4() ? tcp::v4() : tcp::v6(), error);
       if (!error && ip.is_v6()) acceptor->set_option(asio::ip::v6_only(true), error);
@@ -631,7 +649,7 @@ store::Status DnsServer::Impl::bind() {
         continue;  // the UDP sockets close with `listeners`
       }
       if (error) return store::invalid("dns-listen", bindError(address, "TCP", error));
-      for (size_t i = 0; i < workers_.size(); ++i) {
+      for (size_t i = 0; i < udp_workers_; ++i) {
         workers_[i]->listeners.push_back(std::move(listeners[i]));
       }
       acceptors_.push_back(std::move(acceptor));
@@ -643,7 +661,7 @@ store::Status DnsServer::Impl::bind() {
 }
 
 void DnsServer::Impl::start() {
-  for (auto& acceptor : acceptors_) acceptLoop(*workers_.front(), *acceptor);
+  for (auto& acceptor : acceptors_) acceptLoop(tcpWorker(), *acceptor);
   for (auto& worker : workers_) {
     for (auto& listener : worker->listeners) listener->wait();
     worker->thread = std::thread([&context = worker->context] {

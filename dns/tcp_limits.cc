@@ -1,5 +1,6 @@
 #include "dns/tcp_limits.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace svcbox::dns {
@@ -15,28 +16,27 @@ const char* tcpCloseLabel(size_t slot) {
 }
 
 TcpConnectionTable::Admission TcpConnectionTable::admit(const store::IpAddress& client,
+                                                        Clock::time_point now,
                                                         std::function<void()> evict) {
   if (fromClient(client) >= limits_.max_connections_per_client) {
     return {std::nullopt, TcpRefusal::kPerClient};
   }
   if (connections_.size() >= limits_.max_connections) {
-    auto oldest_stalled = connections_.begin();
-    while (oldest_stalled != connections_.end() && !oldest_stalled->second.stalled) {
-      ++oldest_stalled;
-    }
-    if (oldest_stalled == connections_.end()) return {std::nullopt, TcpRefusal::kTableFull};
+    auto candidate = evictionCandidate(now);
+    if (candidate == connections_.end()) return {std::nullopt, TcpRefusal::kTableFull};
     // The evicted connection releases itself later (its handlers run on this thread); until
     // then it no longer counts.
-    auto evicted = std::move(oldest_stalled->second);
-    release(oldest_stalled->first);
+    auto evicted = std::move(candidate->second);
+    release(candidate->first);
     counters_.close(TcpClose::kEvicted);
     if (evicted.evict) evicted.evict();
   }
   Id id = next_id_++;
-  connections_.emplace(id, Connection{client, false, std::move(evict)});
+  connections_.emplace(id, Connection{client, false, now, std::move(evict)});
+  peak_ = std::max(peak_, connections_.size());
   ++per_client_[client];
   counters_.open.store(connections_.size(), std::memory_order_relaxed);
-  return {id, TcpRefusal::kTableFull};
+  return {id, TcpRefusal::kPerClient};
 }
 
 void TcpConnectionTable::release(Id id) {
@@ -58,6 +58,37 @@ void TcpConnectionTable::setStalled(Id id, bool stalled) {
   it->second.stalled = stalled;
   stalled_ += stalled ? 1 : -1;
   counters_.stalled.store(stalled_, std::memory_order_relaxed);
+}
+
+bool TcpConnectionTable::surgeEnded() {
+  if (peak_ < kSurge || connections_.size() > kQuiet) return false;
+  peak_ = connections_.size();
+  return true;
+}
+
+void TcpConnectionTable::clientRead(Id id, Clock::time_point now) {
+  auto it = connections_.find(id);
+  if (it != connections_.end()) it->second.last_read = now;
+}
+
+// A scan, but only when the table is full, and a full table is at most --dns-tcp-max-connections.
+std::map<TcpConnectionTable::Id, TcpConnectionTable::Connection>::iterator
+TcpConnectionTable::evictionCandidate(Clock::time_point now) {
+  auto best = connections_.end();
+  for (auto it = connections_.begin(); it != connections_.end(); ++it) {
+    const Connection& connection = it->second;
+    if (!connection.stalled && now - connection.last_read < kNotReadingAfter) continue;
+    if (best == connections_.end()) {
+      best = it;
+      continue;
+    }
+    const Connection& chosen = best->second;
+    if (connection.stalled != chosen.stalled ? connection.stalled
+                                             : connection.last_read < chosen.last_read) {
+      best = it;
+    }
+  }
+  return best;
 }
 
 size_t TcpConnectionTable::fromClient(const store::IpAddress& client) const {

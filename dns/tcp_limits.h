@@ -56,32 +56,50 @@ class TcpConnectionTable {
   explicit TcpConnectionTable(const TcpLimits& limits, TcpCounters& counters)
       : limits_(limits), counters_(counters) {}
 
-  // Admits a connection from `client`, or says why not. When the table is full, the oldest
-  // connection that is not being read (its client left answers unread past the bound) makes
-  // room: its `evict` is called, and it must release() itself. A client over its own share is
-  // refused whatever the table holds.
+  using Clock = std::chrono::steady_clock;
+  // A client that has taken nothing from serve for this long (since it connected, or since its
+  // last answer) is not reading.
+  static constexpr auto kNotReadingAfter = std::chrono::seconds(1);
+
+  // Admits a connection from `client`, or says why not. A client over its own share is refused.
+  // When the table is full, a connection whose client is not reading makes room: one that serve
+  // stopped reading (its client left answers unread) first, else the one whose client took a
+  // byte the longest ago, if that is kNotReadingAfter or more. When every client is reading,
+  // the newcomer is refused. The evicted connection's `evict` is called, and it must release()
+  // itself.
   struct Admission {
     std::optional<Id> id;
-    TcpRefusal refusal = TcpRefusal::kTableFull;
+    TcpRefusal refusal = TcpRefusal::kPerClient;
   };
-  Admission admit(const store::IpAddress& client, std::function<void()> evict);
+  Admission admit(const store::IpAddress& client, Clock::time_point now,
+                  std::function<void()> evict);
   void release(Id id);
   // Whether serve has stopped reading the connection because its client does not read.
   void setStalled(Id id, bool stalled);
+  // The client took bytes from serve (an answer's write completed).
+  void clientRead(Id id, Clock::time_point now);
 
   size_t size() const { return connections_.size(); }
+  // True once per surge: when the table, having held kSurge connections or more, is down to
+  // kQuiet or fewer.
+  static constexpr size_t kSurge = 128;
+  static constexpr size_t kQuiet = 8;
+  bool surgeEnded();
   size_t fromClient(const store::IpAddress& client) const;
 
  private:
   struct Connection {
     store::IpAddress client;
     bool stalled = false;
+    Clock::time_point last_read;  // or the connect
     std::function<void()> evict;
   };
+  std::map<Id, Connection>::iterator evictionCandidate(Clock::time_point now);
   const TcpLimits& limits_;
   TcpCounters& counters_;
   Id next_id_ = 1;
   size_t stalled_ = 0;
+  size_t peak_ = 0;                       // the most connections open since the last surge ended
   std::map<Id, Connection> connections_;  // ids grow: the first is the oldest
   std::unordered_map<store::IpAddress, size_t> per_client_;
 };

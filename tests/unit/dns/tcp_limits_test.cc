@@ -21,11 +21,12 @@ class TcpConnectionTableTest : public ::testing::Test {
   // Admits a connection whose eviction is recorded in evicted_.
   std::optional<TcpConnectionTable::Id> admit(const char* client, TcpRefusal* refusal = nullptr) {
     auto admission =
-        table_.admit(address(client), [this, n = admitted_++] { evicted_.push_back(n); });
+        table_.admit(address(client), now_, [this, n = admitted_++] { evicted_.push_back(n); });
     if (refusal) *refusal = admission.refusal;
     return admission.id;
   }
 
+  TcpConnectionTable::Clock::time_point now_ = TcpConnectionTable::Clock::now();
   TcpLimits limits_;
   TcpCounters counters_;
   TcpConnectionTable table_{limits_, counters_};
@@ -43,18 +44,7 @@ TEST_F(TcpConnectionTableTest, AClientGetsNoMoreThanItsShare) {
   EXPECT_EQ(table_.fromClient(address("127.0.0.1")), 2u);
 }
 
-TEST_F(TcpConnectionTableTest, AFullTableOfReadingClientsRefusesTheNewOne) {
-  ASSERT_TRUE(admit("10.0.0.1"));
-  ASSERT_TRUE(admit("10.0.0.2"));
-  ASSERT_TRUE(admit("10.0.0.3"));
-  TcpRefusal refusal{};
-  EXPECT_FALSE(admit("10.0.0.4", &refusal));
-  EXPECT_EQ(refusal, TcpRefusal::kTableFull);
-  EXPECT_TRUE(evicted_.empty());
-  EXPECT_EQ(counters_.open.load(), 3u);
-}
-
-TEST_F(TcpConnectionTableTest, AFullTableMakesRoomByClosingTheOldestClientThatDoesNotRead) {
+TEST_F(TcpConnectionTableTest, AFullTableMakesRoomByClosingAConnectionThatIsNotReadFirst) {
   auto first = admit("10.0.0.1");
   auto second = admit("10.0.0.2");
   auto third = admit("10.0.0.3");
@@ -65,11 +55,55 @@ TEST_F(TcpConnectionTableTest, AFullTableMakesRoomByClosingTheOldestClientThatDo
   EXPECT_EQ(evicted_, std::vector<int>{1});  // the second admitted is older than the third
   EXPECT_EQ(table_.size(), 3u);
   EXPECT_EQ(counters_.closed[static_cast<size_t>(TcpClose::kEvicted)].load(), 1u);
+  EXPECT_EQ(counters_.stalled.load(), 1u);
   // The evicted connection's own release, when its handlers finish, changes nothing more.
   table_.release(*second);
   EXPECT_EQ(table_.size(), 3u);
-  table_.setStalled(*third, false);
-  EXPECT_FALSE(admit("10.0.0.5"));
+}
+
+TEST_F(TcpConnectionTableTest, ElseItClosesTheConnectionWhoseClientReadLastTheLongestAgo) {
+  auto first = admit("10.0.0.1");
+  now_ += std::chrono::milliseconds(10);
+  auto second = admit("10.0.0.2");
+  now_ += std::chrono::milliseconds(10);
+  auto third = admit("10.0.0.3");
+  ASSERT_TRUE(first && second && third);
+  now_ += TcpConnectionTable::kNotReadingAfter;
+  table_.clientRead(*first, now_);  // the first reads its answers; the second connected before
+                                    // the third and has read nothing since
+  EXPECT_TRUE(admit("10.0.0.4"));
+  EXPECT_EQ(evicted_, std::vector<int>{1});
+  EXPECT_EQ(counters_.open.load(), 3u);
+}
+
+TEST_F(TcpConnectionTableTest, AFullTableOfClientsThatReadRefusesTheNewcomer) {
+  ASSERT_TRUE(admit("10.0.0.1"));
+  ASSERT_TRUE(admit("10.0.0.2"));
+  ASSERT_TRUE(admit("10.0.0.3"));
+  // Within kNotReadingAfter of connecting a client may still be about to ask.
+  TcpRefusal refusal{};
+  EXPECT_FALSE(admit("10.0.0.4", &refusal));
+  EXPECT_EQ(refusal, TcpRefusal::kTableFull);
+  EXPECT_TRUE(evicted_.empty());
+}
+
+TEST(TcpConnectionTableSurgeTest, ASurgeEndsOnceWhenTheTableEmptiesAfterIt) {
+  TcpLimits limits;
+  TcpCounters counters;
+  TcpConnectionTable table(limits, counters);
+  std::vector<TcpConnectionTable::Id> ids;
+  auto now = TcpConnectionTable::Clock::now();
+  for (size_t i = 0; i < TcpConnectionTable::kSurge; ++i) {
+    auto client = *store::IpAddress::parse("10.0." + std::to_string(i / 32) + ".1");
+    ids.push_back(*table.admit(client, now, nullptr).id);
+  }
+  int ended = 0;
+  for (auto id : ids) {
+    table.release(id);
+    ended += table.surgeEnded();
+  }
+  EXPECT_EQ(ended, 1);
+  EXPECT_FALSE(table.surgeEnded());
 }
 
 TEST_F(TcpConnectionTableTest, ReleasingGivesTheClientItsShareBack) {
