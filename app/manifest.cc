@@ -680,16 +680,24 @@ class DocumentReader {
   std::string name_;
 };
 
-void collect(const yaml::Node& node, DocumentReader& reader, std::vector<ManifestObject>& out) {
-  if (!node.IsDefined() || node.IsNull()) return;
-  // kubectl's `kind: List` wraps objects in items.
-  if (node.IsMap() && node["kind"].IsDefined() && node["kind"].IsScalar() &&
-      node["kind"].Scalar() == "List") {
-    auto items = node["items"];
-    for (size_t i = 0; items.IsSequence() && i < items.size(); ++i) collect(items[i], reader, out);
-    return;
+// kubectl's `kind: List` wraps objects in items, Lists in Lists too: flattened with a stack of
+// its own, in document order.
+void collect(const yaml::Node& root, DocumentReader& reader, std::vector<ManifestObject>& out) {
+  std::vector<yaml::Node> pending{root};
+  while (!pending.empty()) {
+    yaml::Node node = pending.back();
+    pending.pop_back();
+    if (!node.IsDefined() || node.IsNull()) continue;
+    if (node.IsMap() && node["kind"].IsDefined() && node["kind"].IsScalar() &&
+        node["kind"].Scalar() == "List") {
+      auto items = node["items"];
+      for (size_t i = items.IsSequence() ? items.size() : 0; i > 0; --i) {
+        pending.push_back(items[i - 1]);
+      }
+      continue;
+    }
+    out.push_back(reader.read(node));
   }
-  out.push_back(reader.read(node));
 }
 
 }  // namespace

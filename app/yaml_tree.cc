@@ -2,7 +2,9 @@
 
 #include <yaml.h>
 
+#include <algorithm>
 #include <map>
+#include <string>
 
 namespace svcbox::app::yaml {
 namespace {
@@ -68,6 +70,7 @@ class DocumentBuilder {
       const yaml_char_t* anchor = nullptr;
       switch (event.type) {
         case YAML_DOCUMENT_END_EVENT:
+          checkExpansion(root);
           return root;
         case YAML_SCALAR_EVENT: {
           node = &nodes_.emplace_back();
@@ -95,6 +98,7 @@ class DocumentBuilder {
           break;
         case YAML_SEQUENCE_END_EVENT:
         case YAML_MAPPING_END_EVENT:
+          close(*open.back());
           open.pop_back();
           continue;
         case YAML_ALIAS_EVENT: {
@@ -103,6 +107,11 @@ class DocumentBuilder {
             throw Error("alias *" + text(event.data.alias.anchor) + " names no anchor", mark);
           }
           alias = it->second;
+          if (!alias->complete) {
+            throw Error("alias *" + text(event.data.alias.anchor) +
+                            " stands for a node that contains it: a cycle, refused",
+                        mark);
+          }
           break;
         }
         default:
@@ -117,12 +126,40 @@ class DocumentBuilder {
         open.back()->children.push_back(added);
       }
       if (node && node->type != NodeData::Type::kScalar && node->type != NodeData::Type::kNull) {
+        if (open.size() >= kMaxDepth) {
+          throw Error("nested deeper than " + std::to_string(kMaxDepth) + " levels", mark);
+        }
+        node->complete = false;
         open.push_back(node);
       }
     }
   }
 
  private:
+  // Counts what the finished collection stands for, its aliases expanded; saturates past the cap
+  // so that no count overflows.
+  static void close(NodeData& node) {
+    size_t expanded = 1;
+    for (const NodeData* child : node.children) {
+      expanded = std::min(expanded + child->expanded, kMaxExpandedNodes + 1);
+    }
+    if (expanded > kMaxExpandedNodes) {
+      throw Error("aliases expand this to more than " + std::to_string(kMaxExpandedNodes) +
+                      " nodes, refused",
+                  node.mark);
+    }
+    node.expanded = expanded;
+    node.complete = true;
+  }
+
+  void checkExpansion(const NodeData* root) const {
+    if (!root || root->expanded <= kMaxExpansionFactor * nodes_.size()) return;
+    throw Error("aliases expand this document to " + std::to_string(root->expanded) +
+                    " nodes, more than " + std::to_string(kMaxExpansionFactor) + " times the " +
+                    std::to_string(nodes_.size()) + " it holds, refused",
+                root->mark);
+  }
+
   std::deque<NodeData> nodes_;  // a deque keeps addresses stable as it grows
   std::map<std::string, const NodeData*> anchors_;
 };
@@ -130,7 +167,7 @@ class DocumentBuilder {
 }  // namespace
 
 Node Node::emptyMap() {
-  static const NodeData kEmptyMap{NodeData::Type::kMap, {}, {}, {}, {}};
+  static const NodeData kEmptyMap{NodeData::Type::kMap, {}, {}, {}, {}, 1, true};
   return Node(&kEmptyMap);
 }
 

@@ -62,9 +62,21 @@ struct NodeData {
   std::string tag;
   yaml::Mark mark;
   std::vector<const NodeData*> children;  // a sequence's items, or a mapping's keys and values
+  // The nodes this one stands for once every alias under it is expanded (itself included).
+  size_t expanded = 1;
+  bool complete = true;  // false while a sequence or mapping is still being read
 };
 
-// Calls `visit` with the root of each document in turn. Throws Error on malformed YAML.
+// What one document may make a reader walk: aliases let a few bytes stand for billions of nodes
+// (a "billion laughs") or for a node that contains itself, and every reader of the tree recurses.
+inline constexpr size_t kMaxDepth = 64;
+inline constexpr size_t kMaxExpandedNodes = 1'000'000;
+inline constexpr size_t kMaxExpansionFactor = 10;  // expanded nodes per node written
+
+// Calls `visit` with the root of each document in turn. Throws Error, with the line and column,
+// on malformed YAML, an alias to a node that contains it, nesting deeper than kMaxDepth, or
+// aliases that expand a document past kMaxExpandedNodes or kMaxExpansionFactor times its own
+// nodes.
 void forEachDocument(std::string_view text, const std::function<void(const Node& root)>& visit);
 
 }  // namespace svcbox::app::yaml

@@ -229,6 +229,20 @@ class BadInputTest(CliTestCase):
                                            "TCP or UDP")
         self.assert_rejected_and_unchanged(": : :\n  - [", "FILE:", "not valid YAML")
 
+    def test_alias_cycles_billion_laughs_and_deep_nesting_are_refused_and_change_nothing(self):
+        self.assert_rejected_and_unchanged("&r {kind: List, apiVersion: v1, items: [*r]}\n",
+                                           "FILE:1:41:", "cycle")
+        laughs = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for level in range(1, 10):
+            laughs += f"  a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 10) + "]\n"
+        self.assert_rejected_and_unchanged(laughs + "spec: {ports: [{port: 80}]}\n",
+                                           "FILE:10:", "more than 1000000 nodes")
+        self.assert_rejected_and_unchanged("a: " + "[" * 65 + "]" * 65 + "\n", "FILE:1:", "deeper than 64")
+        # The same cycle on standard input: refused, not a crash (it was SIGSEGV).
+        result = self.run_svcbox("apply", "-f", "-", input="&r {kind: List, apiVersion: v1, items: [*r]}\n")
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn("cycle", result.stderr)
+
     def test_cluster_ip_outside_cidr_or_taken(self):
         self.assert_rejected_and_unchanged(
             "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 192.168.1.1\n  ports: [{port: 80}]\n",

@@ -302,6 +302,13 @@ class AdminApiTest(ServeTestCase):
         code, text = self.http("/api/v1/namespaces/default/pods", "POST", "{not json",
                                token=self.TOKEN, base=base, ns=client)
         self.assertEqual(code, 400, text)
+        # A body whose alias contains itself: refused with where, and serve lives (it was SIGSEGV).
+        code, text = self.http("/api/v1/namespaces/default/pods", "POST",
+                               "&r {kind: List, apiVersion: v1, items: [*r]}\n",
+                               token=self.TOKEN, base=base, ns=client)
+        self.assertEqual(code, 400, text)
+        self.assertIn("cycle", json.loads(text)["message"])
+        self.assertEqual(self.dig("+short", "web.default.svc.cluster.local").strip(), CLUSTER_IP)
         self.assertEqual(self.http("/api/v1/pods", token=self.TOKEN, base=base, ns=client), before)
 
         # A pod reports itself not ready (say, draining): it leaves the rules; ready: it returns.
