@@ -15,11 +15,17 @@ void log(spdlog::level::level_enum level, const std::string& message) {
     return;
   }
   // The message is escaped here because spdlog's pattern cannot escape it.
-  nlohmann::json line{{"level", spdlog::level::to_string_view(level).data()}, {"msg", message}};
-  spdlog::log(level, "{}", line.dump().substr(1));
+  spdlog::log(level, "{}", jsonLogFields(level, message));
 }
 
 }  // namespace
+
+std::string jsonLogFields(spdlog::level::level_enum level, const std::string& message) {
+  nlohmann::json line{{"level", spdlog::level::to_string_view(level).data()}, {"msg", message}};
+  // A message can carry bytes from outside (a path, a name a client sent) that are not UTF-8;
+  // JSON cannot, and dump() would throw: they become U+FFFD.
+  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).substr(1);
+}
 
 bool validLogSettings(const std::string& format, const std::string& level) {
   if (format != "text" && format != "json") return false;

@@ -15,6 +15,9 @@ void logDebug(const std::string& message);
 void logInfo(const std::string& message);
 void logWarn(const std::string& message);
 void logError(const std::string& message);
+// The fields of a json line after the time, without the leading brace the pattern writes:
+// `"level":"info","msg":"..."}`. Bytes that are not UTF-8 become U+FFFD.
+std::string jsonLogFields(spdlog::level::level_enum level, const std::string& message);
 
 // Relays a line from a part that reports through its own LogLevel enum (router::LogLevel,
 // health::LogLevel: kDebug, kInfo, kWarn), prefixed with the part's name.

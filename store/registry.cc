@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -84,6 +85,21 @@ std::optional<std::string> metaValue(Connection& db, const std::string& key) {
   if (!query.step()) return std::nullopt;
   std::string value(query.text(0));
   query.reset();
+  return value;
+}
+
+// A number the registry keeps in meta. A row edited by hand to hold something else is an error
+// for the caller to report, not an exception that would end the thread reading the snapshot.
+Result<int64_t> metaNumber(Connection& db, const std::string& key) {
+  std::string text = metaValue(db, key).value_or("0");
+  int64_t value = 0;
+  auto [end, problem] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (problem != std::errc() || end != text.data() + text.size()) {
+    return Error{ErrorKind::kInternal,
+                 "the registry's meta row " + key + " holds \"" + text +
+                     "\", not a number (edited by hand?)",
+                 ""};
+  }
   return value;
 }
 
@@ -769,11 +785,13 @@ Result<SnapshotPtr> Registry::loadSnapshot() {
     Connection& db = *connection_;
     Transaction transaction(db, Transaction::Mode::kRead);
     if (auto same = checkIdentityIn(db); !same) return same.error();
-    uint64_t version = std::stoull(metaValue(db, "generation").value_or("0"));
-    int64_t committed_ms = std::stoll(metaValue(db, "committed_ms").value_or("0"));
+    auto version = metaNumber(db, "generation");
+    if (!version) return version.error();
+    auto committed_ms = metaNumber(db, "committed_ms");
+    if (!committed_ms) return committed_ms.error();
     std::optional<Cidr> cidr;
     if (auto text = metaValue(db, "service_cidr")) cidr = Cidr::parse(*text);
-    auto generation = static_cast<int64_t>(version);
+    auto generation = static_cast<int64_t>(*version);
     auto service_rows =
         refreshRows(db, "services", cache_->services, generation,
                     [&](const auto& filter) { return rows::loadServices(db, filter); });
@@ -803,9 +821,9 @@ Result<SnapshotPtr> Registry::loadSnapshot() {
       const ServiceEntryPtr& entry = *found->second;
       row.object = std::shared_ptr<const Service>(entry, &entry->service);
     }
-    auto snapshot =
-        std::make_shared<const Snapshot>(version, cidr, std::move(entries), std::move(pods),
-                                         std::move(sets), committed_ms, previous.get());
+    auto snapshot = std::make_shared<const Snapshot>(
+        static_cast<uint64_t>(*version), cidr, std::move(entries), std::move(pods), std::move(sets),
+        *committed_ms, previous.get());
     cache_->last = snapshot;
     return SnapshotPtr(std::move(snapshot));
   } catch (const SqliteError& error) {

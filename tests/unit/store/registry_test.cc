@@ -60,6 +60,24 @@ TEST_F(RegistryTest, AppliesTheSeedExampleAndResolvesEndpoints) {
   EXPECT_EQ(current->serviceCidr()->toString(), "10.96.0.0/12");
 }
 
+TEST_F(RegistryTest, AMetaRowEditedByHandIsAnErrorNotAnException) {
+  apply({web()});
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "UPDATE meta SET value = 'x' WHERE key = 'committed_ms'", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  Result<SnapshotPtr> loaded = Error{};
+  EXPECT_NO_THROW(loaded = registry_->loadSnapshot());
+  ASSERT_FALSE(loaded);
+  EXPECT_NE(loaded.error().message.find("committed_ms"), std::string::npos);
+  ASSERT_EQ(sqlite3_exec(other, "UPDATE meta SET value = '17' WHERE key = 'committed_ms'", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(other);
+  ASSERT_TRUE(registry_->loadSnapshot());
+}
+
 TEST_F(RegistryTest, ReapplyingIsUnchangedAndKeepsTheClusterIp) {
   apply({web()});
   auto version = snapshot()->version();

@@ -123,6 +123,34 @@ class RunningWatcher {
   Watcher watcher_;
 };
 
+// A meta row edited by hand used to throw out of loadSnapshot and end the watcher's thread.
+TEST(WatcherFaultTest, AMetaRowEditedByHandIsCountedAndTheLastSnapshotKeptUntilItIsMended) {
+  testing::TempDir dir;
+  auto writer = std::move(*Registry::open(dir.file("r.db")));
+  ASSERT_TRUE(writer->apply({service("a")}, {}));
+  RunningWatcher watching(dir.file("r.db"));
+  ASSERT_TRUE(watching.start());
+  ASSERT_EQ(watching.watcher().current()->version(), 1u);
+
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("r.db").c_str(), &other), SQLITE_OK);
+  auto exec = [&](const char* sql) {
+    return sqlite3_exec(other, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+  };
+  ASSERT_TRUE(exec("UPDATE meta SET value = 'x' WHERE key = 'committed_ms'"));
+  auto errors = watching.waitForError();
+  ASSERT_FALSE(errors.empty());
+  EXPECT_NE(errors.front().message.find("committed_ms"), std::string::npos);
+  EXPECT_GE(watching.watcher().errorCount(), 1u);
+  EXPECT_EQ(watching.watcher().current()->version(), 1u);
+
+  ASSERT_TRUE(exec("UPDATE meta SET value = '0' WHERE key = 'committed_ms'"));
+  ASSERT_TRUE(writer->apply({service("b")}, {}));
+  EXPECT_EQ(watching.waitForVersion(2), 2u);
+  EXPECT_NE(watching.snapshot()->findService("default", "b"), nullptr);
+  sqlite3_close(other);
+}
+
 // Every bulk apply used to come before serve started; one of more than 512 changed rows left
 // the watcher's connection in a read transaction, and it never saw another commit.
 class BulkChangeTest : public ::testing::TestWithParam<size_t> {};
