@@ -54,8 +54,10 @@ int runCli(int argc, char** argv) {
     if (*error.what()) std::cerr << error.what() << "\n";
     return error.exitCode();
   } catch (const std::exception& error) {
+    // Every error a user can fix is a CommandError; what is left failed inside (c-ares could
+    // not start, memory ran out), as the exit codes' help says.
     std::cerr << "error: " << error.what() << "\n";
-    return kExitUserError;
+    return kExitInternalError;
   }
   return kExitOk;
 }

@@ -1,5 +1,7 @@
 #include "app/config.h"
 
+#include "app/common.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -26,16 +28,16 @@ Settings::Settings(const std::optional<std::string>& config_flag) {
   try {
     root = YAML::LoadFile(config_path_);
   } catch (const YAML::BadFile&) {
-    throw std::runtime_error("config file " + config_path_ + ": cannot read it");
+    throw CommandError(kExitUserError, "config file " + config_path_ + ": cannot read it");
   } catch (const YAML::Exception& error) {
-    throw std::runtime_error("config file " + config_path_ + ":" +
-                             std::to_string(error.mark.line + 1) +
-                             ": not valid YAML: " + error.msg);
+    throw CommandError(kExitUserError, "config file " + config_path_ + ":" +
+                                           std::to_string(error.mark.line + 1) +
+                                           ": not valid YAML: " + error.msg);
   }
   if (root.IsNull()) return;
   if (!root.IsMap())
-    throw std::runtime_error("config file " + config_path_ +
-                             ": expected a mapping of setting: value");
+    throw CommandError(kExitUserError,
+                       "config file " + config_path_ + ": expected a mapping of setting: value");
   for (const auto& item : root) {
     auto key = item.first.as<std::string>();
     if (!item.second.IsScalar()) {
@@ -47,9 +49,9 @@ Settings::Settings(const std::optional<std::string>& config_flag) {
         config_[key] = joined;
         continue;
       }
-      throw std::runtime_error("config file " + config_path_ + ":" +
-                               std::to_string(item.first.Mark().line + 1) + ": " + key +
-                               " must be a single value or a list");
+      throw CommandError(kExitUserError, "config file " + config_path_ + ":" +
+                                             std::to_string(item.first.Mark().line + 1) + ": " +
+                                             key + " must be a single value or a list");
     }
     config_[key] = item.second.Scalar();
   }
@@ -63,11 +65,11 @@ void Settings::requireKnown(const std::vector<std::string>& this_command,
     }
     std::string list;
     for (const auto& name : this_command) list += (list.empty() ? "" : ", ") + name;
-    throw std::runtime_error("config file " + config_path_ + ": unknown setting \"" + key +
-                             "\"; this command knows: " + list +
-                             (this_command.size() < every_command.size()
-                                  ? " (and leaves serve's settings to serve)"
-                                  : ""));
+    throw CommandError(kExitUserError, "config file " + config_path_ + ": unknown setting \"" +
+                                           key + "\"; this command knows: " + list +
+                                           (this_command.size() < every_command.size()
+                                                ? " (and leaves serve's settings to serve)"
+                                                : ""));
   }
 }
 

@@ -19,7 +19,7 @@ struct Setting {
 class Settings {
  public:
   // `config_flag` is --config; without it SVCBOX_CONFIG names the file, and without that there
-  // is none. Throws std::runtime_error when the file cannot be read.
+  // is none. Throws CommandError (exit 1) when the file cannot be read or is malformed.
   explicit Settings(const std::optional<std::string>& config_flag);
 
   // `name` is the flag without dashes ("service-cidr"); its variable is SVCBOX_SERVICE_CIDR.
