@@ -8,8 +8,8 @@
 
 namespace svcbox::dns {
 
-uint64_t hashName(std::string_view name) {
-  uint64_t hash = 0x9E3779B97F4A7C15ull ^ name.size();
+uint64_t hashName(std::string_view name, uint64_t seed) {
+  uint64_t hash = 0x9E3779B97F4A7C15ull ^ name.size() ^ seed;
   size_t i = 0;
   for (; i + 8 <= name.size(); i += 8) {
     uint64_t chunk;

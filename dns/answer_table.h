@@ -128,7 +128,9 @@ using AnswerTablePtr = std::shared_ptr<const AnswerTable>;
 uint64_t zoneFingerprint(const store::Snapshot& snapshot);
 
 // Fast, allocation-free hash of a wire name.
-uint64_t hashName(std::string_view name);
+// `seed` makes the hash one an outsider cannot precompute collisions for (the forward cache
+// keeps names clients chose); the answer table, whose names come from the registry, uses 0.
+uint64_t hashName(std::string_view name, uint64_t seed = 0);
 
 // "4.3.2.1.in-addr.arpa" style reverse name, lower-cased wire form.
 std::string reverseName(const store::IpAddress& address);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <random>
 
 #include "dns/answer_table.h"
 
@@ -108,13 +109,25 @@ size_t render(const Query& query, std::span<const uint8_t> message,
 
 }  // namespace
 
-size_t AnswerCache::KeyHash::operator()(std::string_view key) const { return hashName(key); }
+uint64_t AnswerCache::processSeed() {
+  // Drawn once per process: the cache's names are chosen by clients, and a hash they could
+  // compute offline would let them fill one bucket with colliding names.
+  static const uint64_t seed = [] {
+    std::random_device random;
+    return (static_cast<uint64_t>(random()) << 32) ^ random();
+  }();
+  return seed;
+}
+
+size_t AnswerCache::KeyHash::operator()(std::string_view key) const {
+  return hashName(key, processSeed());
+}
 
 AnswerCache::AnswerCache(CacheOptions options)
     : options_(options), per_shard_(std::max<size_t>(1, options.max_entries / kShards)) {}
 
 AnswerCache::Shard& AnswerCache::shardFor(std::string_view key) {
-  return shards_[hashName(key) % kShards];
+  return shards_[hashName(key, processSeed()) % kShards];
 }
 
 size_t AnswerCache::lookup(const Query& query, std::span<uint8_t> out, size_t size_limit,

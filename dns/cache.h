@@ -46,6 +46,8 @@ class AnswerCache {
   size_t relay(const Query& query, std::span<const uint8_t> upstream_answer, std::span<uint8_t> out,
                size_t size_limit, bool* truncated, Clock::time_point now = Clock::now());
   size_t size() const;
+  // The seed of the cache's hash, random for each process.
+  static uint64_t processSeed();
 
  private:
   struct Entry {

@@ -1,5 +1,7 @@
 #include "dns/cache.h"
 
+#include "dns/answer_table.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -127,6 +129,23 @@ TEST(AnswerCacheTest, MalformedUpstreamAnswersAreNotRelayed) {
   AnswerCache cache(CacheOptions{});
   EXPECT_EQ(cache.relay(parseQuery(query), answer, out, 512, &truncated), 0u);
   EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST(CacheHashTest, TheCachesHashIsSeededSoClientsCannotPrecomputeCollisions) {
+  // The same seed all process long (entries must be found again), not a constant.
+  EXPECT_EQ(AnswerCache::processSeed(), AnswerCache::processSeed());
+  EXPECT_NE(AnswerCache::processSeed(), 0u);
+  EXPECT_NE(hashName("a.example.org", 1), hashName("a.example.org", 2));
+  EXPECT_EQ(hashName("a.example.org"), hashName("a.example.org", 0));
+  // Names that share a bucket under one seed are spread under another.
+  size_t same_bucket = 0;
+  for (int i = 0; i < 1000; ++i) {
+    std::string a = "n" + std::to_string(i) + ".example.org";
+    std::string b = "m" + std::to_string(i) + ".example.org";
+    same_bucket += (hashName(a, 7) % 64 == hashName(b, 7) % 64) &&
+                   (hashName(a, 8) % 64 == hashName(b, 8) % 64);
+  }
+  EXPECT_LT(same_bucket, 5u);  // about 1000 / 64 / 64 if the seeds act independently
 }
 
 }  // namespace
