@@ -4,6 +4,7 @@
 #include "app/commands.h"
 #include "app/common.h"
 #include "app/manifest.h"
+#include "store/test_hooks.h"
 
 namespace svcbox::app {
 namespace {
@@ -40,7 +41,7 @@ void runApply(const ApplyFlags& flags) {
 
   auto cidr = cidrChoice(settings, flags.registry);
   auto registry = openRegistry(registryPath(settings, flags.registry).value);
-  if (const char* pause = std::getenv("SVCBOX_TEST_PAUSE_AFTER_OBJECTS")) {
+  if (const char* pause = SVCBOX_TEST_HOOK("SVCBOX_TEST_PAUSE_AFTER_OBJECTS")) {
     registry->setPauseAfterObjects(std::strtoull(pause, nullptr, 10));
   }
   std::vector<store::Object> objects;

@@ -25,6 +25,7 @@
 #include "app/snapshot_diff.h"
 #include "store/generation_guard.h"
 #include "store/owner_lock.h"
+#include "store/test_hooks.h"
 #include "store/watcher.h"
 
 namespace svcbox::app {
@@ -132,13 +133,13 @@ constexpr auto kGenerationCheckInterval = std::chrono::seconds(5);
 // Test hooks (tests/follow): a shorter check interval, and a file whose presence stalls the
 // watcher as a stuck one would be, so the guard's alarm can be seen end to end.
 std::chrono::milliseconds generationCheckInterval() {
-  const char* value = std::getenv("SVCBOX_TEST_GENERATION_CHECK_MS");
+  const char* value = SVCBOX_TEST_HOOK("SVCBOX_TEST_GENERATION_CHECK_MS");
   return value ? std::chrono::milliseconds(std::atol(value)) : kGenerationCheckInterval;
 }
 // Test hook (tests/dns): while this file exists serve waits, DNS already bound, before it loads
 // the registry, so what clients get in between can be asked for at leisure. Bounded: 30 s.
 void holdFirstLoadForTest() {
-  const char* file = std::getenv("SVCBOX_TEST_HOLD_FIRST_LOAD_FILE");
+  const char* file = SVCBOX_TEST_HOOK("SVCBOX_TEST_HOLD_FIRST_LOAD_FILE");
   if (!file) return;
   for (int i = 0; i < 3000 && ::access(file, F_OK) == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -163,7 +164,7 @@ void fitConnectionCapsToFileLimit(dns::DnsOptions& dns, AdminOptions& admin,
           " probes_in_flight=" + std::to_string(probes_in_flight));
 }
 std::function<bool()> watcherTestPause() {
-  const char* file = std::getenv("SVCBOX_TEST_WATCHER_PAUSE_FILE");
+  const char* file = SVCBOX_TEST_HOOK("SVCBOX_TEST_WATCHER_PAUSE_FILE");
   if (!file) return nullptr;
   return [path = std::string(file)] { return ::access(path.c_str(), F_OK) == 0; };
 }

@@ -6,6 +6,7 @@
 
 #include "router/chain_names.h"
 #include "router/conntrack_cleanup.h"
+#include "store/test_hooks.h"
 
 namespace svcbox::router {
 namespace {
@@ -21,7 +22,7 @@ std::string millis(double value) {
 // A test-only pause between the nat and the filter commit, so an e2e test can kill svcbox at the
 // one point where the two tables disagree.
 std::chrono::milliseconds testPauseBetweenTables() {
-  const char* value = std::getenv("SVCBOX_TEST_PAUSE_BETWEEN_TABLES_MS");
+  const char* value = SVCBOX_TEST_HOOK("SVCBOX_TEST_PAUSE_BETWEEN_TABLES_MS");
   return std::chrono::milliseconds(value ? std::atol(value) : 0);
 }
 

@@ -374,6 +374,11 @@ else
 fi
 size=$(timeout 60 podman image inspect svcbox:latest --format '{{.Size}}')
 say "runtime image svcbox:latest: $((size / 1000000)) MB"
+# built without the tests, so without their hooks (CMakeLists.txt): not even their names
+hooks=$(timeout 60 podman run --rm --network none --entrypoint grep svcbox:latest -c SVCBOX_TEST_ \
+  /usr/local/bin/svcbox || true)
+[ "$hooks" = 0 ] || fail "the image's svcbox reads test hooks (${hooks:-no answer} SVCBOX_TEST_ names)"
+say "the image's svcbox holds no test hook"
 
 # ---- the Compose demo, in the test's network namespace
 while read -r net args; do
