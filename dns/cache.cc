@@ -47,7 +47,10 @@ std::optional<ParsedAnswer> parseUpstream(const Query& query, std::span<const ui
   std::optional<uint32_t> negative_ttl;
   uint16_t kept_additional = 0;
   bool valid = forEachRecord(answer, question_end, [&](const RecordSpan& record) {
-    if (record.type == kTypeOpt) return true;  // svcbox writes its own
+    // svcbox writes its own OPT. One outside the additional section is malformed (RFC 6891
+    // §6.1.1): refused, as validatedWithoutOpt refuses it, rather than dropped with its
+    // section's count left as it was.
+    if (record.type == kTypeOpt) return record.section == 2;
     if (record.section == 0)
       min_answer_ttl = std::min(min_answer_ttl.value_or(record.ttl), record.ttl);
     if (record.section == 1 && record.type == kTypeSoa && record.end >= record.fixed + 14) {

@@ -131,6 +131,27 @@ TEST(AnswerCacheTest, MalformedUpstreamAnswersAreNotRelayed) {
   EXPECT_EQ(cache.size(), 0u);
 }
 
+TEST(AnswerCacheTest, AnUpstreamAnswerWithAnOptRecordOutsideTheAdditionalSectionIsRefused) {
+  auto query = makeQuery("www.example.org", kTypeA, 1232);
+  Query parsed = parseQuery(query);
+  // The answer's A record followed by its OPT, both counted in the answer section.
+  auto answer = upstreamAnswer(query, 60);
+  answer[7] = 2;   // ANCOUNT: the A and the OPT
+  answer[11] = 0;  // ARCOUNT
+  AnswerCache cache(CacheOptions{});
+  std::array<uint8_t, 512> out;
+  bool truncated = false;
+  EXPECT_EQ(cache.relay(parsed, answer, out, out.size(), &truncated), 0u);
+  EXPECT_EQ(cache.size(), 0u);
+  // The same records with the OPT where it belongs are relayed, with the counts they have.
+  answer[7] = 1;
+  answer[11] = 1;
+  size_t length = cache.relay(parsed, answer, out, out.size(), &truncated);
+  ASSERT_GT(length, 0u);
+  Decoded decoded = decode(std::span(out.data(), length));
+  EXPECT_EQ(decoded.answer.size(), 1u);
+}
+
 TEST(CacheHashTest, TheCachesHashIsSeededSoClientsCannotPrecomputeCollisions) {
   // The same seed all process long (entries must be found again), not a constant.
   EXPECT_EQ(AnswerCache::processSeed(), AnswerCache::processSeed());
