@@ -339,13 +339,28 @@ class DocumentReader {
     return PortRef{0, text};
   }
 
+  // Label, selector and annotation values are strings, as kubectl insists: a plain `1` or `true`
+  // is a number or a boolean in YAML (and in the JSON kubectl sends), so it is refused with the
+  // fix rather than taken as text.
+  std::string stringValue(const yaml::Node& node, const std::string& field) {
+    auto text = scalar(node, field);
+    if (node.Tag() == "?") {
+      if (const char* kind = yaml::plainScalarType(text)) {
+        fail(node, field,
+             "\"" + text + "\" is " + kind +
+                 " in YAML, and this value must be a string: quote it (\"" + text + "\")");
+      }
+    }
+    return text;
+  }
+
   store::Labels stringMap(const yaml::Node& node, const std::string& field) {
     store::Labels labels;
     if (!node.IsDefined() || node.IsNull()) return labels;
     if (!node.IsMap()) fail(node, field, "expected a mapping of key: value");
     for (const auto& item : node.items()) {
       const auto& key = item.first.Scalar();
-      labels[key] = item.second.IsNull() ? "" : scalar(item.second, field + "." + key);
+      labels[key] = item.second.IsNull() ? "" : stringValue(item.second, field + "." + key);
       note(field + "." + key, item.first);
     }
     return labels;
@@ -391,7 +406,9 @@ class DocumentReader {
     } else {
       object.namespace_name = namespace_name;
     }
-    if (labels) *labels = stringMap(metadata["labels"], "metadata.labels");
+    auto read = stringMap(metadata["labels"], "metadata.labels");
+    if (labels) *labels = std::move(read);
+    stringMap(metadata["annotations"], "metadata.annotations");  // checked, not kept
   }
 
   Service readService(const yaml::Node& document) {

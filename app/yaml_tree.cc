@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <regex>
 #include <string>
 
 namespace svcbox::app::yaml {
@@ -212,6 +213,19 @@ std::vector<std::pair<Node, Node>> Node::items() const {
     pairs.emplace_back(Node(children[i]), Node(children[i + 1]));
   }
   return pairs;
+}
+
+const char* plainScalarType(std::string_view text) {
+  static const std::regex kBoolean(
+      "y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF");
+  static const std::regex kNumber(
+      "[-+]?(0b[01_]+|0o?[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*|"
+      "(\\.[0-9]+|[0-9][0-9_]*(\\.[0-9_]*)?)([eE][-+]?[0-9]+)?|\\.(inf|Inf|INF))|"
+      "\\.(nan|NaN|NAN)");
+  std::string value(text);
+  if (std::regex_match(value, kBoolean)) return "a boolean";
+  if (std::regex_match(value, kNumber)) return "a number";
+  return nullptr;
 }
 
 void forEachDocument(std::string_view text, const std::function<void(const Node& root)>& visit) {

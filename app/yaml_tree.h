@@ -73,6 +73,10 @@ inline constexpr size_t kMaxDepth = 64;
 inline constexpr size_t kMaxExpandedNodes = 1'000'000;
 inline constexpr size_t kMaxExpansionFactor = 10;  // expanded nodes per node written
 
+// What a plain (unquoted) scalar is when it is not a string, as kubectl reads YAML (YAML 1.1
+// booleans such as `yes` and `on` included): "a number", "a boolean", or null for a string.
+const char* plainScalarType(std::string_view text);
+
 // Calls `visit` with the root of each document in turn. Throws Error, with the line and column,
 // on malformed YAML, an alias to a node that contains it, nesting deeper than kMaxDepth, or
 // aliases that expand a document past kMaxExpandedNodes or kMaxExpansionFactor times its own

@@ -238,6 +238,9 @@ class BadInputTest(CliTestCase):
         self.assert_rejected_and_unchanged(laughs + "spec: {ports: [{port: 80}]}\n",
                                            "FILE:10:", "more than 1000000 nodes")
         self.assert_rejected_and_unchanged("a: " + "[" * 65 + "]" * 65 + "\n", "FILE:1:", "deeper than 64")
+        self.assert_rejected_and_unchanged(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {version: 1}\n"
+            "spec: {containers: [{name: c}]}\n", "FILE:5:21:", 'quote it ("1")')
         # The same cycle on standard input: refused, not a crash (it was SIGSEGV).
         result = self.run_svcbox("apply", "-f", "-", input="&r {kind: List, apiVersion: v1, items: [*r]}\n")
         self.assertEqual(result.returncode, 1, result.stderr)

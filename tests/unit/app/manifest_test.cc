@@ -113,6 +113,37 @@ TEST(ManifestTest, ReportsBadValuesWithFileLineAndField) {
             std::string::npos);
 }
 
+TEST(ManifestTest, LabelSelectorAndAnnotationValuesMustBeStringsAsKubectlInsists) {
+  const std::string pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n";
+  const std::string spec = "spec: {containers: [{name: c}]}\n";
+  EXPECT_NE(errorOf(pod + "  labels: {version: 1}\n" + spec)
+                .find("m.yaml:5:21: Pod \"p\": metadata.labels.version: \"1\" is a number in "
+                      "YAML, and this value must be a string: quote it (\"1\")"),
+            std::string::npos);
+  for (const char* value : {"true", "yes", "on", "N", "1.5", "0x1F", "-3", "1e3", ".inf"}) {
+    EXPECT_NE(errorOf(pod + "  annotations: {a: " + value + "}\n" + spec).find("quote it"),
+              std::string::npos)
+        << value;
+  }
+  EXPECT_NE(errorOf(pod + "  labels: {a: [x, y]}\n" + spec).find("expected a single value"),
+            std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web, labels: {v: 2}}\n"
+                    "spec: {ports: [{port: 80}]}\n")
+                .find("quote it"),
+            std::string::npos);
+  EXPECT_NE(errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web}\n"
+                    "spec: {selector: {enabled: true}, ports: [{port: 80}]}\n")
+                .find("spec.selector.enabled"),
+            std::string::npos);
+  // Quoted, or words that only look alike, are strings.
+  auto objects = parse(pod + "  labels: {version: \"1\", tier: one, b: 'true', c: 1.2.3}\n" + spec);
+  ASSERT_EQ(objects.size(), 1u);
+  const auto& labels = std::get<store::Pod>(objects[0].object).labels;
+  EXPECT_EQ(labels.at("version"), "1");
+  EXPECT_EQ(labels.at("b"), "true");
+  EXPECT_EQ(labels.at("c"), "1.2.3");
+}
+
 TEST(ManifestTest, DuplicateKeysAreErrors) {
   EXPECT_NE(
       errorOf("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 80}]\n"
