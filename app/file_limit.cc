@@ -19,7 +19,7 @@ size_t raiseFileLimit() {
 
 std::string fitConnectionCaps(size_t limit, const std::vector<ConnectionCap>& caps) {
   size_t wanted = 0;
-  for (const auto& cap : caps) wanted += *cap.value * cap.descriptors_each;
+  for (const auto& cap : caps) wanted += *cap.value;
   size_t available = limit > kReservedDescriptors ? limit - kReservedDescriptors : 0;
   if (wanted <= available) return "";
   std::string changes;

@@ -12,12 +12,11 @@ namespace svcbox::app {
 // returns the soft limit now in force.
 size_t raiseFileLimit();
 
-// One connection cap: the flag that sets it, its value (lowered in place), and the descriptors
-// each connection holds (a relayed connection holds two).
+// One connection cap: the flag that sets it and its value (lowered in place); each connection
+// holds one descriptor.
 struct ConnectionCap {
   std::string flag;
   size_t* value;
-  size_t descriptors_each = 1;
 };
 
 // Descriptors serve holds apart from client connections: registry, listeners, event loops,

@@ -105,33 +105,30 @@ void collectDns(const dns::DnsMetrics& dns, std::vector<MetricFamily>& out) {
   counter("svcbox_dns_dropped_total", "Packets dropped unanswered (responses, runts, oversized).",
           dns.dropped);
 
-  auto tcp_open =
-      family("svcbox_dns_tcp_connections", "DNS-over-TCP connections open now.", MetricType::Gauge);
-  addValue(tcp_open, static_cast<double>(dns.tcp_connections));
-  out.push_back(std::move(tcp_open));
-  auto tcp_stalled = family("svcbox_dns_tcp_stalled_connections",
-                            "DNS-over-TCP connections serve stopped reading because their client "
-                            "left more than --dns-tcp-max-unsent of answers unread.",
-                            MetricType::Gauge);
-  addValue(tcp_stalled, static_cast<double>(dns.tcp_stalled));
-  out.push_back(std::move(tcp_stalled));
-  auto tcp_refused = family("svcbox_dns_tcp_refused_total",
-                            "DNS-over-TCP connections closed as they arrived, by the limit that "
-                            "refused them.",
-                            MetricType::Counter);
-  for (size_t slot = 0; slot < dns.tcp_refused.size(); ++slot) {
-    addValue(tcp_refused, static_cast<double>(dns.tcp_refused[slot]),
-             {{"reason", dns::tcpRefusalLabel(slot)}});
-  }
-  out.push_back(std::move(tcp_refused));
-  auto tcp_closed = family("svcbox_dns_tcp_closed_total",
-                           "DNS-over-TCP connections serve closed, by the limit that ended them.",
-                           MetricType::Counter);
-  for (size_t slot = 0; slot < dns.tcp_closed.size(); ++slot) {
-    addValue(tcp_closed, static_cast<double>(dns.tcp_closed[slot]),
-             {{"reason", dns::tcpCloseLabel(slot)}});
-  }
-  out.push_back(std::move(tcp_closed));
+  auto gauge = [&](const char* name, const char* help, uint64_t value) {
+    auto item = family(name, help, MetricType::Gauge);
+    addValue(item, static_cast<double>(value));
+    out.push_back(std::move(item));
+  };
+  auto byReason = [&](const char* name, const char* help, const auto& values,
+                      const char* (*label)(size_t)) {
+    auto item = family(name, help, MetricType::Counter);
+    for (size_t slot = 0; slot < values.size(); ++slot) {
+      addValue(item, static_cast<double>(values[slot]), {{"reason", label(slot)}});
+    }
+    out.push_back(std::move(item));
+  };
+  gauge("svcbox_dns_tcp_connections", "DNS-over-TCP connections open now.", dns.tcp_connections);
+  gauge("svcbox_dns_tcp_stalled_connections",
+        "DNS-over-TCP connections serve stopped reading because their client left more than "
+        "--dns-tcp-max-unsent of answers unread.",
+        dns.tcp_stalled);
+  byReason("svcbox_dns_tcp_refused_total",
+           "DNS-over-TCP connections closed as they arrived, by the limit that refused them.",
+           dns.tcp_refused, dns::tcpRefusalLabel);
+  byReason("svcbox_dns_tcp_closed_total",
+           "DNS-over-TCP connections serve closed, by the limit that ended them.", dns.tcp_closed,
+           dns::tcpCloseLabel);
 
   auto forward_requests = family("svcbox_dns_forward_requests_total",
                                  "Answers received from each upstream.", MetricType::Counter);

@@ -70,6 +70,18 @@ AliasAnswer combineAliasAnswer(std::span<const uint8_t> alias_answer,
   return result;
 }
 
+size_t writeAliasAnswer(const AliasAnswer& answer, const Query& query,
+                        std::span<const uint8_t> alias_answer, bool recursion_available,
+                        std::span<uint8_t> out) {
+  std::span<const uint8_t> chosen = alias_answer;  // kUnusable: the CNAME alone is still correct
+  if (answer.outcome == AliasAnswer::Outcome::kCombined) chosen = answer.bytes;
+  if (answer.outcome == AliasAnswer::Outcome::kTooLarge || chosen.size() > out.size()) {
+    return writeTruncated(query, true, recursion_available, out);
+  }
+  std::copy(chosen.begin(), chosen.end(), out.begin());
+  return chosen.size();
+}
+
 bool inOwnZones(const AnswerTable& table, std::string_view target) {
   std::string wire = nameToWire(target);
   for (size_t offset = 0; offset < wire.size() && wire[offset] != 0;
@@ -86,8 +98,13 @@ AliasAnswer chaseInOwnZones(const AnswerTable& table, const Query& query,
   chain.outcome = AliasAnswer::Outcome::kCombined;
   chain.bytes.assign(alias_answer.begin(), alias_answer.end());
   std::string next(target);
-  std::vector<uint8_t> out(kMaxResponse);
-  for (size_t hop = 0; hop < kMaxChainLength && inOwnZones(table, next); ++hop) {
+  std::vector<uint8_t> out;
+  for (size_t hop = 0; hop < kMaxChainLength; ++hop) {
+    if (!inOwnZones(table, next)) {
+      chain.outside_target = next;
+      break;
+    }
+    out.resize(kMaxResponse);
     std::vector<uint8_t> packet = questionFor(query, nameToWire(next));
     Query asked = parseQuery(packet);
     if (asked.status != QueryStatus::kOk) break;
@@ -102,7 +119,6 @@ AliasAnswer chaseInOwnZones(const AnswerTable& table, const Query& query,
     chain = std::move(longer);
     if (response.disposition != Disposition::kChaseAlias) break;
     next = table.aliasTarget(*response.alias);
-    if (!inOwnZones(table, next)) chain.outside_target = next;
   }
   if (chain.bytes.size() > size_limit) chain.outcome = AliasAnswer::Outcome::kTooLarge;
   return chain;

@@ -37,10 +37,17 @@ AliasAnswer combineAliasAnswer(std::span<const uint8_t> alias_answer,
 // True when `target` (presentation form) lies inside one of the table's zones.
 bool inOwnZones(const AnswerTable& table, std::string_view target);
 
-// Follows an ExternalName whose target lies in svcbox's own zones through the table, as an
-// authoritative server follows a CNAME within its own data, through at most `kMaxChainLength`
-// ExternalNames; a target outside the zones ends the chain there and is named in
-// `outside_target`. `alias_answer` is the CNAME answer respond() gave `query`.
+// Writes what the client gets for `answer` to `out`: the whole answer; an empty one with TC when
+// it is too large (for the client, or for `out`); the CNAME alone (`alias_answer`) when the
+// target's answer was unusable. Returns the length.
+size_t writeAliasAnswer(const AliasAnswer& answer, const Query& query,
+                        std::span<const uint8_t> alias_answer, bool recursion_available,
+                        std::span<uint8_t> out);
+
+// Follows an ExternalName through the table, as an authoritative server follows a CNAME within
+// its own data, through at most `kMaxChainLength` ExternalNames. A target outside the zones
+// (the first one included) ends the chain there and is named in `outside_target`: only an
+// upstream can answer for it. `alias_answer` is the CNAME answer respond() gave `query`.
 constexpr size_t kMaxChainLength = 8;
 AliasAnswer chaseInOwnZones(const AnswerTable& table, const Query& query,
                             std::span<const uint8_t> alias_answer, std::string_view target,

@@ -169,15 +169,8 @@ void Forwarder::finish(ForwardJob& job, std::span<const uint8_t> upstream) {
   bool truncated = false;
   if (!upstream.empty() && !job.alias_target.empty()) {
     AliasAnswer combined = combineAliasAnswer(job.alias_answer, upstream, job.size_limit);
-    switch (combined.outcome) {
-      case AliasAnswer::Outcome::kCombined:
-        return job.reply(combined.bytes);
-      case AliasAnswer::Outcome::kTooLarge:
-        length = writeTruncated(job.query, true, true, out);
-        return job.reply(std::span(out.data(), length));
-      case AliasAnswer::Outcome::kUnusable:
-        return job.reply(job.alias_answer);  // the CNAME alone is still a correct answer
-    }
+    length = writeAliasAnswer(combined, job.query, job.alias_answer, true, out);
+    return job.reply(std::span(out.data(), length));
   }
   if (!upstream.empty()) {
     length = cache_.relay(job.query, upstream, out, job.size_limit, &truncated);

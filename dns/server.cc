@@ -209,36 +209,20 @@ size_t DnsServer::Impl::Worker::answer(const AnswerTable& table, std::span<const
       return 0;
     }
     case Disposition::kChaseAlias: {
-      const std::string& target = table.aliasTarget(*response.alias);
-      if (inOwnZones(table, target)) {
-        AliasAnswer chased =
-            chaseInOwnZones(table, query, out.first(response.length), target, client.size_limit);
-        size_t length = response.length;
-        if (chased.outcome == AliasAnswer::Outcome::kCombined && chased.bytes.size() > out.size()) {
-          chased.outcome = AliasAnswer::Outcome::kTooLarge;
-        }
-        if (chased.outcome == AliasAnswer::Outcome::kCombined && !chased.outside_target.empty() &&
-            client.recursion_allowed) {
-          job = forwardJob(packet, client.size_limit, chased.bytes, chased.outside_target);
-          return 0;
-        }
-        if (chased.outcome == AliasAnswer::Outcome::kCombined) {
-          std::copy(chased.bytes.begin(), chased.bytes.end(), out.begin());
-          length = chased.bytes.size();
-        } else if (chased.outcome == AliasAnswer::Outcome::kTooLarge) {
-          length = writeTruncated(query, true, client.recursion_allowed, out);
-          counters.add(counters.truncated);
-        }
-        queries.response(out.data(), length, Clock::now() - started);
-        return length;
+      AliasAnswer chased = chaseInOwnZones(table, query, out.first(response.length),
+                                           table.aliasTarget(*response.alias), client.size_limit);
+      // Where the chain leaves the zones, a client that may recurse gets the rest from upstream;
+      // another gets the chain so far and resolves its end itself.
+      if (chased.outcome == AliasAnswer::Outcome::kCombined && !chased.outside_target.empty() &&
+          client.recursion_allowed) {
+        job = forwardJob(packet, client.size_limit, chased.bytes, chased.outside_target);
+        return 0;
       }
-      if (!client.recursion_allowed) {
-        count(response);
-        queries.response(response.rcode, Clock::now() - started);
-        return response.length;  // the CNAME alone: the client resolves the target itself
-      }
-      job = forwardJob(packet, client.size_limit, out.first(response.length), target);
-      return 0;
+      // The chase always returns a chain (the CNAME at least), so it stands in for the CNAME.
+      size_t length = writeAliasAnswer(chased, query, chased.bytes, client.recursion_allowed, out);
+      if (readU16(out.data() + 2) & kFlagTc) counters.add(counters.truncated);
+      queries.response(out.data(), length, Clock::now() - started);
+      return length;
     }
   }
   return 0;

@@ -1,5 +1,20 @@
-# Sourced by tests/container/run.sh and tests/fresh/run.sh: the debian:bookworm-slim base image,
-# made once with debootstrap (nothing preinstalled, like a fresh machine) and cached as a tar.
+# Sourced by tests/container/run.sh and tests/fresh/run.sh: the packages podman needs here (the
+# recipe in shared/container-recipe.md) and the debian:bookworm-slim base image, made once with
+# debootstrap (nothing preinstalled, like a fresh machine) and cached as a tar.
+#
+#   podman_packages_install [EXTRA...]
+#
+# Installs what is missing of podman, its runtime and networking, debootstrap, and EXTRA.
+podman_packages_install() {
+  local need=(podman runc catatonit fuse-overlayfs netavark aardvark-dns uidmap debootstrap "$@")
+  local missing=() p
+  for p in "${need[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
 #
 #   base_image_load CACHE WORK [PREFIX...]
 #

@@ -35,17 +35,10 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 0
 fi
 
-# ---- packages (the recipe in shared/container-recipe.md), bc for the timings
-need=(podman buildah podman-compose runc catatonit fuse-overlayfs slirp4netns netavark aardvark-dns
-      uidmap debootstrap iptables nftables iproute2 bc)
-missing=()
-for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# ---- packages, bc for the timings
+# shellcheck source=tests/container/base-image.sh
+. "$repo/tests/container/base-image.sh"
+podman_packages_install buildah podman-compose slirp4netns iptables nftables iproute2 bc
 say "packages ready"
 
 # ---- the host as it is before the test: compared at the end (and while the demo runs)
@@ -329,8 +322,6 @@ say "podman confined to the network namespace $project and a mount namespace of 
 
 # ---- base image: debootstrap once (the host's network: it downloads; the test's mount namespace:
 # its chroot mounts stay there), then podman load from the cache
-# shellcheck source=tests/container/base-image.sh
-. "$repo/tests/container/base-image.sh"
 msg=$(base_image_load "$cache" "$work" nsenter --mount="$mnt_ns" --) || fail "base image"
 say "$msg"
 

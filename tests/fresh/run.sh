@@ -16,12 +16,9 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${SVCBOX_CI_CACHE:-/var/cache/svcbox-ci}
 what=${1:-both}
 [ "$(id -u)" -eq 0 ] || { echo "tests/fresh/run.sh needs root" >&2; exit 1; }
-# the same packages tests/container/run.sh installs for itself
-for tool in podman debootstrap; do
-  command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends podman runc catatonit fuse-overlayfs netavark \
-    aardvark-dns uidmap debootstrap >/dev/null; break; }
-done
+# shellcheck source=tests/container/base-image.sh
+. "$repo/tests/container/base-image.sh"
+podman_packages_install
 
 work=$(mktemp -d /var/tmp/svcbox-fresh.XXXXXX)
 cat >"$work/containers.conf" <<CONF
@@ -47,8 +44,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck source=tests/container/base-image.sh
-. "$repo/tests/container/base-image.sh"
 base_image_load "$cache" "$work"
 (cd "$repo" && git ls-files -co --exclude-standard -z | tar --null -T - -cf "$work/src.tar")
 

@@ -25,12 +25,6 @@ TEST(FitConnectionCapsTest, CapsThatDoNotFitShrinkInProportionAndSaySo) {
   EXPECT_THAT(warning, ::testing::HasSubstr("limit (256"));
 }
 
-TEST(FitConnectionCapsTest, ARelayedConnectionCountsTwice) {
-  size_t relay = 100;
-  fitConnectionCaps(164, {{"--relay", &relay, 2}});
-  EXPECT_EQ(relay, 50u);
-}
-
 TEST(FitConnectionCapsTest, NoCapFallsBelowOne) {
   size_t dns = 1024;
   EXPECT_NE(fitConnectionCaps(10, {{"--dns", &dns}}), "");
