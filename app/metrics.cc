@@ -229,7 +229,8 @@ void collectProxy(const std::vector<router::userspace::PortStats>& ports,
       family("svcbox_proxy_connections_total",
              "Userspace proxy: TCP connections accepted and UDP sessions opened, by result "
              "(accepted counts all; failed: no ready pod answered or over the limit; retried: "
-             "connects moved on to the next pod).",
+             "connects moved on to the next pod; refused: made to a REDIRECT listener directly, "
+             "not redirected from the Service, and reset).",
              MetricType::Counter);
   auto bytes = family("svcbox_proxy_bytes_total", "Userspace proxy: bytes relayed, by direction.",
                       MetricType::Counter);
@@ -248,6 +249,7 @@ void collectProxy(const std::vector<router::userspace::PortStats>& ports,
     addValue(connections, static_cast<double>(port.accepted), with("result", "accepted"));
     addValue(connections, static_cast<double>(port.failed), with("result", "failed"));
     addValue(connections, static_cast<double>(port.retried), with("result", "retried"));
+    addValue(connections, static_cast<double>(port.refused), with("result", "refused"));
     addValue(bytes, static_cast<double>(port.bytes_to_pods), with("direction", "to_pod"));
     addValue(bytes, static_cast<double>(port.bytes_to_clients), with("direction", "to_client"));
     addValue(active, static_cast<double>(port.active), labels);

@@ -198,11 +198,13 @@ ProxyParts makeProxyParts(const RouterSettings& settings) {
     auto options = settings.proxy;
     options.bind_address = *store::IpAddress::parse("0.0.0.0");
     options.own_port_first = false;
+    options.only_redirected = true;
     logInfo("proxy mode userspace (" + settings.proxy_mode.source +
             ") with REDIRECT: nat rules send ClusterIP traffic to svcbox's listeners on every "
             "address (from port " +
             std::to_string(options.mapped_port_base) +
-            " + the Service port), and svcbox relays it; give --proxy-bind to bind one address "
+            " + the Service port), and svcbox relays only what was redirected; give --proxy-bind "
+            "to bind one address "
             "and write no rules");
     parts.proxy = std::make_unique<router::userspace::UserspaceProxy>(options, logFromRouter);
     parts.redirect =

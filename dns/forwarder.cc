@@ -16,6 +16,7 @@
 #include "dns/address.h"
 #include "dns/alias_chase.h"
 #include "dns/responder.h"
+#include "store/test_hooks.h"
 
 namespace svcbox::dns {
 namespace asio = boost::asio;
@@ -84,8 +85,14 @@ Forwarder::Forwarder(asio::io_context& context, ForwarderOptions options, Answer
   ares.ednspsz = kServerUdpSize;
   int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS |
              ARES_OPT_EDNSPSZ;
-  if (ares_init_options(&channel_, &ares, mask) != ARES_SUCCESS) {
-    throw std::runtime_error("c-ares could not be initialised");
+  // The test hook stands in for a c-ares that cannot start (out of memory, say), which serve
+  // reports as an internal error (exit 2).
+  int status = SVCBOX_TEST_HOOK("SVCBOX_TEST_CARES_INIT_FAILS")
+                   ? ARES_ENOMEM
+                   : ares_init_options(&channel_, &ares, mask);
+  if (status != ARES_SUCCESS) {
+    throw std::runtime_error(std::string("c-ares could not be initialised: ") +
+                             ares_strerror(status));
   }
   std::vector<ares_addr_port_node> nodes(options_.upstreams.size());
   for (size_t i = 0; i < nodes.size(); ++i) {

@@ -16,6 +16,8 @@ constexpr const char* kPostroutingChain = "SVCBOX-POSTROUTING";
 constexpr const char* kMarkMasqueradeChain = "SVCBOX-MARK-MASQ";
 constexpr const char* kForwardChain = "SVCBOX-FORWARD";
 constexpr const char* kCanaryChain = "SVCBOX-CANARY";
+// REDIRECT mode's filter INPUT chain: the listeners take only what the nat rules redirected.
+constexpr const char* kProxyInputChain = "SVCBOX-PROXY-INPUT";
 
 bool isOwnedChain(std::string_view name);
 

@@ -86,4 +86,52 @@ int deleteUdpFlows(const std::vector<StaleUdpFlow>& flows, std::string& error) {
   return deleted;
 }
 
+ConntrackCleaner::ConntrackCleaner(Report report, DeleteFunction remove)
+    : report_(std::move(report)), remove_(std::move(remove)), thread_([this] { run(); }) {}
+
+ConntrackCleaner::~ConntrackCleaner() { stop(); }
+
+void ConntrackCleaner::submit(std::vector<StaleUdpFlow> flows) {
+  if (flows.empty()) return;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& flow : flows) {
+      if (std::find(queued_.begin(), queued_.end(), flow) == queued_.end()) {
+        queued_.push_back(flow);
+      }
+    }
+  }
+  wake_.notify_one();
+}
+
+void ConntrackCleaner::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+uint64_t ConntrackCleaner::cleanups() const {
+  std::lock_guard lock(mutex_);
+  return cleanups_;
+}
+
+void ConntrackCleaner::run() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [this] { return stopping_ || !queued_.empty(); });
+    if (stopping_) return;
+    std::vector<StaleUdpFlow> flows;
+    flows.swap(queued_);
+    lock.unlock();
+    std::string error;
+    int deleted = remove_(flows, error);
+    if (report_) report_(deleted, error);
+    lock.lock();
+    ++cleanups_;
+  }
+}
+
 }  // namespace svcbox::router

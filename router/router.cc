@@ -49,6 +49,14 @@ Router::Router(RouterOptions options, RouterTiming timing, LogFunction log,
       tracker_(options_),
       timing_(timing),
       log_(std::move(log)),
+      conntrack_cleaner_([this](int deleted, const std::string& error) {
+        if (deleted < 0) {
+          log_(LogLevel::kWarn, "UDP conntrack cleanup failed: " + error);
+        } else if (deleted > 0) {
+          log_(LogLevel::kInfo,
+               "deleted " + std::to_string(deleted) + " stale UDP conntrack entries");
+        }
+      }),
       writer_(writer ? std::move(writer) : std::make_unique<IptcTableWriter>(timing.lock_wait)),
       test_pause_between_tables_(testPauseBetweenTables()) {}
 
@@ -84,6 +92,7 @@ void Router::stop(bool cleanup) {
     wakeup_.notify_one();
   }
   if (thread_.joinable()) thread_.join();
+  conntrack_cleaner_.stop();
   if (!cleanup) return;
   SyncFailure failure;
   bool changed = false;
@@ -160,15 +169,7 @@ bool Router::sync(const store::SnapshotPtr& snapshot, bool full, SyncFailure& fa
   // Only after the rules changed: deleting the flows earlier would let them re-form the old way.
   auto stale = staleUdpFlows(applied_udp_, desired.udp_ports);
   if (applied_udp_ != desired.udp_ports) applied_udp_ = desired.udp_ports;
-  if (!stale.empty()) {
-    std::string error;
-    int deleted = deleteUdpFlows(stale, error);
-    if (deleted < 0) {
-      log_(LogLevel::kWarn, "UDP conntrack cleanup failed: " + error);
-    } else if (deleted > 0) {
-      log_(LogLevel::kInfo, "deleted " + std::to_string(deleted) + " stale UDP conntrack entries");
-    }
-  }
+  conntrack_cleaner_.submit(std::move(stale));
   double total_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
   log_(LogLevel::kInfo, std::string(full ? "full" : "partial") + " sync of snapshot " +
                             std::to_string(snapshot->version()) + ": " +

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "router/conntrack_cleanup.h"
 #include "router/desired_state.h"
 #include "router/desired_state_tracker.h"
 #include "router/iptc_sync.h"
@@ -102,6 +103,8 @@ class Router {
   DesiredStateTracker tracker_;  // router thread (start() before it exists)
   RouterTiming timing_;
   LogFunction log_;
+  // Deletes the UDP flows a sync left stale, off the router thread; after log_, which it uses.
+  ConntrackCleaner conntrack_cleaner_;
   std::unique_ptr<TableWriter> writer_;  // one thread at a time: start(), then run()
   std::chrono::milliseconds test_pause_between_tables_;  // tests only: see router.cc
   std::vector<UdpServicePort> applied_udp_;

@@ -5,9 +5,12 @@
 #include "store/ip_asio.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
+
+#include <linux/netfilter_ipv4.h>  // SO_ORIGINAL_DST, after glibc's netinet/in.h
 
 #include <algorithm>
 #include <atomic>
@@ -44,6 +47,7 @@ constexpr size_t kMaxDatagram = 65535;
 
 struct Counters {
   std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> refused{0};  // not redirected from the Service (REDIRECT mode)
   std::atomic<uint64_t> failed{0};
   std::atomic<uint64_t> retried{0};
   std::atomic<uint64_t> bytes_to_pods{0};
@@ -78,6 +82,7 @@ struct PortState {
 struct TcpShard {
   tcp::acceptor* acceptor = nullptr;  // owned by the accept loop's frame while it runs
   bool closed = false;
+  std::optional<store::IpAddress> cluster_ip;  // the Service's, as of the last update
   Backends backends = std::make_shared<const std::vector<Backend>>();
   TcpFlowList<&TcpFlow::shard_hook> flows;
 };
@@ -126,7 +131,23 @@ struct ShardChange {
   Backends backends;
   bool opened = false;
   bool closing = false;
+  std::optional<store::IpAddress> cluster_ip;
 };
+
+// Whether the kernel redirected this connection here from `cluster_ip`:`port` (REDIRECT is a
+// destination NAT, so conntrack keeps the address the client asked for). A connection made to the
+// listener itself, from the node's address or anywhere else, was not.
+bool redirectedFrom(tcp::socket& client, const std::optional<store::IpAddress>& cluster_ip,
+                    uint16_t port) {
+  if (!cluster_ip || !cluster_ip->isV4()) return false;
+  sockaddr_in original{};
+  socklen_t length = sizeof original;
+  if (::getsockopt(client.native_handle(), SOL_IP, SO_ORIGINAL_DST, &original, &length) != 0) {
+    return false;
+  }
+  return original.sin_family == AF_INET && ntohs(original.sin_port) == port &&
+         std::memcmp(&original.sin_addr, cluster_ip->bytes.data(), 4) == 0;
+}
 
 // Connections to a pod that is no longer ready may finish, within the drain timeout.
 void drainIfGone(const std::vector<Backend>& ready, Flow& flow, Clock::time_point deadline) {
@@ -280,6 +301,7 @@ class UserspaceProxy::Impl {
       s.protocol = mapping_[i].protocol;
       s.service_port = mapping_[i].service_port;
       s.accepted = c.accepted.load(std::memory_order_relaxed);
+      s.refused = c.refused.load(std::memory_order_relaxed);
       s.failed = c.failed.load(std::memory_order_relaxed);
       s.retried = c.retried.load(std::memory_order_relaxed);
       s.bytes_to_pods = c.bytes_to_pods.load(std::memory_order_relaxed);
@@ -331,7 +353,7 @@ class UserspaceProxy::Impl {
         continue;
       }
       closing.push_back(
-          ShardChange{it->second, std::make_shared<const std::vector<Backend>>(), false, true});
+          ShardChange{it->second, std::make_shared<const std::vector<Backend>>(), false, true, {}});
       log_(LogLevel::kInfo, "userspace proxy: closed the listener of " + it->first.toString());
       it = tcp_.erase(it);
     }
@@ -368,8 +390,9 @@ class UserspaceProxy::Impl {
           bool opened = false;
           auto state = tcpPort(key, port.name, opened);
           if (!state) continue;
-          changes.push_back(ShardChange{
-              state, std::make_shared<const std::vector<Backend>>(std::move(backends)), opened});
+          changes.push_back(
+              ShardChange{state, std::make_shared<const std::vector<Backend>>(std::move(backends)),
+                          opened, false, service.cluster_ip});
         } else if (auto* state = udpPort(key, port.name)) {
           state->backends = std::move(backends);
           drainGone(state->backends, state->flows, options_.drain_timeout);
@@ -385,6 +408,7 @@ class UserspaceProxy::Impl {
     for (const auto& change : changes) {
       auto& shard = change.port->shards[w];
       shard.backends = change.backends;
+      shard.cluster_ip = change.cluster_ip;
       if (change.closing) {
         shard.closed = true;
         error_code ignored;
@@ -563,6 +587,13 @@ class UserspaceProxy::Impl {
   asio::awaitable<void> relay(std::shared_ptr<TcpPort> port, size_t w, tcp::socket client) {
     auto& counters = *port->counters;
     auto& shard = port->shards[w];
+    if (options_.only_redirected && !redirectedFrom(client, shard.cluster_ip, port->key.port)) {
+      // Listening on every address for REDIRECT must not open every Service to whoever reaches
+      // the node's address (the exposure of CVE-2020-8558's kind).
+      counters.refused.fetch_add(1, std::memory_order_relaxed);
+      resetClient(client);
+      co_return;
+    }
     counters.accepted.fetch_add(1, std::memory_order_relaxed);
     // Held for the whole connect loop: an update meanwhile must not shift positions under it.
     Backends backends = shard.backends;

@@ -23,6 +23,10 @@ struct ProxyOptions {
   // False where REDIRECT brings the traffic: listeners on every address must not claim the
   // Service's own (often well-known) port on the host, so they start at the mapped one.
   bool own_port_first = true;
+  // REDIRECT mode: a TCP connection is relayed only when the kernel redirected it from the
+  // Service's ClusterIP and port (SO_ORIGINAL_DST); one made to the listener directly is reset.
+  // UDP is filtered by the REDIRECT rules' INPUT chain (a datagram has no SO_ORIGINAL_DST).
+  bool only_redirected = false;
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds tcp_idle_timeout{300000};
   std::chrono::milliseconds udp_idle_timeout{30000};
@@ -65,6 +69,7 @@ struct PortStats {
   store::Protocol protocol = store::Protocol::kTcp;
   uint16_t service_port = 0;
   uint64_t accepted = 0;  // TCP connections accepted, UDP sessions opened
+  uint64_t refused = 0;   // TCP connections not redirected from the Service (REDIRECT mode)
   uint64_t failed = 0;    // no ready pod answered, or over the connection limit
   uint64_t retried = 0;   // connects to the next pod after one failed
   uint64_t bytes_to_pods = 0;

@@ -1,6 +1,9 @@
 #include "router/userspace/redirect.h"
 
+// glibc's netinet/in.h first: the kernel header below then skips its own in.h.
 #include <netinet/in.h>
+
+#include <linux/netfilter/xt_conntrack.h>
 
 #include <algorithm>
 #include <map>
@@ -35,6 +38,29 @@ RedirectTables redirectTables(const store::Snapshot& snapshot,
     services.rules.push_back(std::move(rule));
   }
   tables.nat.chains.push_back(std::move(services));
+  // The listeners bind every address, so without these anyone who reaches the node would reach
+  // every Service's pods through node:20080 (and a local user through 127.0.0.1:20080). A
+  // redirected packet carries conntrack's DNAT state; anything else to a listener is rejected.
+  // TCP is also checked by the proxy itself (SO_ORIGINAL_DST), in case this table is flushed.
+  if (!mapping.empty()) {
+    tables.filter.hooks = {{"INPUT", kProxyInputChain}};
+    Chain input{kProxyInputChain, {}};
+    for (const auto& port : mapping) {
+      Rule redirected;
+      redirected.protocol = port.protocol == store::Protocol::kUdp ? IPPROTO_UDP : IPPROTO_TCP;
+      redirected.destination_port = port.listen_port;
+      redirected.comment = port.namespace_name + "/" + port.name + ":" +
+                           std::to_string(port.service_port) + " listener";
+      redirected.ctstate = XT_CONNTRACK_STATE_DNAT;
+      redirected.target.kind = TargetKind::kReturn;
+      Rule direct = redirected;
+      direct.ctstate = 0;
+      direct.target.kind = TargetKind::kReject;
+      input.rules.push_back(std::move(redirected));
+      input.rules.push_back(std::move(direct));
+    }
+    tables.filter.chains.push_back(std::move(input));
+  }
   tables.mangle.chains.push_back(Chain{kCanaryChain, {}});
   return tables;
 }

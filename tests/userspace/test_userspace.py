@@ -276,7 +276,7 @@ class UserspaceRedirectTest(unittest.TestCase):
 
     def test_rules_are_redirects_to_the_listeners(self):
         """nat holds one REDIRECT per Service port (to base + port), hooked from PREROUTING and
-        OUTPUT; filter holds nothing of svcbox's."""
+        OUTPUT; filter's INPUT lets only redirected packets reach the listeners."""
         self.assertIn("with REDIRECT", self.serve.log_text())
         nat = self.save("nat")
         ours = sorted(line for line in nat.splitlines() if "SVCBOX" in line)
@@ -290,7 +290,13 @@ class UserspaceRedirectTest(unittest.TestCase):
             "-m udp --dport 53 -j REDIRECT --to-ports 20053",
         ]), nat)
         filt = self.save("filter")
-        self.assertNotIn("SVCBOX", filt)
+        ours = [line for line in filt.splitlines() if "SVCBOX" in line]
+        self.assertIn("-A INPUT -j SVCBOX-PROXY-INPUT", ours, filt)
+        for proto, port in (("tcp", 20080), ("udp", 20053)):
+            rules = [line for line in ours if f"--dport {port} " in line]
+            self.assertEqual(len(rules), 2, filt)
+            self.assertRegex(rules[0], rf"-p {proto} .*--ctstate DNAT -j RETURN$")
+            self.assertRegex(rules[1], rf"-p {proto} .* -j REJECT")
 
     def iptables(self, *args):
         return self.topo.x(self.topo.node, "iptables-legacy", *args)
@@ -344,6 +350,39 @@ class UserspaceRedirectTest(unittest.TestCase):
         self.assertNotIn("FAILED", " ".join(answers))
         for pod in ("pod1", "pod2", "pod3"):
             self.assertEqual(answers.count(pod), 10, answers)
+
+    def test_the_listeners_refuse_whatever_was_not_redirected_from_a_service(self):
+        """Listening on every address must not expose every Service through node:20080: from
+        another namespace through the node's address, and from the node to its loopback, the
+        listeners refuse; the ClusterIP still works."""
+        for host in ("10.0.0.1",):
+            answers = self.client("http", host, "20080", "2")
+            self.assertEqual([a.split()[0] for a in answers], ["FAILED", "FAILED"], answers)
+            replies = self.client("udp", host, "20053", "1")
+            self.assertEqual(replies[0].split()[0], "FAILED", replies)
+        local = self.topo.x(self.topo.node, "python3", CLIENT, "http", "127.0.0.1", "20080", "1",
+                            timeout=60).stdout.split()
+        self.assertEqual(local[0], "FAILED", local)
+        self.assertNotIn("FAILED", " ".join(self.client("http", "10.96.0.10", "80", "3")))
+        # kube-proxy's CVE-2020-8558 came from route_localnet=1: svcbox never sets it.
+        for conf in ("all", "default", "lo"):
+            value = self.topo.x(self.topo.node, "cat",
+                                f"/proc/sys/net/ipv4/conf/{conf}/route_localnet").stdout.strip()
+            self.assertEqual(value, "0", conf)
+
+    def test_the_proxy_itself_refuses_a_direct_tcp_connection_when_the_filter_is_gone(self):
+        """SO_ORIGINAL_DST: with the INPUT jump deleted from outside (until the next resync puts
+        it back), a direct connection reaches the listener and is reset there, no pod reached."""
+        self.iptables("-D", "INPUT", "-j", "SVCBOX-PROXY-INPUT")
+        try:
+            answers = self.client("http", "10.0.0.1", "20080", "3")
+        finally:
+            wait_for("the INPUT jump to come back",
+                     lambda: "-A INPUT -j SVCBOX-PROXY-INPUT" in self.save("filter"),
+                     timeout=10 * SYNC_PERIOD_S, interval=0.1)
+        for answer in answers:
+            self.assertTrue(answer.startswith("FAILED"), answers)
+            self.assertNotIn("pod", answer)
 
     def test_udp_through_the_redirect_answers_from_the_cluster_ip(self):
         """A UDP reply relayed by the proxy comes back from ClusterIP:53, as the client asked."""

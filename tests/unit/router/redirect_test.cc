@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -46,8 +48,24 @@ TEST(RedirectTablesTest, OneRedirectPerListenedPortHookedFromPreroutingAndOutput
   };
   std::sort(expected.begin(), expected.end());
   EXPECT_EQ(nat, expected);  // the IPv6 Service and the one not in the snapshot get no rule
-  EXPECT_TRUE(tables.filter.chains.empty());
-  EXPECT_TRUE(tables.filter.hooks.empty());
+  // Every listener (the IPv6 Service's too, which nothing redirects to) takes only what a
+  // REDIRECT sent.
+  auto filter = tableText(tables.filter);
+  std::vector<std::string> only_redirected{":SVCBOX-PROXY-INPUT - [0:0]",
+                                           "-A INPUT -j SVCBOX-PROXY-INPUT"};
+  for (const auto& [proto, port, comment] :
+       std::vector<std::tuple<std::string, int, std::string>>{{"tcp", 20080, "default/web:80"},
+                                                              {"udp", 20053, "default/web:53"},
+                                                              {"tcp", 41000, "default/six:80"},
+                                                              {"tcp", 41001, "default/gone:80"}}) {
+    std::string match = " -p " + proto + " -m comment --comment \"" + comment + " listener\" -m " +
+                        proto + " --dport " + std::to_string(port);
+    only_redirected.push_back("-A SVCBOX-PROXY-INPUT" + match +
+                              " -m conntrack --ctstate DNAT -j RETURN");
+    only_redirected.push_back("-A SVCBOX-PROXY-INPUT" + match +
+                              " -j REJECT --reject-with icmp-port-unreachable");
+  }
+  EXPECT_EQ(filter, only_redirected);
   ASSERT_EQ(tables.mangle.chains.size(), 1u);  // the canary, which a wipe of the tables removes
   EXPECT_EQ(tables.mangle.chains[0].name, "SVCBOX-CANARY");
   EXPECT_TRUE(tables.mangle.chains[0].rules.empty());
