@@ -4,6 +4,7 @@
 
 #include "app/manifest.h"
 #include "app/render.h"
+#include "store/ip.h"
 
 namespace svcbox::app {
 namespace {
@@ -17,8 +18,13 @@ ApiResponse text(unsigned status, std::string body) {
   return ApiResponse{status, "text/plain; charset=utf-8", std::move(body), {}};
 }
 
+// Messages quote what the client sent (a path, a Host), which need not be UTF-8: invalid bytes
+// are replaced rather than thrown on.
 ApiResponse jsonResponse(unsigned status, const json& value) {
-  return ApiResponse{status, "application/json", value.dump() + "\n", {}};
+  return ApiResponse{status,
+                     "application/json",
+                     value.dump(-1, ' ', false, json::error_handler_t::replace) + "\n",
+                     {}};
 }
 
 ApiResponse methodNotAllowed(const std::string& method, const std::string& allow) {
@@ -70,6 +76,30 @@ std::vector<std::string> splitPath(std::string_view target) {
   return parts;
 }
 
+enum class BodyFormat { kJson, kYaml, kUnsupported };
+
+// The media type without parameters (charset and the like), as RFC 9110 §8.3.1 reads it.
+BodyFormat bodyFormat(std::string_view content_type) {
+  content_type = content_type.substr(0, content_type.find(';'));
+  while (!content_type.empty() && content_type.back() == ' ') content_type.remove_suffix(1);
+  while (!content_type.empty() && content_type.front() == ' ') content_type.remove_prefix(1);
+  std::string type(content_type);
+  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (type == "application/json") return BodyFormat::kJson;
+  if (type == "application/yaml" || type == "application/x-yaml" || type == "text/yaml") {
+    return BodyFormat::kYaml;
+  }
+  return BodyFormat::kUnsupported;
+}
+
+ApiResponse unsupportedMediaType(const std::string& content_type, const std::string& accepted) {
+  return statusResponse(415, "UnsupportedMediaType",
+                        "Content-Type " +
+                            (content_type.empty() ? std::string("missing")
+                                                  : "\"" + content_type + "\" is not accepted") +
+                            "; send " + accepted);
+}
+
 bool isKind(std::string_view segment) { return segment == kServices || segment == kPods; }
 
 const std::string* objectName(const store::Object& object) {
@@ -111,22 +141,107 @@ ApiResponse statusResponse(unsigned code, const std::string& reason, const std::
                                  {"code", code}});
 }
 
-AdminApi::AdminApi(AdminHooks hooks, std::optional<std::string> token)
-    : hooks_(std::move(hooks)), token_(std::move(token)) {}
+AdminApi::AdminApi(AdminHooks hooks, ApiAccess access)
+    : hooks_(std::move(hooks)), access_(std::move(access)) {}
 
-bool AdminApi::authorized(const std::string& header) const {
-  if (!token_) return true;
-  constexpr std::string_view kBearer = "Bearer ";
-  if (header.size() < kBearer.size() || header.compare(0, kBearer.size(), kBearer) != 0) {
-    return false;
+namespace {
+
+std::string lowered(std::string_view text) {
+  std::string result(text);
+  for (char& c : result) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return result;
+}
+
+bool isHealthPath(std::string_view target) {
+  auto path = splitPath(target);
+  return path.size() == 1 && (path[0] == "healthz" || path[0] == "readyz" || path[0] == "metrics");
+}
+
+// "Bearer <token>", the scheme in any case (RFC 9110 §11.1).
+std::optional<std::string_view> bearerToken(std::string_view header) {
+  constexpr std::string_view kScheme = "bearer ";
+  if (header.size() <= kScheme.size() || lowered(header.substr(0, kScheme.size())) != kScheme) {
+    return std::nullopt;
   }
-  return constantTimeEquals(std::string_view(header).substr(kBearer.size()), *token_);
+  header.remove_prefix(kScheme.size());
+  while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
+  return header;
+}
+
+// The name part of a Host header ("name", "name:port", "1.2.3.4:port" or "[v6]:port"),
+// lowercased.
+std::string hostName(std::string_view host) {
+  if (!host.empty() && host.front() == '[') {
+    auto close = host.find(']');
+    return lowered(close == std::string_view::npos ? host : host.substr(0, close + 1));
+  }
+  return lowered(host.substr(0, host.rfind(':')));
+}
+
+bool isIpLiteral(const std::string& name) {
+  if (name.size() > 2 && name.front() == '[' && name.back() == ']') {
+    auto inner = store::IpAddress::parse(name.substr(1, name.size() - 2));
+    return inner && !inner->isV4();
+  }
+  auto address = store::IpAddress::parse(name);
+  return address && address->isV4();
+}
+
+bool listed(const std::vector<std::string>& names, const std::string& name) {
+  for (const auto& entry : names) {
+    if (lowered(entry) == name) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+RequestClass classify(std::string_view target) {
+  return isHealthPath(target) ? RequestClass::kHealth : RequestClass::kApi;
+}
+
+bool isRegistryWrite(const ApiRequest& request) {
+  if (request.method == "GET" || request.method == "HEAD") return false;
+  auto path = splitPath(request.target);
+  return path.size() >= 2 && path[0] == "api" && path[1] == "v1";
+}
+
+// A web page open in a browser on the host can send a cross-site POST (text/plain needs no
+// preflight) and, through DNS rebinding, even read the answers. The token stops both; Host and
+// Origin stop them before the token is looked at, and protect a server run without one.
+std::optional<ApiResponse> AdminApi::refuseAccess(const ApiRequest& request) const {
+  if (!request.host.empty()) {
+    std::string host = hostName(request.host);
+    if (!isIpLiteral(host) && host != "localhost" && !listed(access_.allowed_hosts, host)) {
+      return statusResponse(403, "Forbidden",
+                            "Host \"" + request.host +
+                                "\" is not an IP address or localhost; name it with "
+                                "--admin-allowed-hosts to accept it");
+    }
+  }
+  if (!request.origin.empty()) {
+    std::string origin = lowered(request.origin);
+    if (origin != "http://" + lowered(request.host) && !listed(access_.allowed_origins, origin)) {
+      return statusResponse(403, "Forbidden",
+                            "Origin \"" + request.origin +
+                                "\" is not this server; name it with --admin-allowed-origins to "
+                                "accept requests from its pages");
+    }
+  }
+  if (!access_.token) return std::nullopt;
+  auto token = bearerToken(request.authorization);
+  if (!token || !constantTimeEquals(*token, *access_.token)) {
+    return statusResponse(401, "Unauthorized",
+                          "this API needs \"Authorization: Bearer <token>\"; `svcbox admin-token` "
+                          "prints the token of the local serve");
+  }
+  return std::nullopt;
 }
 
 ApiResponse AdminApi::handle(const ApiRequest& request) const {
   auto path = splitPath(request.target);
   bool reading = request.method == "GET" || request.method == "HEAD";
-  if (path.size() == 1 && (path[0] == "healthz" || path[0] == "readyz" || path[0] == "metrics")) {
+  if (isHealthPath(request.target)) {
     if (!reading) return methodNotAllowed(request.method, "GET");
     if (path[0] == "healthz") return text(200, "ok\n");
     if (path[0] == "metrics") {
@@ -141,11 +256,7 @@ ApiResponse AdminApi::handle(const ApiRequest& request) const {
     return text(503, body);
   }
   if (path.size() >= 2 && path[0] == "api" && path[1] == "v1") {
-    if (!authorized(request.authorization)) {
-      return statusResponse(401, "Unauthorized",
-                            "this API needs \"Authorization: Bearer <token>\" with the token of "
-                            "--admin-token-file");
-    }
+    if (auto refused = refuseAccess(request)) return *refused;
     return api(request, path);
   }
   return statusResponse(404, "NotFound", "no such path: " + request.target);
@@ -215,6 +326,11 @@ ApiResponse AdminApi::get(std::string_view kind, const std::string& namespace_na
 ApiResponse AdminApi::write(const ApiRequest& request, std::string_view kind,
                             const std::string& namespace_name, const std::string* name) const {
   if (!hooks_.writer) return methodNotAllowed(request.method, "GET");
+  BodyFormat format = bodyFormat(request.content_type);
+  if (format == BodyFormat::kUnsupported) {
+    return unsupportedMediaType(request.content_type,
+                                "application/json, or application/yaml for YAML");
+  }
   ManifestOptions options;
   options.validation = Validation::kStrict;
   options.namespace_name = namespace_name;
@@ -223,7 +339,9 @@ ApiResponse AdminApi::write(const ApiRequest& request, std::string_view kind,
   std::vector<std::string> warnings;
   std::vector<ManifestObject> objects;
   try {
-    objects = parseManifest(request.body, "request body", options, warnings);
+    objects =
+        parseManifest(request.body, "request body", options, warnings,
+                      format == BodyFormat::kJson ? ManifestFormat::kJson : ManifestFormat::kYaml);
   } catch (const ManifestError& error) {
     return statusResponse(400, "BadRequest", error.what());
   } catch (const std::exception& error) {
@@ -309,6 +427,9 @@ ApiResponse AdminApi::remove(std::string_view kind, const std::string& namespace
 ApiResponse AdminApi::readiness(const ApiRequest& request, const std::string& namespace_name,
                                 const std::string& name) const {
   if (!hooks_.writer) return methodNotAllowed(request.method, "GET");
+  if (bodyFormat(request.content_type) != BodyFormat::kJson) {
+    return unsupportedMediaType(request.content_type, "application/json");
+  }
   json body = json::parse(request.body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) {
     return statusResponse(400, "BadRequest",

@@ -21,12 +21,33 @@ struct AdminHooks {
   std::function<std::string()> metrics;                 // /metrics body
 };
 
+// One HTTP request as the handler sees it; an absent header is an empty string.
 struct ApiRequest {
   std::string method;  // "GET", "PUT", ...
   std::string target;  // path and query
   std::string authorization;
+  std::string host;
+  std::string origin;
+  std::string content_type;
   std::string body;
 };
+
+// Who may use /api/: the bearer token, and the Host and Origin names accepted besides IP
+// literals, localhost and the request's own origin (against DNS rebinding and cross-site
+// requests from a browser on the host).
+struct ApiAccess {
+  std::optional<std::string> token;  // none: /api/ needs no token (tests and fuzzing only)
+  std::vector<std::string> allowed_hosts;
+  std::vector<std::string> allowed_origins;
+};
+
+// Which connection class a request belongs to: health and metrics have slots of their own so
+// that API clients cannot starve the health checks.
+enum class RequestClass { kHealth, kApi };
+RequestClass classify(std::string_view target);
+// Whether the request changes the registry (and so runs on the writer's worker, not the I/O
+// thread).
+bool isRegistryWrite(const ApiRequest& request);
 
 struct ApiResponse {
   unsigned status = 200;
@@ -40,7 +61,7 @@ ApiResponse statusResponse(unsigned code, const std::string& reason, const std::
 
 class AdminApi {
  public:
-  AdminApi(AdminHooks hooks, std::optional<std::string> token);
+  AdminApi(AdminHooks hooks, ApiAccess access);
   ApiResponse handle(const ApiRequest& request) const;
 
  private:
@@ -54,10 +75,10 @@ class AdminApi {
                      const std::string& name) const;
   ApiResponse readiness(const ApiRequest& request, const std::string& namespace_name,
                         const std::string& name) const;
-  bool authorized(const std::string& header) const;
+  std::optional<ApiResponse> refuseAccess(const ApiRequest& request) const;
 
   AdminHooks hooks_;
-  std::optional<std::string> token_;
+  ApiAccess access_;
 };
 
 // Equal strings in time that depends on their lengths only, not on where they differ.

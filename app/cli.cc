@@ -18,6 +18,7 @@ int runCli(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
   app.footer(kExitCodesHelp);
+  addAdminCommands(app);
   addApplyCommand(app);
   addCleanupCommand(app);
   addDeleteCommand(app);
@@ -31,7 +32,8 @@ int runCli(int argc, char** argv) {
     for (const auto* command : app.get_subcommands({})) known |= command->get_name() == name;
     if (!known) {
       std::cerr << "error: unknown command \"" << name
-                << "\"; commands: apply, cleanup, delete, get, rules, serve, version (see svcbox "
+                << "\"; commands: admin-token, admin-url, apply, cleanup, delete, get, rules, "
+                   "serve, version (see svcbox "
                    "--help)\n";
       return kExitUserError;
     }

@@ -152,7 +152,8 @@ void fitConnectionCapsToFileLimit(dns::DnsOptions& dns, AdminOptions& admin,
   size_t limit = raiseFileLimit();
   std::string warning =
       fitConnectionCaps(limit, {{"--dns-tcp-max-connections", &dns.tcp.max_connections},
-                                {"admin connections", &admin.max_connections},
+                                {"--admin-max-api-connections", &admin.max_api_connections},
+                                {"--admin-max-health-connections", &admin.max_health_connections},
                                 {"probes in flight", &probes_in_flight}});
   dns.tcp.max_connections_per_client =
       std::min(dns.tcp.max_connections_per_client, dns.tcp.max_connections);
@@ -160,7 +161,8 @@ void fitConnectionCapsToFileLimit(dns::DnsOptions& dns, AdminOptions& admin,
   logInfo("connection caps fitted: file_limit=" + std::to_string(limit) +
           " dns_tcp_connections=" + std::to_string(dns.tcp.max_connections) +
           " dns_tcp_per_client=" + std::to_string(dns.tcp.max_connections_per_client) +
-          " admin_connections=" + std::to_string(admin.max_connections) +
+          " admin_api_connections=" + std::to_string(admin.max_api_connections) +
+          " admin_health_connections=" + std::to_string(admin.max_health_connections) +
           " probes_in_flight=" + std::to_string(probes_in_flight));
 }
 std::function<bool()> watcherTestPause() {
@@ -185,7 +187,7 @@ int runServe(const ServeFlags& flags) {
   auto log_level = settings.resolve("log-level", flags.log_level, "info");
   auto router_settings = resolveRouterSettings(settings, flags.router);
   auto default_probe = resolveDefaultProbe(settings, flags.health);
-  auto admin_options = resolveAdminOptions(settings, flags.admin);
+  auto admin_options = resolveAdminOptions(settings, flags.admin, path.value);
   if (!cidr.requested)
     settings.resolve("service-cidr", std::nullopt,
                      "registry's, else " + std::string(store::kDefaultServiceCidr));
@@ -218,6 +220,7 @@ int runServe(const ServeFlags& flags) {
   }
   logInfo("svcbox " SVCBOX_VERSION " serving registry " + path.value + " (" + path.source +
           "), service CIDR " + service_cidr->toString());
+  loadAdminToken(admin_options);
 
   // The prober and the admin API write on a connection of their own; each commit wakes the
   // watcher, which reads on the first.
@@ -374,6 +377,8 @@ int runServe(const ServeFlags& flags) {
   if (admin) admin->stop();
   guard.stop();
   prober->stop();
+  // Nothing posts writes any more: the one running finishes, so no job outlives what it uses.
+  writer.stopWorker();
   watcher_for_wake = nullptr;
   watcher.stop();
   // Before the cleanup below, which a repair must not undo.

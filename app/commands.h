@@ -7,6 +7,7 @@
 // Each command adds its subcommand (flags, help and action) to the svcbox CLI.
 namespace svcbox::app {
 
+void addAdminCommands(CLI::App& app);  // admin-token, admin-url
 void addApplyCommand(CLI::App& app);
 void addCleanupCommand(CLI::App& app);
 void addDeleteCommand(CLI::App& app);

@@ -1,13 +1,15 @@
 #include "app/config.h"
 
-#include "app/common.h"
-
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
+
+#include "app/common.h"
+#include "app/yaml_tree.h"
 
 namespace svcbox::app {
 
@@ -24,37 +26,16 @@ Settings::Settings(const std::optional<std::string>& config_flag) {
     config_path_ = path;
   }
   if (config_path_.empty()) return;
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(config_path_);
-  } catch (const YAML::BadFile&) {
+  std::error_code ec;
+  std::ifstream in(config_path_, std::ios::binary);
+  if (!in || std::filesystem::is_directory(config_path_, ec)) {
     throw CommandError(kExitUserError, "config file " + config_path_ + ": cannot read it");
-  } catch (const YAML::Exception& error) {
-    throw CommandError(kExitUserError, "config file " + config_path_ + ":" +
-                                           std::to_string(error.mark.line + 1) +
-                                           ": not valid YAML: " + error.msg);
   }
-  if (root.IsNull()) return;
-  if (!root.IsMap())
-    throw CommandError(kExitUserError,
-                       "config file " + config_path_ + ": expected a mapping of setting: value");
-  for (const auto& item : root) {
-    auto key = item.first.as<std::string>();
-    if (!item.second.IsScalar()) {
-      // Repeatable settings (a list) are joined; the caller splits them.
-      if (item.second.IsSequence()) {
-        std::string joined;
-        for (const auto& element : item.second)
-          joined += (joined.empty() ? "" : ",") + element.as<std::string>();
-        config_[key] = joined;
-        continue;
-      }
-      throw CommandError(kExitUserError, "config file " + config_path_ + ":" +
-                                             std::to_string(item.first.Mark().line + 1) + ": " +
-                                             key + " must be a single value or a list");
-    }
-    config_[key] = item.second.Scalar();
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) {
+    throw CommandError(kExitUserError, "config file " + config_path_ + ": cannot read it");
   }
+  config_ = parseConfig(text, config_path_);
 }
 
 void Settings::requireKnown(const std::vector<std::string>& this_command,
@@ -114,6 +95,53 @@ Setting Settings::resolve(const std::string& name, const std::optional<std::stri
   Setting setting{fallback, "default"};
   record(name, setting);
   return setting;
+}
+
+namespace {
+
+[[noreturn]] void configError(const std::string& path, yaml::Mark mark,
+                              const std::string& message) {
+  throw CommandError(kExitUserError, "config file " + path + ":" + std::to_string(mark.line + 1) +
+                                         ":" + std::to_string(mark.column + 1) + ": " + message);
+}
+
+}  // namespace
+
+std::map<std::string, std::string> parseConfig(std::string_view text, const std::string& path) {
+  std::map<std::string, std::string> config;
+  bool seen_document = false;
+  auto read = [&](const yaml::Node& root) {
+    if (seen_document) {
+      configError(path, root.Mark(), "a second document; the config file holds one mapping");
+    }
+    seen_document = true;
+    if (!root.IsMap()) configError(path, root.Mark(), "expected a mapping of setting: value");
+    for (const auto& [key, value] : root.items()) {
+      if (!key.IsScalar()) configError(path, key.Mark(), "a setting's name must be a single value");
+      const std::string& name = key.Scalar();
+      if (value.IsSequence()) {
+        // Repeatable settings (a list) are joined; the caller splits them.
+        std::string joined;
+        for (size_t i = 0; i < value.size(); ++i) {
+          if (!value[i].IsScalar() || value[i].IsNull()) {
+            configError(path, value[i].Mark(), name + ": a list of single values is expected");
+          }
+          joined += (i == 0 ? "" : ",") + value[i].Scalar();
+        }
+        config[name] = joined;
+      } else if (value.IsScalar() && !value.IsNull()) {
+        config[name] = value.Scalar();
+      } else {
+        configError(path, key.Mark(), name + " must be a single value or a list");
+      }
+    }
+  };
+  try {
+    yaml::forEachDocument(text, read);
+  } catch (const yaml::Error& error) {
+    configError(path, error.mark(), std::string("not valid YAML: ") + error.what());
+  }
+  return config;
 }
 
 std::optional<uint64_t> parseWholeNumber(std::string_view text, uint64_t max) {

@@ -50,6 +50,11 @@ class Settings {
 
 std::string environmentName(const std::string& name);
 
+// The settings a config file's text holds: one mapping of setting: value (a list's values joined
+// with commas); none in an empty file. Throws CommandError (exit 1) naming `path`, the line and
+// the column of what is wrong. Read through the hardened YAML layer (yaml_tree.h), like manifests.
+std::map<std::string, std::string> parseConfig(std::string_view text, const std::string& path);
+
 // A whole number from 0 to `max` written in decimal digits only; empty otherwise. Each setting
 // reports the error in its own words.
 std::optional<uint64_t> parseWholeNumber(std::string_view text, uint64_t max);

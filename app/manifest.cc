@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "app/json_tree.h"
 #include "app/yaml_tree.h"
 
 namespace svcbox::app {
@@ -178,8 +179,8 @@ std::string index(const std::string& path, size_t i) {
 class DocumentReader {
  public:
   DocumentReader(const std::string& source, const ManifestOptions& options,
-                 std::vector<std::string>& warnings)
-      : source_(source), options_(options), warnings_(warnings) {}
+                 std::vector<std::string>& warnings, ManifestFormat format)
+      : source_(source), options_(options), warnings_(warnings), format_(format) {}
 
   ManifestObject read(const yaml::Node& document) {
     current_ = ManifestObject{};
@@ -346,9 +347,10 @@ class DocumentReader {
     auto text = scalar(node, field);
     if (node.Tag() == "?") {
       if (const char* kind = yaml::plainScalarType(text)) {
+        bool json = format_ == ManifestFormat::kJson;
         fail(node, field,
-             "\"" + text + "\" is " + kind +
-                 " in YAML, and this value must be a string: quote it (\"" + text + "\")");
+             (json ? text : "\"" + text + "\"") + " is " + kind + (json ? " in JSON" : " in YAML") +
+                 ", and this value must be a string: quote it (\"" + text + "\")");
       }
     }
     return text;
@@ -692,6 +694,7 @@ class DocumentReader {
   const std::string& source_;
   const ManifestOptions& options_;
   std::vector<std::string>& warnings_;
+  ManifestFormat format_;
   ManifestObject current_;
   std::string kind_;
   std::string name_;
@@ -746,15 +749,22 @@ std::string ManifestObject::locate(const std::string& field) const {
 
 std::vector<ManifestObject> parseManifest(const std::string& text, const std::string& source,
                                           const ManifestOptions& options,
-                                          std::vector<std::string>& warnings) {
+                                          std::vector<std::string>& warnings,
+                                          ManifestFormat format) {
   std::vector<ManifestObject> objects;
-  DocumentReader reader(source, options, warnings);
+  DocumentReader reader(source, options, warnings, format);
+  auto visit = [&](const yaml::Node& root) { collect(root, reader, objects); };
+  bool json = format == ManifestFormat::kJson;
   try {
-    yaml::forEachDocument(text, [&](const yaml::Node& root) { collect(root, reader, objects); });
+    if (json) {
+      yaml::readJson(text, visit);
+    } else {
+      yaml::forEachDocument(text, visit);
+    }
   } catch (const yaml::Error& error) {
     throw ManifestError(source + ":" + std::to_string(error.mark().line + 1) + ":" +
-                        std::to_string(error.mark().column + 1) +
-                        ": not valid YAML: " + error.what());
+                        std::to_string(error.mark().column + 1) + ": not valid " +
+                        (json ? "JSON" : "YAML") + ": " + error.what());
   }
   return objects;
 }
@@ -764,8 +774,8 @@ std::vector<ManifestObject> loadManifests(const std::vector<std::string>& paths,
                                           std::vector<std::string>& warnings) {
   namespace fs = std::filesystem;
   std::vector<ManifestObject> objects;
-  auto load = [&](const std::string& text, const std::string& source) {
-    auto parsed = parseManifest(text, source, options, warnings);
+  auto load = [&](const std::string& text, const std::string& source, ManifestFormat format) {
+    auto parsed = parseManifest(text, source, options, warnings, format);
     std::move(parsed.begin(), parsed.end(), std::back_inserter(objects));
   };
   auto read_file = [&](const fs::path& path) {
@@ -773,13 +783,14 @@ std::vector<ManifestObject> loadManifests(const std::vector<std::string>& paths,
     if (!in) throw ManifestError(path.string() + ": cannot read the file");
     std::ostringstream text;
     text << in.rdbuf();
-    load(text.str(), path.string());
+    load(text.str(), path.string(),
+         path.extension() == ".json" ? ManifestFormat::kJson : ManifestFormat::kYaml);
   };
   for (const auto& path : paths) {
     if (path == "-") {
       std::ostringstream text;
       text << std::cin.rdbuf();
-      load(text.str(), "<stdin>");
+      load(text.str(), "<stdin>", ManifestFormat::kYaml);
       continue;
     }
     std::error_code ec;

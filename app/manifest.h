@@ -7,7 +7,7 @@
 
 #include "store/registry.h"
 
-// kubectl-style manifests (multi-document YAML) read into registry objects.
+// kubectl-style manifests (multi-document YAML, or JSON) read into registry objects.
 namespace svcbox::app {
 
 enum class Validation { kStrict, kWarn, kIgnore };
@@ -45,11 +45,17 @@ class ManifestError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// kJson is one JSON value (an object, or a List of them), strictly JSON; YAML reads JSON too,
+// but its errors would speak of YAML and it would let through what JSON does not allow.
+enum class ManifestFormat { kYaml, kJson };
+
 std::vector<ManifestObject> parseManifest(const std::string& text, const std::string& source,
                                           const ManifestOptions& options,
-                                          std::vector<std::string>& warnings);
+                                          std::vector<std::string>& warnings,
+                                          ManifestFormat format = ManifestFormat::kYaml);
 
-// FILE, DIR (its .yaml/.yml/.json files, sorted) or "-" for standard input.
+// FILE, DIR (its .yaml/.yml/.json files, sorted) or "-" for standard input (read as YAML). Files
+// named *.json are read as JSON, as kubectl reads them.
 std::vector<ManifestObject> loadManifests(const std::vector<std::string>& paths,
                                           const ManifestOptions& options,
                                           std::vector<std::string>& warnings);

@@ -26,13 +26,18 @@ std::unique_ptr<health::Prober> makeProber(store::DefaultProbe default_probe, si
   health::ProberOptions options;
   options.default_probe = default_probe;
   options.max_in_flight = max_in_flight;
-  auto write = [&writer](std::vector<store::ReadinessUpdate> updates) {
-    auto written = writer.setReadiness(updates);
-    if (!written) {
-      logWarn("cannot record " + std::to_string(updates.size()) +
-              " readiness change(s), will retry after the next probes: " + written.error().message);
-    }
-    return bool(written);
+  // On the writer's worker: a busy registry delays the verdicts, not the probes.
+  auto write = [&writer](std::vector<store::ReadinessUpdate> updates,
+                         health::Prober::WriteDone done) {
+    writer.post([&writer, updates = std::move(updates), done = std::move(done)] {
+      auto written = writer.setReadiness(updates);
+      if (!written) {
+        logWarn(
+            "cannot record " + std::to_string(updates.size()) +
+            " readiness change(s), will retry after the next probes: " + written.error().message);
+      }
+      done(bool(written));
+    });
   };
   auto log = [](health::LogLevel level, const std::string& message) {
     logFrom("prober", level, message);

@@ -58,9 +58,15 @@ class Prober::Impl {
         log_(std::move(log)),
         work_(asio::make_work_guard(context_)),
         flush_timer_(context_),
-        random_(std::random_device{}()) {}
+        random_(std::random_device{}()) {
+    mailbox_->impl = this;
+  }
 
-  ~Impl() { stop(); }
+  ~Impl() {
+    stop();
+    std::lock_guard lock(mailbox_->mutex);
+    mailbox_->impl = nullptr;
+  }
 
   void start() {
     std::lock_guard lock(lifecycle_mutex_);
@@ -465,6 +471,7 @@ class Prober::Impl {
 
   void flush() {
     flush_armed_ = false;
+    if (write_in_flight_) return;  // writeDone() flushes what gathered meanwhile
     std::vector<store::ReadinessUpdate> batch;
     std::vector<std::string> keys;
     for (auto& pending : pending_) {
@@ -476,21 +483,37 @@ class Prober::Impl {
     }
     pending_.clear();
     if (batch.empty() || !write_) return;
-    bool written = false;
+    write_in_flight_ = true;
+    // The writer may answer from its own thread after this Prober is gone: the mailbox says
+    // whether there is still someone to tell.
+    auto done = [mailbox = mailbox_, keys](bool recorded) mutable {
+      std::lock_guard lock(mailbox->mutex);
+      if (!mailbox->impl) return;
+      Impl* impl = mailbox->impl;
+      asio::post(impl->context_,
+                 [impl, recorded, keys = std::move(keys)] { impl->writeDone(recorded, keys); });
+    };
     try {
-      written = write_(std::move(batch));
+      write_(std::move(batch), std::move(done));
     } catch (const std::exception& error) {
       log(LogLevel::kWarn,
           std::string("readiness prober: writing verdicts failed: ") + error.what());
+      writeDone(false, keys);
     }
-    if (written) return;
-    // Forget them, so the next probe result finds the stored readiness still wrong and writes
-    // again (a busy registry, say).
-    for (const auto& key : keys) {
-      if (auto tracked = tracked_.find(key); tracked != tracked_.end()) {
-        tracked->second.written.reset();
+  }
+
+  void writeDone(bool recorded, const std::vector<std::string>& keys) {
+    write_in_flight_ = false;
+    if (!recorded) {
+      // Forget them, so the next probe result finds the stored readiness still wrong and writes
+      // again (a busy registry, say).
+      for (const auto& key : keys) {
+        if (auto tracked = tracked_.find(key); tracked != tracked_.end()) {
+          tracked->second.written.reset();
+        }
       }
     }
+    if (!pending_.empty() && !flush_armed_) flush();
   }
 
   const ProberOptions options_;
@@ -517,6 +540,12 @@ class Prober::Impl {
   std::deque<std::weak_ptr<Session>> waiting_;
   std::vector<PendingWrite> pending_;
   bool flush_armed_ = false;
+  bool write_in_flight_ = false;
+  struct Mailbox {
+    std::mutex mutex;
+    Impl* impl = nullptr;
+  };
+  std::shared_ptr<Mailbox> mailbox_ = std::make_shared<Mailbox>();
   uint64_t round_ = 0;
   store::SnapshotPtr reconciled_;
   // The default probe's ports of every pod, recomputed only when the Services' targets change.

@@ -52,12 +52,16 @@ struct ProbeCounters {                                // cumulative, read by /me
 
 class Prober {
  public:
-  // Returns whether the batch was recorded; verdicts of a failed write are written again after
-  // the pod's next probe.
-  using WriteFunction = std::function<bool(std::vector<store::ReadinessUpdate>)>;
+  // Called once when a batch's write ends, from any thread, with whether it was recorded;
+  // verdicts of a failed write are written again after the pod's next probe.
+  using WriteDone = std::function<void(bool recorded)>;
+  using WriteFunction =
+      std::function<void(std::vector<store::ReadinessUpdate> batch, WriteDone done)>;
 
   // `write` receives every readiness transition found in one pass, as one batch, called from the
-  // prober's own thread (it may block for a SQLite write).
+  // prober's own thread. It must not block there (a SQLite write can take seconds on a busy
+  // registry, and probes would stall): it hands the batch to a writer and calls `done` later,
+  // or at once. One batch is in flight at a time; verdicts found meanwhile wait for the next.
   Prober(ProberOptions options, WriteFunction write, LogFunction log);
   ~Prober();  // stops
 

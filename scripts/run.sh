@@ -258,7 +258,8 @@ In another terminal, try:
   sudo ip netns exec $client curl -s $url                  # run it a few times: both pods answer
   sudo $db_env $self get endpoints
   sudo ip netns exec $node iptables-legacy-save -t nat | grep SVCBOX           # the DNAT rules
-  sudo ip netns exec $node curl -s http://127.0.0.1:9153/api/v1/services
+  sudo ip netns exec $node curl -s -H "Authorization: Bearer \$(sudo $db_env $self admin-token)" \\
+    http://127.0.0.1:9153/api/v1/services                       # the admin API needs its token
   sudo kill ${pod_pid[1]}      # stop server-pod-2: within ~6 s its probe fails and it leaves
   sudo $db_env $self get endpoints; sudo ip netns exec $client curl -s $url
 
@@ -279,7 +280,8 @@ address 127.0.0.1 for the Service), admin API on 127.0.0.1:9153. The pods server
   curl -s $url                                        # run it a few times: both pods answer
   $db_env $self get svc                # PORT(S) 80:$port/TCP
   $db_env $self get endpoints
-  curl -s http://127.0.0.1:9153/api/v1/services
+  curl -s -H "Authorization: Bearer \$($db_env $self admin-token)" \\
+    http://127.0.0.1:9153/api/v1/services                       # the admin API needs its token
   kill ${pod_pid[1]}      # stop server-pod-2: within ~6 s its probe fails and it leaves
   $db_env $self get endpoints; curl -s $url
 

@@ -67,16 +67,24 @@ serve = subprocess.Popen([svcbox, "serve", "--proxy-mode", "iptables", "--dns-li
                           "--default-probe", "none", "--log-level", os.environ.get("SERVE_LOG_LEVEL", "info")], env=env, stdout=log,
                          stderr=subprocess.STDOUT)
 admin = None
+token = None
 
 
 def request(method, path, body=None):
-    global admin
+    global admin, token
+    if token is None and path.startswith("/api/"):
+        # serve made it at start; /readyz, awaited first, is answered only once it exists
+        token = subprocess.run([svcbox, "admin-token"], env=env, check=True, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     for _ in range(2):
         try:
             if admin is None:
                 admin = http.client.HTTPConnection("127.0.0.1", ADMIN_PORT, timeout=10)
             admin.request(method, path, body=None if body is None else json.dumps(body),
-                          headers={"Content-Type": "application/json"})
+                          headers=headers)
             response = admin.getresponse()
             return response.status, response.read().decode()
         except (OSError, http.client.HTTPException):

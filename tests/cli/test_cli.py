@@ -458,13 +458,30 @@ class AsDocumentedTest(CliTestCase):
     def test_print_config_refuses_what_serve_refuses_and_shows_unset_settings(self):
         for args, message in [(("--log-format", "xml"), "log format must be text or json"),
                               (("--proxy-threads", "0"), "--proxy-threads must be at least 1"),
-                              (("--admin-listen", "0.0.0.0:9153"), "needs a token")]:
+                              (("--admin-listen", "0.0.0.0"), "expected ADDR:PORT"),
+                              (("--admin-max-api-connections", "x"), "admin-max-api-connections")]:
             with self.subTest(args=args):
                 self.assertIn(message, self.fails("serve", "--print-config", *args))
-        printed = self.ok("serve", "--print-config")
+        printed = self.ok("serve", "--print-config", "--admin-listen", "0.0.0.0:9153")
         self.assertRegex(printed, r"(?m)^cluster-cidr: \(unset\)    # nothing sets it$")
+        # The token file serve would make is named, and --print-config makes nothing.
+        self.assertRegex(printed, r"(?m)^admin-token-file: \S+\.admin-token    # default$")
+        token_file = re.search(r"(?m)^admin-token-file: (\S+)", printed).group(1)
+        self.assertFalse(os.path.exists(token_file))
         names = [line.split(":")[0] for line in printed.splitlines()]
         self.assertEqual(len(names), len(set(names)), printed)
+
+    def test_admin_token_and_url_resolve_what_serve_resolves(self):
+        self.assertIn("serve creates it at its first start", self.fails("admin-token"))
+        token_file = self.write("token", "  from-a-file \n")
+        self.assertEqual(self.ok("admin-token", "--admin-token-file", token_file), "from-a-file\n")
+        config = self.write("admin.yaml", f"admin-token-file: {token_file}\n"
+                                          "admin-listen: 0.0.0.0:9200\n")
+        env = dict(self.env, SVCBOX_CONFIG=config)
+        self.assertEqual(self.ok("admin-token", env=env), "from-a-file\n")
+        self.assertEqual(self.ok("admin-url", env=env), "http://127.0.0.1:9200\n")
+        self.assertEqual(self.ok("admin-url"), "http://127.0.0.1:9153\n")
+        self.assertIn("the admin server is off", self.fails("admin-url", "--admin-listen", "none"))
 
     def test_rules_desired_takes_serves_masquerade_and_cluster_cidr(self):
         self.ok("apply", "-f", "-", input=self.WEB_AND_POD)
@@ -506,6 +523,16 @@ class ServeTest(CliTestCase):
         super().setUp()
         self.netns = None
         self.serves = 0
+
+    def test_a_failure_inside_exits_2_with_its_cause(self):
+        """Exit 2 is what the README promises for a failure a user cannot fix; c-ares failing to
+        start (a test hook of the tests' build stands in for it) is one."""
+        env = dict(self.env, SVCBOX_TEST_CARES_INIT_FAILS="1")
+        result = self.isolated().x(BIN, "serve", "--proxy-mode", "none", "--dns-listen",
+                                   "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--admin-listen",
+                                   "none", env=env, check=False, timeout=60)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("c-ares could not be initialised", result.stderr)
 
     def isolated(self):
         """A network namespace with only loopback: whatever serve sends to a pod goes nowhere."""

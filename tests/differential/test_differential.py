@@ -296,12 +296,14 @@ class DifferentialCase(unittest.TestCase):
     def report_readiness(self, serve, reports):
         """PUT .../readiness for each pod, all through one curl inside A's namespace."""
         args = []
+        token = serve.token()
         for i, (namespace, name, ready) in enumerate(reports):
             if i:
                 args.append("--next")
             body = json.dumps({"ready": ready, "reason": "differential test"})
             args += ["-sS", "-o", "/dev/null", "-w", "%{http_code}\n", "--max-time", "10",
-                     "-X", "PUT", "-H", "Content-Type: application/json", "--data-binary", body,
+                     "-X", "PUT", "-H", "Content-Type: application/json",
+                     "-H", f"Authorization: Bearer {token}", "--data-binary", body,
                      f"{serve.admin}/api/v1/namespaces/{namespace}/pods/{name}/readiness"]
         result = serve.namespace.x("curl", *args, check=False, timeout=120)
         codes = result.stdout.split()

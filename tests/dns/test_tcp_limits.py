@@ -254,8 +254,10 @@ class TcpLimits(unittest.TestCase):
         serve = self.serve(wrapper=("prlimit", "--nofile=256:256", "--"))
         serve.wait_log(r"cannot hold every connection cap")
         caps = serve.wait_log(r"connection caps fitted: file_limit=256 dns_tcp_connections=(\d+) "
-                              r"dns_tcp_per_client=(\d+) admin_connections=(\d+)")
-        dns_cap, per_client, admin_cap = (int(x) for x in caps.groups())
+                              r"dns_tcp_per_client=(\d+) admin_api_connections=(\d+) "
+                              r"admin_health_connections=(\d+)")
+        dns_cap, per_client, api_cap, health_cap = (int(x) for x in caps.groups())
+        admin_cap = api_cap + health_cap
         self.assertLess(dns_cap + admin_cap, 256)
         held = []
         for i in range(dns_cap):
@@ -269,12 +271,16 @@ class TcpLimits(unittest.TestCase):
         self.assertEqual(self.counted(serve, "svcbox_dns_tcp_refused_total", "table_full") +
                          self.counted(serve, "svcbox_dns_tcp_closed_total", "evicted"), 1)
         serve.wait_metric("svcbox_dns_tcp_connections", lambda v: v == dns_cap)
-        # The admin server's slots, filled by connections that say nothing; one more is closed.
+        # The admin server's slots, filled by connections that say nothing; one more takes the
+        # place of the one idle longest, so the table stays at its cap and health is answered.
         admin = [self.connect(port=ADMIN_PORT) for _ in range(admin_cap)]
         over = self.connect(port=ADMIN_PORT)
-        self.assertTrue(select.select([over], [], [], 5)[0], "the admin connection over the cap")
+        self.assertTrue(select.select([admin[0]], [], [], 5)[0], "the admin connection idle longest")
         with contextlib.suppress(ConnectionResetError):
-            self.assertEqual(over.recv(1), b"")
+            self.assertEqual(admin[0].recv(1), b"")
+        over.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        self.assertTrue(select.select([over], [], [], 5)[0], "/healthz over the cap")
+        self.assertTrue(over.recv(64).startswith(b"HTTP/1.1 200"))
         reply = self.ns.x("dig", "@127.0.0.1", "-p", str(PORT), "web.default.svc.cluster.local",
                           "+short", "+tries=1", "+timeout=3", check=False)
         self.assertEqual(reply.stdout.strip(), "10.96.0.10", "UDP stopped answering")

@@ -243,11 +243,21 @@ class ServeProcess:
         return wait_for(f"serve to log /{pattern}/", lambda: regex.search(self.log_text(since)),
                         timeout, context=self.context)
 
+    def token(self):
+        """The admin token of this serve, read from the file its log names (serve creates it at
+        first start and never logs the token itself)."""
+        match = self.wait_log(r"token_file=(\S+)\)")
+        with open(match.group(1)) as f:
+            return f.read().strip()
+
     def http(self, path, method="GET", body=None, token=None, content_type="application/json",
              admin=None, namespace=None):
         """(status, body) of a request to the admin API (admin: its base URL), sent from
-        namespace, else from serve's own; status 0 when nothing answered within 5 s."""
+        namespace, else from serve's own; status 0 when nothing answered within 5 s. /api/
+        requests carry serve's token unless token is given ("" sends none)."""
         url = (admin or self.admin) + path
+        if token is None and path.startswith("/api/"):
+            token = self.token()
         namespace = namespace or self.namespace
         if namespace:
             command = ["curl", "-sS", "--max-time", "5", "-X", method, "-w", "\n%{http_code}"]

@@ -87,10 +87,12 @@ class ServeTestCase(unittest.TestCase):
                         context=lambda: "".join(serve.context() for serve in self.serves))
 
     def http(self, path, method="GET", body=None, token=None, base="http://127.0.0.1:9153",
-             ns=None):
-        """The latest serve's admin API at base, asked from the namespace ns (the node's if None)."""
+             ns=None, content_type="application/json"):
+        """The latest serve's admin API at base, asked from the namespace ns (the node's if None);
+        /api/ requests carry serve's token unless token is given ("" sends none)."""
         namespace = self.topo.namespaces[ns] if ns else None
-        return self.serves[-1].http(path, method, body, token, admin=base, namespace=namespace)
+        return self.serves[-1].http(path, method, body, token, content_type=content_type,
+                                    admin=base, namespace=namespace)
 
     def wait_ready(self, base="http://127.0.0.1:9153", ns=None):
         self.wait_for("/readyz says ready", lambda: self.http("/readyz", base=base, ns=ns)[0] == 200)
@@ -271,7 +273,7 @@ class AdminApiTest(ServeTestCase):
                "spec": {"clusterIP": CLUSTER_IP, "selector": {"app": "web"},
                         "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
         code, text = self.http("/api/v1/namespaces/default/services", "POST", json.dumps(svc),
-                               base=base, ns=client)
+                               token="", base=base, ns=client)
         self.assertEqual(code, 401, text)
         code, text = self.http("/api/v1/namespaces/default/services", "POST", json.dumps(svc),
                                token=self.TOKEN, base=base, ns=client)
@@ -305,7 +307,8 @@ class AdminApiTest(ServeTestCase):
         # A body whose alias contains itself: refused with where, and serve lives (it was SIGSEGV).
         code, text = self.http("/api/v1/namespaces/default/pods", "POST",
                                "&r {kind: List, apiVersion: v1, items: [*r]}\n",
-                               token=self.TOKEN, base=base, ns=client)
+                               token=self.TOKEN, base=base, ns=client,
+                               content_type="application/yaml")
         self.assertEqual(code, 400, text)
         self.assertIn("cycle", json.loads(text)["message"])
         self.assertEqual(self.dig("+short", "web.default.svc.cluster.local").strip(), CLUSTER_IP)
@@ -341,11 +344,57 @@ class AdminApiTest(ServeTestCase):
         self.assertIsNotNone(ready, metrics)
         self.assertEqual(int(ready.group(1)), 2)
 
-    def test_a_non_loopback_admin_address_needs_a_token(self):
-        result = self.topo.x(self.topo.node, BIN, "serve", "--proxy-mode", "none", "--dns-listen",
-                             "127.0.0.1:0", "--admin-listen", "10.0.0.1:9153", env=self.env, check=False)
-        self.assertEqual(result.returncode, 1, result.stderr)
-        self.assertIn("--admin-token-file", result.stderr)
+    def test_serve_makes_a_token_at_first_start_and_refuses_browsers_and_rebinding(self):
+        # Not loopback and no --admin-token-file: the token serve makes beside the registry.
+        base = "http://10.0.0.1:9153"
+        serve = self.serve("--admin-listen", "10.0.0.1:9153")
+        client = self.topo.client
+        self.wait_ready(base=base, ns=client)
+        token_file = self.db + ".admin-token"
+        self.assertEqual(os.stat(token_file).st_mode & 0o777, 0o600)
+        token = self.svcbox("admin-token").strip()
+        self.assertRegex(token, r"^[0-9a-f]{64}$")
+        with open(token_file) as f:
+            self.assertEqual(f.read().strip(), token)
+        self.assertEqual(self.svcbox("admin-url", "--admin-listen", "10.0.0.1:9153").strip(), base)
+
+        pods = "/api/v1/namespaces/default/pods"
+        pod = json.dumps({"apiVersion": "v1", "kind": "Pod",
+                          "metadata": {"name": "evil", "labels": {"app": "web"}},
+                          "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80}]}]},
+                          "status": {"podIP": "10.0.0.66"}})
+        self.assertEqual(self.http(pods, "POST", pod, token="", base=base, ns=client)[0], 401)
+        # What a page in a browser on the host sends without a CORS preflight.
+        curl = ["curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}"]
+        namespace = self.topo.namespaces[client]
+        cross_site = namespace.x(*curl, "-X", "POST", "-H", "Content-Type: text/plain",
+                                 "-H", "Origin: http://evil.example", "--data-binary", pod,
+                                 base + pods, check=False).stdout
+        self.assertEqual(cross_site, "403")
+        as_text = namespace.x(*curl, "-X", "POST", "-H", "Content-Type: text/plain",
+                              "-H", f"Authorization: Bearer {token}", "--data-binary", pod,
+                              base + pods, check=False).stdout
+        self.assertEqual(as_text, "415")
+        # DNS rebinding: a name of the attacker's pointed at this address.
+        rebound = namespace.x(*curl, "-H", "Host: evil.example:9153", "-H",
+                              f"Authorization: Bearer {token}", base + "/api/v1/pods",
+                              check=False).stdout
+        self.assertEqual(rebound, "403")
+        health = namespace.x(*curl, "-H", "Host: evil.example:9153", base + "/healthz",
+                             check=False).stdout
+        self.assertEqual(health, "200")
+        code, text = self.http("/api/v1/pods", token=token, base=base, ns=client)
+        self.assertEqual(code, 200, text)
+        self.assertEqual(json.loads(text)["items"], [])  # nothing above was written
+        self.assertNotIn(token, serve.log_text())
+
+        # The next start keeps the token its clients hold.
+        serve.signal(signal.SIGTERM)
+        self.assertEqual(serve.wait_exit(15), 0)
+        self.serve("--admin-listen", "10.0.0.1:9153")
+        self.wait_ready(base=base, ns=client)
+        self.assertEqual(self.svcbox("admin-token").strip(), token)
+        self.assertEqual(self.http("/api/v1/pods", token=token, base=base, ns=client)[0], 200)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+#include <sys/stat.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "app/common.h"
 #include "app/serve_admin.h"
@@ -41,6 +45,21 @@ constexpr const char* kPod = R"({"apiVersion":"v1","kind":"Pod",
   "spec":{"containers":[{"name":"c","image":"x","ports":[{"containerPort":8080}]}]},
   "status":{"podIP":"127.0.0.2"}})";
 
+// Every test's server has a token, as serve's does; `send` sends it unless told otherwise.
+constexpr const char* kToken = "t0ken";
+
+// What a request carries besides method and target; an empty field is not sent.
+struct Headers {
+  std::string authorization = std::string("Bearer ") + kToken;
+  std::string host = "127.0.0.1";
+  std::string origin;
+  std::string content_type = "application/json";  // sent with a body
+  Headers& auth(std::string value) { return authorization = std::move(value), *this; }
+  Headers& at(std::string value) { return host = std::move(value), *this; }
+  Headers& from(std::string value) { return origin = std::move(value), *this; }
+  Headers& type(std::string value) { return content_type = std::move(value), *this; }
+};
+
 class AdminServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -53,7 +72,7 @@ class AdminServerTest : public ::testing::Test {
     reader_ = std::move(*reader);
   }
 
-  void startServer(std::optional<std::string> token = std::nullopt) {
+  void startServer(std::optional<std::string> token = kToken, AdminOptions options = {}) {
     AdminHooks hooks;
     hooks.snapshot = [this] {
       std::lock_guard lock(reader_mutex_);
@@ -67,9 +86,8 @@ class AdminServerTest : public ::testing::Test {
       return not_ready_;
     };
     hooks.metrics = [] { return std::string("# TYPE svcbox_services gauge\nsvcbox_services 0\n"); };
-    AdminOptions options;
     options.listen = "127.0.0.1:0";
-    options.token = std::move(token);
+    options.access.token = std::move(token);
     server_ = std::make_unique<AdminServer>(options, std::move(hooks));
     auto bound = server_->bind();
     ASSERT_TRUE(bound) << bound.error().message;
@@ -79,21 +97,28 @@ class AdminServerTest : public ::testing::Test {
   }
 
   Reply send(http::verb method, const std::string& target, const std::string& body = "",
-             const std::string& token = "") {
-    asio::io_context context;
-    beast::tcp_stream stream(context);
+             const Headers& headers = Headers()) {
+    beast::tcp_stream stream(context_);
+    connect(stream);
+    return exchange(stream, method, target, body, headers, false);
+  }
+
+  void connect(beast::tcp_stream& stream) {
     stream.expires_after(std::chrono::seconds(10));
     stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
-    Reply reply = exchange(stream, method, target, body, token, false);
-    return reply;
   }
 
   static Reply exchange(beast::tcp_stream& stream, http::verb method, const std::string& target,
-                        const std::string& body, const std::string& token, bool keep_alive) {
+                        const std::string& body, const Headers& headers, bool keep_alive) {
     http::request<http::string_body> request{method, target, 11};
-    request.set(http::field::host, "127.0.0.1");
-    if (!token.empty()) request.set(http::field::authorization, "Bearer " + token);
-    if (!body.empty()) request.set(http::field::content_type, "application/json");
+    if (!headers.host.empty()) request.set(http::field::host, headers.host);
+    if (!headers.authorization.empty()) {
+      request.set(http::field::authorization, headers.authorization);
+    }
+    if (!headers.origin.empty()) request.set(http::field::origin, headers.origin);
+    if (!body.empty() && !headers.content_type.empty()) {
+      request.set(http::field::content_type, headers.content_type);
+    }
     request.body() = body;
     request.keep_alive(keep_alive);
     request.prepare_payload();
@@ -115,6 +140,7 @@ class AdminServerTest : public ::testing::Test {
     return *reader_->loadSnapshot();
   }
 
+  asio::io_context context_;
   testing::TempDir dir_;
   std::unique_ptr<RegistryWriter> writer_;
   std::mutex reader_mutex_;
@@ -255,11 +281,166 @@ TEST_F(AdminServerTest, BadBodiesAreRefusedAndChangeNothing) {
 
 TEST_F(AdminServerTest, TokenIsRequiredForTheApi) {
   startServer("s3cret");
-  Reply none = send(http::verb::get, "/api/v1/services");
+  Reply none = send(http::verb::get, "/api/v1/services", "", Headers().auth(""));
   EXPECT_EQ(none.status, 401u);
   EXPECT_EQ(none.parsed()["reason"], "Unauthorized");
-  EXPECT_EQ(send(http::verb::get, "/api/v1/services", "", "s3cre").status, 401u);
-  EXPECT_EQ(send(http::verb::get, "/api/v1/services", "", "s3cret").status, 200u);
+  EXPECT_THAT(none.parsed()["message"].get<std::string>(), HasSubstr("svcbox admin-token"));
+  EXPECT_EQ(send(http::verb::get, "/api/v1/services", "", Headers().auth("Bearer s3cre")).status,
+            401u);
+  EXPECT_EQ(send(http::verb::get, "/api/v1/services", "", Headers().auth("Basic s3cret")).status,
+            401u);
+  EXPECT_EQ(send(http::verb::get, "/api/v1/services", "", Headers().auth("Bearer s3cret")).status,
+            200u);
+  // The scheme is case-insensitive (RFC 9110), the token is not.
+  EXPECT_EQ(send(http::verb::get, "/api/v1/services", "", Headers().auth("bEARER s3cret")).status,
+            200u);
+  EXPECT_EQ(send(http::verb::get, "/api/v1/services", "", Headers().auth("Bearer S3CRET")).status,
+            401u);
+  EXPECT_EQ(send(http::verb::get, "/healthz", "", Headers().auth("")).status, 200u);
+}
+
+// What a page in a browser on the host can send without a CORS preflight: refused before the
+// registry is touched, token or not.
+TEST_F(AdminServerTest, ACrossSitePostFromABrowserIsRefusedAndWritesNothing) {
+  startServer(std::nullopt);
+  uint64_t before = current()->version();
+  Reply plain = send(http::verb::post, "/api/v1/namespaces/default/pods", kPod,
+                     Headers().auth("").type("text/plain"));
+  EXPECT_EQ(plain.status, 415u) << plain.body;
+  EXPECT_THAT(plain.parsed()["message"].get<std::string>(), HasSubstr("application/json"));
+  Reply evil = send(http::verb::post, "/api/v1/namespaces/default/pods", kPod,
+                    Headers().auth("").from("http://evil.example"));
+  EXPECT_EQ(evil.status, 403u) << evil.body;
+  EXPECT_THAT(evil.parsed()["message"].get<std::string>(), HasSubstr("--admin-allowed-origins"));
+  EXPECT_EQ(current()->version(), before);
+  EXPECT_TRUE(current()->pods().empty());
+  // A page served by svcbox's own address may call it (the Origin is the request's own).
+  std::string self = "127.0.0.1:" + std::to_string(port_);
+  EXPECT_EQ(
+      send(http::verb::get, "/api/v1/pods", "", Headers().at(self).from("http://" + self)).status,
+      200u);
+}
+
+TEST_F(AdminServerTest, ListedOriginsAreAccepted) {
+  AdminOptions options;
+  options.access.allowed_origins = {"http://dashboard.lan:8080"};
+  startServer(kToken, options);
+  EXPECT_EQ(
+      send(http::verb::get, "/api/v1/pods", "", Headers().from("http://dashboard.lan:8080")).status,
+      200u);
+  EXPECT_EQ(
+      send(http::verb::get, "/api/v1/pods", "", Headers().from("http://dashboard.lan:8081")).status,
+      403u);
+}
+
+// DNS rebinding: a name the attacker controls, pointed at 127.0.0.1.
+TEST_F(AdminServerTest, AHostThatIsNotAnAddressOrLocalhostIsRefusedOnTheApiOnly) {
+  AdminOptions options;
+  options.access.allowed_hosts = {"svcbox.lan"};
+  startServer(kToken, options);
+  Reply rebound = send(http::verb::get, "/api/v1/services", "", Headers().at("evil.example:9153"));
+  EXPECT_EQ(rebound.status, 403u);
+  EXPECT_THAT(rebound.parsed()["message"].get<std::string>(), HasSubstr("--admin-allowed-hosts"));
+  for (const char* host : {"127.0.0.1:9153", "localhost:9153", "LOCALHOST", "[::1]:9153",
+                           "10.1.2.3", "svcbox.lan:9153", "SVCBOX.lan"}) {
+    EXPECT_EQ(send(http::verb::get, "/api/v1/services", "", Headers().at(host)).status, 200u)
+        << host;
+  }
+  for (const char* host :
+       {"127.0.0.1.evil.example", "localhost.evil.example", "[evil]:1", "1.2.3"}) {
+    EXPECT_EQ(send(http::verb::get, "/api/v1/services", "", Headers().at(host)).status, 403u)
+        << host;
+  }
+  // Quoted in the message as well as JSON can: bytes that are not UTF-8 are replaced.
+  Reply binary = send(http::verb::get, "/api/v1/services", "", Headers().at("\xb3\xff:1"));
+  EXPECT_EQ(binary.status, 403u);
+  EXPECT_THAT(binary.parsed()["message"].get<std::string>(), HasSubstr("\xef\xbf\xbd"));
+  EXPECT_EQ(send(http::verb::get, "/healthz", "", Headers().at("evil.example:9153")).status, 200u);
+  EXPECT_EQ(send(http::verb::get, "/metrics", "", Headers().at("evil.example:9153")).status, 200u);
+}
+
+TEST_F(AdminServerTest, BodiesAreReadByTheirContentType) {
+  startServer();
+  std::string yaml =
+      "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n"
+      "spec: {selector: {app: web}, ports: [{port: 80}]}\n";
+  for (const char* type : {"application/yaml", "application/x-yaml", "text/yaml; charset=utf-8"}) {
+    Reply created = send(http::verb::put, "/api/v1/namespaces/default/services/web", yaml,
+                         Headers().type(type));
+    EXPECT_TRUE(created.status == 201u || created.status == 200u) << type << ": " << created.body;
+  }
+  Reply json_as_json = send(http::verb::put, "/api/v1/namespaces/default/services/web", kService,
+                            Headers().type("Application/JSON; charset=utf-8"));
+  EXPECT_EQ(json_as_json.status, 200u) << json_as_json.body;
+  // YAML sent as JSON is a JSON error, with where it is.
+  Reply yaml_as_json = send(http::verb::put, "/api/v1/namespaces/default/services/web", yaml);
+  EXPECT_EQ(yaml_as_json.status, 400u);
+  EXPECT_THAT(yaml_as_json.parsed()["message"].get<std::string>(), HasSubstr("request body:1:"));
+  for (const char* type : {"text/plain", "application/x-www-form-urlencoded", ""}) {
+    Reply refused = send(http::verb::put, "/api/v1/namespaces/default/services/web", kService,
+                         Headers().type(type));
+    EXPECT_EQ(refused.status, 415u) << type;
+    EXPECT_EQ(refused.parsed()["reason"], "UnsupportedMediaType");
+  }
+  EXPECT_EQ(send(http::verb::put, "/api/v1/namespaces/default/pods/web-1/readiness",
+                 R"({"ready": true})", Headers().type("text/plain"))
+                .status,
+            415u);
+}
+
+// The container's HEALTHCHECK polls /healthz: idle API clients must not take its place.
+TEST_F(AdminServerTest, SeventyIdleApiConnectionsLeaveHealthAnswered) {
+  startServer();
+  std::vector<std::unique_ptr<beast::tcp_stream>> idle;
+  size_t answered = 0, refused = 0;
+  for (int i = 0; i < 70; ++i) {
+    auto stream = std::make_unique<beast::tcp_stream>(context_);
+    connect(*stream);
+    unsigned status =
+        exchange(*stream, http::verb::get, "/api/v1/services", "", Headers(), true).status;
+    answered += status == 200u;
+    refused += status == 503u;
+    idle.push_back(std::move(stream));
+  }
+  EXPECT_EQ(answered, 64u);  // --admin-max-api-connections' default
+  EXPECT_EQ(refused, 6u);
+  // And as many connections again that never send a byte.
+  for (int i = 0; i < 70; ++i) {
+    auto stream = std::make_unique<beast::tcp_stream>(context_);
+    connect(*stream);
+    idle.push_back(std::move(stream));
+  }
+  for (int i = 0; i < 5; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    Reply health = send(http::verb::get, "/healthz");
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(health.status, 200u);
+    EXPECT_LT(took, std::chrono::milliseconds(100));
+  }
+}
+
+// A registry write waits for SQLite's lock on the writer's worker; health, metrics and reads
+// are answered meanwhile.
+TEST_F(AdminServerTest, ASlowRegistryWriteDelaysOnlyTheWrites) {
+  startServer();
+  sqlite3* blocker = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.file("registry.db").c_str(), &blocker), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(blocker, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto write = std::async(std::launch::async, [this] {
+    return send(http::verb::post, "/api/v1/namespaces/default/services", kService);
+  });
+  // The write is in: it waits on the lock while these are answered.
+  ASSERT_EQ(write.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+  for (const char* target : {"/healthz", "/metrics", "/api/v1/services"}) {
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(send(http::verb::get, target).status, 200u) << target;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(100)) << target;
+  }
+  ASSERT_EQ(write.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  sqlite3_exec(blocker, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(blocker);
+  Reply created = write.get();
+  EXPECT_EQ(created.status, 201u) << created.body;
 }
 
 TEST_F(AdminServerTest, NotFoundMethodNotAllowedTooLargeAndKeepAlive) {
@@ -278,13 +459,14 @@ TEST_F(AdminServerTest, NotFoundMethodNotAllowedTooLargeAndKeepAlive) {
   stream.expires_after(std::chrono::seconds(10));
   stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(exchange(stream, http::verb::get, "/healthz", "", "", true).status, 200u);
+    EXPECT_EQ(exchange(stream, http::verb::get, "/healthz", "", Headers(), true).status, 200u);
   }
 }
 
 TEST(AdminServerBindTest, ANonLoopbackAddressNeedsAToken) {
   AdminOptions options;
   options.listen = "0.0.0.0:0";
+  options.access.token.reset();
   AdminServer server(options, AdminHooks{});
   auto bound = server.bind();
   ASSERT_FALSE(bound);
@@ -305,22 +487,55 @@ TEST(AdminSettingsTest, TheTokenFileIsReadAndTrimmed) {
   testing::TempDir dir;
   std::ofstream(dir.file("token")) << "  s3cret \n";
   std::ofstream(dir.file("empty")) << " \n";
+  ::chmod(dir.file("token").c_str(), 0600);
   Settings settings(std::nullopt);
-  AdminFlags flags{std::string("none"), dir.file("token")};
-  AdminOptions options = resolveAdminOptions(settings, flags);
-  EXPECT_EQ(options.listen, "none");
-  EXPECT_EQ(options.token, "s3cret");
-  EXPECT_EQ(startAdminServer(options, AdminHooks{}), nullptr);
-  for (const char* file : {"empty", "missing"}) {
+  AdminFlags flags;
+  flags.token_file = dir.file("token");
+  AdminOptions options = resolveAdminOptions(settings, flags, dir.file("registry.db"));
+  loadAdminToken(options);
+  EXPECT_EQ(options.access.token, "s3cret");
+  for (const char* file : {"empty", "token-dir/missing"}) {
     Settings again(std::nullopt);
-    AdminFlags bad{std::nullopt, dir.file(file)};
+    AdminFlags bad;
+    bad.token_file = dir.file(file);
     try {
-      resolveAdminOptions(again, bad);
+      AdminOptions unusable = resolveAdminOptions(again, bad, dir.file("registry.db"));
+      loadAdminToken(unusable);
       ADD_FAILURE() << file << " was accepted";
     } catch (const CommandError& error) {
       EXPECT_THAT(error.what(), HasSubstr("--admin-token-file")) << file;
     }
   }
+}
+
+TEST(AdminSettingsTest, FirstStartCreatesAPrivateRandomTokenBesideTheRegistry) {
+  testing::TempDir dir;
+  Settings settings(std::nullopt);
+  AdminOptions first = resolveAdminOptions(settings, AdminFlags{}, dir.file("registry.db"));
+  EXPECT_EQ(first.token_file, dir.file("registry.db.admin-token"));
+  loadAdminToken(first);
+  ASSERT_TRUE(first.access.token);
+  EXPECT_EQ(first.access.token->size(), 64u);  // 32 random bytes in hex
+  struct stat status {};
+  ASSERT_EQ(::stat(first.token_file.c_str(), &status), 0);
+  EXPECT_EQ(status.st_mode & 0777, 0600u);
+  // The next start keeps it: clients holding it go on working.
+  AdminOptions second = resolveAdminOptions(settings, AdminFlags{}, dir.file("registry.db"));
+  loadAdminToken(second);
+  EXPECT_EQ(second.access.token, first.access.token);
+  testing::TempDir other;
+  AdminOptions elsewhere = resolveAdminOptions(settings, AdminFlags{}, other.file("registry.db"));
+  loadAdminToken(elsewhere);
+  EXPECT_NE(elsewhere.access.token, first.access.token);
+}
+
+TEST(AdminSettingsTest, TheAdminUrlIsWhereALocalClientReachesServe) {
+  EXPECT_EQ(adminUrl("127.0.0.1:9153"), "http://127.0.0.1:9153");
+  EXPECT_EQ(adminUrl("0.0.0.0:9000"), "http://127.0.0.1:9000");
+  EXPECT_EQ(adminUrl("[::]:9153"), "http://[::1]:9153");
+  EXPECT_EQ(adminUrl("10.0.0.1:80"), "http://10.0.0.1:80");
+  EXPECT_THROW(adminUrl("none"), CommandError);
+  EXPECT_THROW(adminUrl("127.0.0.1:0"), CommandError);
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "tests/unit/temp_dir.h"
+
 namespace svcbox::app {
 namespace {
 
@@ -288,6 +290,125 @@ TEST(ManifestTest, LocateFallsBackToTheClosestParentField) {
   EXPECT_EQ(objects[0].locate("spec.clusterIP"), "m.yaml:5:14");
   EXPECT_EQ(objects[0].locate("spec.ports[0].nothing"), "m.yaml:6:10");
   EXPECT_EQ(objects[0].locate(""), "m.yaml:1:1");
+}
+
+std::vector<ManifestObject> parseJson(const std::string& text, ManifestOptions options = {}) {
+  std::vector<std::string> warnings;
+  return parseManifest(text, "m.json", options, warnings, ManifestFormat::kJson);
+}
+
+std::string jsonErrorOf(const std::string& text) {
+  try {
+    parseJson(text);
+  } catch (const ManifestError& error) {
+    return error.what();
+  }
+  return "no error";
+}
+
+TEST(ManifestJsonTest, JsonReadsIntoTheSameObjectsAsYaml) {
+  auto objects = parseJson(R"({
+  "apiVersion": "v1",
+  "kind": "List",
+  "items": [
+    {"apiVersion": "v1", "kind": "List", "items": [
+      {"apiVersion": "v1", "kind": "Service",
+       "metadata": {"name": "web", "labels": {"app": "web"}},
+       "spec": {"selector": {"app": "web"}, "clusterIP": "10.96.0.10",
+                "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}]},
+    {"apiVersion": "v1", "kind": "Pod",
+     "metadata": {"name": "web-1", "namespace": "prod", "labels": {"app": "web"}},
+     "spec": {"containers": [{"name": "web", "ports": [{"containerPort": 8080}],
+                              "readinessProbe": {"httpGet": {"port": "http", "path": "/ready"}}}]},
+     "status": {"podIP": "10.0.1.2"}}
+  ]
+})");
+  ASSERT_EQ(objects.size(), 2u);  // the Lists flattened, as YAML's are
+  const auto& service = std::get<Service>(objects[0].object);
+  EXPECT_EQ(service.name, "web");
+  EXPECT_EQ(service.namespace_name, "default");
+  EXPECT_EQ(service.cluster_ip->toString(), "10.96.0.10");
+  EXPECT_EQ(service.ports[0].target_port.number, 8080);
+  EXPECT_EQ(objects[0].source, "m.json");
+  EXPECT_EQ(objects[0].position.line, 6);
+  EXPECT_EQ(objects[0].position.column, 7);
+  EXPECT_EQ(objects[0].locate("spec.clusterIP"), "m.json:8:58");
+  const auto& pod = std::get<Pod>(objects[1].object);
+  EXPECT_EQ(pod.namespace_name, "prod");
+  EXPECT_EQ(pod.readiness_probe->port.name, "http");
+  EXPECT_EQ(pod.ips[0].toString(), "10.0.1.2");
+}
+
+TEST(ManifestJsonTest, FieldErrorsNameTheLineAndColumnInTheJson) {
+  auto error = jsonErrorOf(
+      "{\"apiVersion\": \"v1\", \"kind\": \"Service\",\n \"metadata\": {\"name\": \"web\"},\n"
+      " \"spec\": {\"ports\": [{\"port\": 70000}]}}");
+  EXPECT_NE(error.find("m.json:3:30: Service \"web\": spec.ports[0].port: 70000 is out of range"),
+            std::string::npos)
+      << error;
+  // A quoted number is a string in JSON as in YAML: not a port number.
+  error = jsonErrorOf(
+      R"({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+          "spec": {"ports": [{"port": "80"}]}})");
+  EXPECT_NE(error.find("spec.ports[0].port: \"80\" is not an integer"), std::string::npos) << error;
+  error = jsonErrorOf(R"({"apiVersion": "v1", "kind": "Pod", "kind": "Pod"})");
+  EXPECT_NE(error.find("m.json:1:37: Pod: kind: the key appears twice"), std::string::npos)
+      << error;
+  EXPECT_NE(jsonErrorOf("[{\"kind\": \"Service\"}]").find("must be a mapping"), std::string::npos);
+}
+
+TEST(ManifestJsonTest, LabelAndAnnotationValuesMustBeJsonStrings) {
+  auto pod = [](const std::string& labels) {
+    return R"({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": )" + labels +
+           R"(}, "spec": {"containers": [{"name": "c"}]}})";
+  };
+  EXPECT_NE(jsonErrorOf(pod(R"({"version": 1})"))
+                .find("m.json:1:85: Pod \"p\": metadata.labels.version: 1 is a number in JSON, "
+                      "and this value must be a string: quote it (\"1\")"),
+            std::string::npos)
+      << jsonErrorOf(pod(R"({"version": 1})"));
+  EXPECT_NE(jsonErrorOf(pod(R"({"a": true})")).find("is a boolean in JSON"), std::string::npos);
+  EXPECT_NE(jsonErrorOf(pod(R"({"a": -2.5e3})")).find("quote it"), std::string::npos);
+  EXPECT_NE(jsonErrorOf(pod(R"({"a": ["x"]})")).find("expected a single value"), std::string::npos);
+  auto objects = parseJson(pod(R"({"version": "1", "b": "true", "c": null})"));
+  const auto& labels = std::get<Pod>(objects[0].object).labels;
+  EXPECT_EQ(labels.at("version"), "1");
+  EXPECT_EQ(labels.at("b"), "true");
+  EXPECT_EQ(labels.at("c"), "");  // as YAML's null
+}
+
+TEST(ManifestJsonTest, SyntaxErrorsAndDeepNestingAreRefusedWithTheirPosition) {
+  auto error =
+      jsonErrorOf("{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"Service\"\n  \"metadata\": {}\n}");
+  EXPECT_NE(error.find("m.json:4:12: not valid JSON: syntax error"), std::string::npos) << error;
+  error = jsonErrorOf("{\"apiVersion\": \"v1\", \"metadata\": " + std::string(100, '[') + "}");
+  EXPECT_NE(error.find("m.json:1:97: not valid JSON: nested deeper than 64 levels"),
+            std::string::npos)
+      << error;
+  // YAML reads all of these; JSON does not.
+  EXPECT_NE(jsonErrorOf("apiVersion: v1\n").find("not valid JSON"), std::string::npos);
+  EXPECT_NE(jsonErrorOf("{} # comment").find("not valid JSON"), std::string::npos);
+  EXPECT_NE(jsonErrorOf("").find("m.json:1:1: not valid JSON"), std::string::npos);
+  EXPECT_TRUE(parseJson("null").empty());
+}
+
+TEST(ManifestJsonTest, ApplyReadsJsonFilesAsJsonAndEverythingElseAsYaml) {
+  testing::TempDir dir;
+  // Valid YAML (a comment), not valid JSON.
+  std::string text =
+      "{\"apiVersion\": \"v1\", \"kind\": \"Service\", \"metadata\": {\"name\": \"web\"}}\n# x\n";
+  std::ofstream(dir.file("web.json")) << text;
+  std::ofstream(dir.file("web.yaml")) << text;
+  std::vector<std::string> warnings;
+  EXPECT_EQ(loadManifests({dir.file("web.yaml")}, {}, warnings).size(), 1u);
+  try {
+    loadManifests({dir.file("web.json")}, {}, warnings);
+    FAIL() << "a comment was read from a .json file";
+  } catch (const ManifestError& error) {
+    EXPECT_NE(std::string(error.what()).find(dir.file("web.json") + ":2:1: not valid JSON"),
+              std::string::npos)
+        << error.what();
+  }
 }
 
 }  // namespace

@@ -280,7 +280,14 @@ struct Harness {
       : registry(std::move(pods), std::move(services)),
         prober(
             options,
-            [this](std::vector<ReadinessUpdate> batch) { return registry.write(std::move(batch)); },
+            [this](std::vector<ReadinessUpdate> batch, Prober::WriteDone done) {
+              std::lock_guard lock(held_mutex);
+              if (hold) {
+                held.emplace_back(std::move(batch), std::move(done));
+                return;
+              }
+              done(registry.write(std::move(batch)));
+            },
             [this](LogLevel level, const std::string& line) {
               std::lock_guard lock(log_mutex);
               logs.emplace_back(level, line);
@@ -296,7 +303,29 @@ struct Harness {
     return options;
   }
 
+  // While held, batches wait as a slow registry would keep them, their `done` not yet called.
+  void holdWrites() {
+    std::lock_guard lock(held_mutex);
+    hold = true;
+  }
+  size_t heldWrites() {
+    std::lock_guard lock(held_mutex);
+    return held.size();
+  }
+  void releaseWrites() {
+    std::vector<std::pair<std::vector<ReadinessUpdate>, Prober::WriteDone>> batches;
+    {
+      std::lock_guard lock(held_mutex);
+      hold = false;
+      batches.swap(held);
+    }
+    for (auto& [batch, done] : batches) done(registry.write(std::move(batch)));
+  }
+
   FakeRegistry registry;
+  std::mutex held_mutex;
+  bool hold = false;
+  std::vector<std::pair<std::vector<ReadinessUpdate>, Prober::WriteDone>> held;
   std::mutex log_mutex;
   std::vector<std::pair<LogLevel, std::string>> logs;
   Prober prober;
@@ -327,6 +356,26 @@ TEST(ProberTest, AVerdictWhoseWriteFailedIsWrittenAfterTheNextProbe) {
   ASSERT_TRUE(eventually([&] { return !harness.registry.writesFor("web-0").empty(); }));
   EXPECT_EQ(harness.registry.failedWrites(), 1);
   EXPECT_TRUE(harness.registry.writesFor("web-0")[0].ready);
+}
+
+TEST(ProberTest, ProbesGoOnWhileAWriteIsSlowAndLaterVerdictsFollowIt) {
+  Servers servers;
+  Probe fast = tcpProbe(servers.tcp("127.0.0.1"));
+  fast.period_seconds = 1;
+  Probe late = fast;
+  late.initial_delay_seconds = 10;  // 500 ms: its verdict comes while the first write waits
+  Harness harness(
+      {pod("early", "127.0.0.1", fast, awaiting()), pod("late", "127.0.0.1", late, awaiting())});
+  harness.holdWrites();
+  ASSERT_TRUE(eventually([&] { return harness.heldWrites() == 1; }));
+  uint64_t probed = harness.prober.counters().tcp_success;
+  ASSERT_TRUE(eventually([&] { return harness.prober.counters().tcp_success >= probed + 20; }))
+      << "probes stalled behind a write";
+  EXPECT_EQ(harness.heldWrites(), 1u) << "a second batch went out before the first ended";
+  harness.releaseWrites();
+  ASSERT_TRUE(eventually([&] { return !harness.registry.writesFor("late").empty(); }));
+  EXPECT_EQ(harness.registry.writesFor("early").size(), 1u);
+  EXPECT_TRUE(harness.registry.writesFor("late")[0].ready);
 }
 
 TEST(ProberTest, RefusedNeedsFailureThresholdFailuresAndRecoveryNeedsSuccessThreshold) {
