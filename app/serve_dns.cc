@@ -57,16 +57,20 @@ dns::TcpLimits resolveTcpLimits(Settings& settings, const DnsFlags& flags) {
       positive("dns-tcp-max-connections", flags.tcp_max_connections, "1024", 1000000);
   limits.max_connections_per_client = positive("dns-tcp-max-connections-per-client",
                                                flags.tcp_max_connections_per_client, "32", 1000000);
+  // 0, no limit, as NSD's tcp-query-count and dnsdist's default: a client that pipelines loses
+  // the queries it sent after the last one allowed (few clients retry them), and the other bounds
+  // already cap what a connection holds.
   limits.max_queries_per_connection =
-      positive("dns-tcp-max-queries-per-connection", flags.tcp_max_queries_per_connection, "10000",
-               1000000000);
+      static_cast<size_t>(number(settings.resolve("dns-tcp-max-queries-per-connection",
+                                                  flags.tcp_max_queries_per_connection, "0"),
+                                 "dns-tcp-max-queries-per-connection", 1000000000));
   limits.max_connection_age = parseDuration(
       settings.resolve("dns-tcp-max-connection-age", flags.tcp_max_connection_age, "5m"),
       "dns-tcp-max-connection-age");
   limits.idle_timeout =
       parseDuration(settings.resolve("dns-tcp-idle-timeout", flags.tcp_idle_timeout, "10s"),
                     "dns-tcp-idle-timeout");
-  limits.max_unsent_bytes = positive("dns-tcp-max-unsent", flags.tcp_max_unsent, "65536", 1u << 30);
+  limits.max_unsent_bytes = positive("dns-tcp-max-unsent", flags.tcp_max_unsent, "32768", 1u << 30);
   return limits;
 }
 
@@ -94,7 +98,8 @@ void addDnsFlags(CLI::App& command, DnsFlags& flags) {
   command.add_option("--dns-tcp-max-connections-per-client", flags.tcp_max_connections_per_client,
                      "DNS-over-TCP connections from one address (default 32)");
   command.add_option("--dns-tcp-max-queries-per-connection", flags.tcp_max_queries_per_connection,
-                     "Queries one TCP connection may send before serve closes it (default 10000)");
+                     "Queries one TCP connection may send before serve closes it (default 0: no "
+                     "limit)");
   command.add_option("--dns-tcp-max-connection-age", flags.tcp_max_connection_age,
                      "How long a TCP connection may stay open at all (default 5m)");
   command.add_option(
@@ -102,7 +107,7 @@ void addDnsFlags(CLI::App& command, DnsFlags& flags) {
       "Close a TCP connection whose client read nothing for this long (default 10s)");
   command.add_option("--dns-tcp-max-unsent", flags.tcp_max_unsent,
                      "Bytes of answers a TCP client may leave unread before serve stops reading "
-                     "its queries (default 65536)");
+                     "its queries (default 32768)");
 }
 
 std::vector<std::string> dnsSettingNames() {

@@ -8,6 +8,7 @@
 #include <boost/asio.hpp>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <thread>
 
 #include "dns/address.h"
@@ -161,6 +162,10 @@ struct DnsServer::Impl::Worker {
   // The TCP worker's answer buffer, reused by every query (all run on its thread): a 64 KiB
   // buffer made per query would cost more than the answer.
   std::vector<uint8_t> tcp_out;
+  // The TCP worker's low-priority turns: connections whose client leaves answers unread, each
+  // answered one query per turn only after every ready event (a reading client's query among
+  // them) has been handled. See runTcp().
+  std::deque<std::function<void()>> background;
   Counters counters;
   QueryCounters queries;
 };
@@ -385,7 +390,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       if (!error) self->close(TcpClose::kAge);
     });
     armIdle();
-    readLength();
+    readMore();
   }
 
   // Closes the connection at once (the table evicts it, or a limit ends it).
@@ -399,14 +404,16 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     age_.cancel();
   }
 
+  // Answers wait in one contiguous buffer, not one allocation each: a connection holds what
+  // it has not sent, byte for byte, and answers queued meanwhile go out in one write.
   void deliver(std::span<const uint8_t> bytes) {
     if (closed_) return;
-    std::vector<uint8_t> framed(2 + bytes.size());
-    writeU16(framed.data(), static_cast<uint16_t>(bytes.size()));
-    std::memcpy(framed.data() + 2, bytes.data(), bytes.size());
-    unsent_ += framed.size();
-    pending_.push_back(std::move(framed));
-    if (pending_.size() == 1) writeNext();
+    size_t at = outbox_.size();
+    outbox_.resize(at + 2 + bytes.size());
+    writeU16(outbox_.data() + at, static_cast<uint16_t>(bytes.size()));
+    std::memcpy(outbox_.data() + at + 2, bytes.data(), bytes.size());
+    unsent_ += 2 + bytes.size();
+    if (!writing_) writeNext();
   }
 
  private:
@@ -414,6 +421,11 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   // that reads nothing makes serve answer whatever fits there before it stalls. (Linux doubles
   // the value; answers larger than it are written in pieces as the client reads.)
   static constexpr size_t kSendBuffer = 4096;
+  // What one read takes (a query longer than this grows the inbox to hold it), and the queries
+  // a reading client has answered per turn.
+  static constexpr size_t kInboxSize = 4096;
+  static constexpr size_t kReaderBudget = 16;
+  static constexpr size_t kKeptOutbox = 4096;
 
   // Re-armed only when the client takes bytes (a write completes), never by its queries.
   void armIdle() {
@@ -423,15 +435,12 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     });
   }
 
-  // Reads the next query unless the client must first read its answers or has asked its last.
+  // Answers the next queries unless the client must first read its answers or has asked its
+  // last: those already read first, then a read for more.
   void readNextIfAllowed() {
-    if (closed_ || reading_) return;
-    if (client_done_) {  // it may still read what it asked for (RFC 7766 §6.2.4)
-      if (pending_.empty() && outstanding_ == 0) close();
-      return;
-    }
-    if (queries_ >= limits_.max_queries_per_connection) {
-      if (pending_.empty() && outstanding_ == 0) close(TcpClose::kQueries);
+    if (closed_ || busy_) return;
+    if (queries_ >= limits_.max_queries_per_connection && limits_.max_queries_per_connection) {
+      if (unsent_ == 0 && outstanding_ == 0) close(TcpClose::kQueries);
       return;
     }
     bool stalled = unsent_ > limits_.max_unsent_bytes;
@@ -439,38 +448,86 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       stalled_ = stalled;
       worker_.server.tcp_table_.setStalled(*id_, stalled);
     }
-    if (!stalled) readLength();
+    if (stalled) return;
+    if (completeFrame()) {
+      // Back of the queue: every other connection gets its turn before this one's next batch,
+      // and one that leaves answers unread waits until nothing else is ready.
+      busy_ = true;
+      auto turn = [self = shared_from_this()] {
+        self->busy_ = false;
+        self->answerBatch();
+      };
+      if (unsent_ == 0) {
+        asio::post(socket_.get_executor(), std::move(turn));
+      } else {
+        worker_.background.push_back(std::move(turn));
+      }
+      return;
+    }
+    if (client_done_) {  // it may still read what it asked for (RFC 7766 §6.2.4)
+      if (unsent_ == 0 && outstanding_ == 0) close();
+      return;
+    }
+    readMore();
   }
 
-  void readLength() {
-    reading_ = true;
-    asio::async_read(socket_, asio::buffer(length_),
-                     [self = shared_from_this()](boost::system::error_code error, size_t) {
-                       self->reading_ = false;
-                       if (error == asio::error::eof) {
-                         self->client_done_ = true;
-                         return self->readNextIfAllowed();
-                       }
-                       size_t size = error ? 0 : readU16(self->length_.data());
-                       if (size < kHeaderSize) return self->close();  // nothing to answer
-                       self->reading_ = true;
-                       self->query_.resize(size);
-                       self->readBody();
-                     });
+  // The length of the first whole query in the inbox, or 0 while it is still arriving.
+  size_t completeFrame() const {
+    size_t held = inbox_end_ - inbox_start_;
+    if (held < 2) return 0;
+    size_t size = readU16(inbox_.data() + inbox_start_);
+    return held >= 2 + size ? size : 0;
   }
 
-  void readBody() {
-    asio::async_read(socket_, asio::buffer(query_),
-                     [self = shared_from_this()](boost::system::error_code error, size_t) {
-                       self->reading_ = false;
-                       if (error) {
-                         self->close();
-                         return;
-                       }
-                       ++self->queries_;
-                       self->answer();
-                       self->readNextIfAllowed();
-                     });
+  // One read takes whatever the client sent, up to the inbox's room: a client that pipelines
+  // costs one system call per batch of queries, not two per query.
+  void readMore() {
+    if (inbox_start_ > 0) {
+      std::memmove(inbox_.data(), inbox_.data() + inbox_start_, inbox_end_ - inbox_start_);
+      inbox_end_ -= inbox_start_;
+      inbox_start_ = 0;
+    }
+    size_t needed = inbox_end_ >= 2 ? 2 + size_t{readU16(inbox_.data())} : 2;
+    if (inbox_.size() < std::max(needed, kInboxSize)) inbox_.resize(std::max(needed, kInboxSize));
+    busy_ = true;
+    socket_.async_read_some(
+        asio::buffer(inbox_.data() + inbox_end_, inbox_.size() - inbox_end_),
+        [self = shared_from_this()](boost::system::error_code error, size_t read) {
+          self->busy_ = false;
+          if (error == asio::error::eof) {
+            self->client_done_ = true;
+            return self->readNextIfAllowed();
+          }
+          if (error) return self->close();
+          self->inbox_end_ += read;
+          if (self->inbox_end_ >= 2 && readU16(self->inbox_.data()) < kHeaderSize) {
+            return self->close();  // nothing to answer
+          }
+          self->answerBatch();
+        });
+  }
+
+  // At most a turn's worth of the queries read: a client that reads its answers as they come
+  // gets a batch (what it pipelined while it waited for its turn), one that leaves answers
+  // unread one query per turn. With a thousand connections pipelining at once, a client asking
+  // at a steady rate then waits one round of turns, not one round per query it queued.
+  void answerBatch() {
+    size_t budget = unsent_ == 0 ? kReaderBudget : 1;
+    while (budget-- > 0 && !closed_) {
+      size_t size = completeFrame();
+      if (size == 0) break;
+      if (size < kHeaderSize) return close();  // nothing to answer
+      if (limits_.max_queries_per_connection && queries_ >= limits_.max_queries_per_connection) {
+        break;
+      }
+      if (unsent_ > limits_.max_unsent_bytes) break;
+      query_.assign(inbox_.begin() + static_cast<std::ptrdiff_t>(inbox_start_ + 2),
+                    inbox_.begin() + static_cast<std::ptrdiff_t>(inbox_start_ + 2 + size));
+      inbox_start_ += 2 + size;
+      ++queries_;
+      answer();
+    }
+    readNextIfAllowed();
   }
 
   void answer() {
@@ -509,14 +566,21 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   }
 
   void writeNext() {
-    asio::async_write(socket_, asio::buffer(pending_.front()),
+    in_write_.swap(outbox_);
+    writing_ = true;
+    asio::async_write(socket_, asio::buffer(in_write_),
                       [self = shared_from_this()](boost::system::error_code error, size_t) {
+                        self->writing_ = false;
                         if (error) return self->close();
-                        self->unsent_ -= self->pending_.front().size();
-                        self->pending_.pop_front();
+                        self->unsent_ -= self->in_write_.size();
+                        self->in_write_.clear();
+                        // A stalled client's buffer grew to --dns-tcp-max-unsent: not kept.
+                        if (self->in_write_.capacity() > kKeptOutbox) {
+                          std::vector<uint8_t>().swap(self->in_write_);
+                        }
                         self->armIdle();
                         self->worker_.server.tcp_table_.clientRead(*self->id_, Clock::now());
-                        if (!self->pending_.empty()) self->writeNext();
+                        if (!self->outbox_.empty()) self->writeNext();
                         self->readNextIfAllowed();
                       });
   }
@@ -528,13 +592,17 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   asio::steady_timer idle_;
   asio::steady_timer age_;
   std::optional<TcpConnectionTable::Id> id_;
-  std::array<uint8_t, 2> length_{};
+  std::vector<uint8_t> inbox_;  // queries read, not yet answered: [inbox_start_, inbox_end_)
+  size_t inbox_start_ = 0;
+  size_t inbox_end_ = 0;
   std::vector<uint8_t> query_;
-  std::deque<std::vector<uint8_t>> pending_;
-  size_t unsent_ = 0;       // bytes in pending_
-  size_t queries_ = 0;      // read so far
-  size_t outstanding_ = 0;  // forwarded, not yet answered
-  bool reading_ = false;
+  std::vector<uint8_t> outbox_;    // answers not yet handed to a write
+  std::vector<uint8_t> in_write_;  // answers the write under way sends
+  bool writing_ = false;
+  size_t unsent_ = 0;         // bytes in outbox_ and in_write_
+  size_t queries_ = 0;        // read so far
+  size_t outstanding_ = 0;    // forwarded, not yet answered
+  bool busy_ = false;         // a read, or a turn to answer, is under way
   bool client_done_ = false;  // it sent its last query (and shut its side)
   bool stalled_ = false;
   bool closed_ = false;
@@ -544,14 +612,16 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
 namespace {
 
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+constexpr auto kFullTablePause = std::chrono::milliseconds(10);
 
-void admit(DnsServer::Impl::Worker& worker, tcp::socket socket) {
+// Returns false when the table is full (the caller then pauses accepting).
+bool admit(DnsServer::Impl::Worker& worker, tcp::socket socket) {
   auto& server = worker.server;
   boost::system::error_code error;
   auto peer = socket.remote_endpoint(error);
-  if (error) return;  // gone already
+  if (error) return true;  // gone already
   auto client = addressOf(reinterpret_cast<const sockaddr*>(peer.data()));
-  if (!client) return;
+  if (!client) return true;
   auto session = std::make_shared<TcpSession>(worker, std::move(socket), *client);
   std::weak_ptr<TcpSession> weak = session;
   auto admission = server.tcp_table_.admit(*client, Clock::now(), [weak] {
@@ -559,10 +629,14 @@ void admit(DnsServer::Impl::Worker& worker, tcp::socket socket) {
   });
   if (!admission.id) {
     server.tcp_counters_.refuse(admission.refusal);
-    return;  // the session closes its socket as it goes
+    return admission.refusal != TcpRefusal::kTableFull;  // the session closes its socket
   }
   session->start(*admission.id);
+  return true;
 }
+
+void pauseAccepting(DnsServer::Impl::Worker& worker, tcp::acceptor& acceptor,
+                    std::chrono::milliseconds pause);
 
 // Accepts until the acceptor closes. Running out of file descriptors pauses accepting for a
 // moment (the connection waits in the backlog) rather than spinning on the error.
@@ -573,14 +647,23 @@ void acceptLoop(DnsServer::Impl::Worker& worker, tcp::acceptor& acceptor) {
     if (error == asio::error::no_descriptors || error.value() == ENFILE ||
         error == asio::error::no_buffer_space || error == asio::error::no_memory) {
       server.tcp_counters_.refuse(TcpRefusal::kFileLimit);
-      auto pause = std::make_shared<asio::steady_timer>(worker.context, kAcceptPause);
-      pause->async_wait([&worker, &acceptor, pause](boost::system::error_code waited) {
-        if (!waited) acceptLoop(worker, acceptor);
-      });
-      return;
+      return pauseAccepting(worker, acceptor, kAcceptPause);
     }
-    if (!error) admit(worker, std::move(socket));
+    // A full table: the next connections wait in the listen backlog for a moment instead of
+    // being accepted and closed one by one, which an attacker that reconnects at once would
+    // turn into a loop as fast as the TCP thread can go.
+    if (!error && !admit(worker, std::move(socket))) {
+      return pauseAccepting(worker, acceptor, kFullTablePause);
+    }
     acceptLoop(worker, acceptor);
+  });
+}
+
+void pauseAccepting(DnsServer::Impl::Worker& worker, tcp::acceptor& acceptor,
+                    std::chrono::milliseconds pause) {
+  auto timer = std::make_shared<asio::steady_timer>(worker.context, pause);
+  timer->async_wait([&worker, &acceptor, timer](boost::system::error_code waited) {
+    if (!waited) acceptLoop(worker, acceptor);
   });
 }
 
@@ -644,10 +727,36 @@ store::Status DnsServer::Impl::bind() {
   return store::Ok{};
 }
 
+// The TCP worker's loop: every ready event first (accepts, reads, writes, timers, the turns of
+// clients that read their answers), then a few turns of clients that do not. A thousand
+// connections pipelining without reading then cannot queue ahead of a client that asks at a
+// steady rate and reads: its query waits for one pass, not for a turn of every attacker.
+void runTcp(DnsServer::Impl::Worker& worker) {
+  constexpr size_t kBackgroundTurnsPerPass = 8;
+  auto guard = asio::make_work_guard(worker.context);
+  while (!worker.context.stopped()) {
+    worker.context.poll();
+    if (worker.background.empty()) {
+      worker.context.run_one();  // sleeps until something happens
+      continue;
+    }
+    for (size_t i = 0; i < kBackgroundTurnsPerPass && !worker.background.empty(); ++i) {
+      auto turn = std::move(worker.background.front());
+      worker.background.pop_front();
+      turn();
+    }
+  }
+  worker.background.clear();  // the sessions they hold go with the context's handlers
+}
+
 void DnsServer::Impl::start() {
   for (auto& acceptor : acceptors_) acceptLoop(tcpWorker(), *acceptor);
   for (auto& worker : workers_) {
     for (auto& listener : worker->listeners) listener->wait();
+    if (worker.get() == &tcpWorker()) {
+      worker->thread = std::thread([&worker = *worker] { runTcp(worker); });
+      continue;
+    }
     worker->thread = std::thread([&context = worker->context] {
       auto guard = asio::make_work_guard(context);
       context.run();

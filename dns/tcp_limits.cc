@@ -22,11 +22,18 @@ TcpConnectionTable::Admission TcpConnectionTable::admit(const store::IpAddress& 
     return {std::nullopt, TcpRefusal::kPerClient};
   }
   if (connections_.size() >= limits_.max_connections) {
+    if (now - eviction_window_ >= std::chrono::seconds(1)) {
+      eviction_window_ = now;
+      evictions_in_window_ = 0;
+    }
+    if (evictions_in_window_ >= kMaxEvictionsPerSecond)
+      return {std::nullopt, TcpRefusal::kTableFull};
     auto candidate = evictionCandidate(now);
     if (candidate == connections_.end()) return {std::nullopt, TcpRefusal::kTableFull};
     // The evicted connection releases itself later (its handlers run on this thread); until
     // then it no longer counts.
     auto evicted = std::move(candidate->second);
+    ++evictions_in_window_;
     release(candidate->first);
     counters_.close(TcpClose::kEvicted);
     if (evicted.evict) evicted.evict();

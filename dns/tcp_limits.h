@@ -20,13 +20,15 @@ namespace svcbox::dns {
 struct TcpLimits {
   size_t max_connections = 1024;
   size_t max_connections_per_client = 32;  // per source address
-  size_t max_queries_per_connection = 10000;
+  size_t max_queries_per_connection = 0;   // 0: no limit
   std::chrono::milliseconds max_connection_age{std::chrono::minutes(5)};
   // Counted from the last byte the client took from serve (or from its connect): a client that
   // sends queries but reads no answers is idle.
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(10)};
   // Answers waiting for the client to read them; above this serve stops reading its queries.
-  size_t max_unsent_bytes = 64 * 1024;
+  // With max_connections, it bounds what clients that never read can make serve hold:
+  // 1024 × 32 KiB = 32 MiB of answers at most.
+  size_t max_unsent_bytes = 32 * 1024;
 };
 
 enum class TcpRefusal : uint8_t { kTableFull, kPerClient, kFileLimit };
@@ -82,6 +84,10 @@ class TcpConnectionTable {
   size_t size() const { return connections_.size(); }
   // True once per surge: when the table, having held kSurge connections or more, is down to
   // kQuiet or fewer.
+  // Evictions a second, at most: beyond them a full table refuses. An attacker that reconnects
+  // at once whenever it is evicted would otherwise turn every eviction into a new connection that
+  // serve must read and answer until it stalls again, as fast as the TCP thread can go.
+  static constexpr size_t kMaxEvictionsPerSecond = 100;
   static constexpr size_t kSurge = 128;
   static constexpr size_t kQuiet = 8;
   bool surgeEnded();
@@ -98,6 +104,8 @@ class TcpConnectionTable {
   const TcpLimits& limits_;
   TcpCounters& counters_;
   Id next_id_ = 1;
+  Clock::time_point eviction_window_{};  // the second evictions_in_window_ counts in
+  size_t evictions_in_window_ = 0;
   size_t stalled_ = 0;
   size_t peak_ = 0;                       // the most connections open since the last surge ended
   std::map<Id, Connection> connections_;  // ids grow: the first is the oldest

@@ -76,6 +76,23 @@ TEST_F(TcpConnectionTableTest, ElseItClosesTheConnectionWhoseClientReadLastTheLo
   EXPECT_EQ(counters_.open.load(), 3u);
 }
 
+TEST_F(TcpConnectionTableTest, EvictionsStopAtTheirBudgetForTheSecondAndResumeAfterIt) {
+  constexpr size_t kBudget = TcpConnectionTable::kMaxEvictionsPerSecond;
+  limits_.max_connections = 2 * kBudget;
+  limits_.max_connections_per_client = 4 * kBudget;
+  for (size_t i = 0; i < 2 * kBudget; ++i) ASSERT_TRUE(admit("10.0.0.1"));
+  now_ += TcpConnectionTable::kNotReadingAfter;  // none of them has read: each may be evicted
+  size_t admitted = 0;
+  TcpRefusal refusal{};
+  for (size_t i = 0; i < kBudget + 10; ++i) admitted += admit("10.0.0.2", &refusal).has_value();
+  EXPECT_EQ(admitted, kBudget);
+  EXPECT_EQ(evicted_.size(), kBudget);
+  EXPECT_EQ(refusal, TcpRefusal::kTableFull);  // though kBudget candidates are left
+  now_ += std::chrono::seconds(1);
+  EXPECT_TRUE(admit("10.0.0.3"));
+  EXPECT_EQ(evicted_.size(), kBudget + 1);
+}
+
 TEST_F(TcpConnectionTableTest, AFullTableOfClientsThatReadRefusesTheNewcomer) {
   ASSERT_TRUE(admit("10.0.0.1"));
   ASSERT_TRUE(admit("10.0.0.2"));
