@@ -64,9 +64,12 @@ dns::TcpLimits resolveTcpLimits(Settings& settings, const DnsFlags& flags) {
       static_cast<size_t>(number(settings.resolve("dns-tcp-max-queries-per-connection",
                                                   flags.tcp_max_queries_per_connection, "0"),
                                  "dns-tcp-max-queries-per-connection", 1000000000));
-  limits.max_connection_age = parseDuration(
-      settings.resolve("dns-tcp-max-connection-age", flags.tcp_max_connection_age, "5m"),
-      "dns-tcp-max-connection-age");
+  // 0, no limit, as dnsdist's default: closing a busy connection loses the queries its client
+  // pipelined past that moment (bench/hostile/soak lost one so), and the idle timeout already
+  // ends connections whose client stops reading.
+  auto age = settings.resolve("dns-tcp-max-connection-age", flags.tcp_max_connection_age, "0");
+  limits.max_connection_age = age.value == "0" ? std::chrono::milliseconds(0)
+                                               : parseDuration(age, "dns-tcp-max-connection-age");
   limits.idle_timeout =
       parseDuration(settings.resolve("dns-tcp-idle-timeout", flags.tcp_idle_timeout, "10s"),
                     "dns-tcp-idle-timeout");
@@ -101,7 +104,7 @@ void addDnsFlags(CLI::App& command, DnsFlags& flags) {
                      "Queries one TCP connection may send before serve closes it (default 0: no "
                      "limit)");
   command.add_option("--dns-tcp-max-connection-age", flags.tcp_max_connection_age,
-                     "How long a TCP connection may stay open at all (default 5m)");
+                     "How long a TCP connection may stay open at all (default 0: no limit)");
   command.add_option(
       "--dns-tcp-idle-timeout", flags.tcp_idle_timeout,
       "Close a TCP connection whose client read nothing for this long (default 10s)");

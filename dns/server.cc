@@ -385,10 +385,12 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     // Each answer goes out as it is written: Nagle would hold a small answer back until the
     // client's delayed ACK of the previous one (40 ms and more).
     socket_.set_option(tcp::no_delay(true), ignored);
-    age_.expires_after(limits_.max_connection_age);
-    age_.async_wait([self = shared_from_this()](boost::system::error_code error) {
-      if (!error) self->close(TcpClose::kAge);
-    });
+    if (limits_.max_connection_age.count() > 0) {
+      age_.expires_after(limits_.max_connection_age);
+      age_.async_wait([self = shared_from_this()](boost::system::error_code error) {
+        if (!error) self->close(TcpClose::kAge);
+      });
+    }
     armIdle();
     readMore();
   }

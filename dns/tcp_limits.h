@@ -19,9 +19,9 @@ namespace svcbox::dns {
 
 struct TcpLimits {
   size_t max_connections = 1024;
-  size_t max_connections_per_client = 32;  // per source address
-  size_t max_queries_per_connection = 0;   // 0: no limit
-  std::chrono::milliseconds max_connection_age{std::chrono::minutes(5)};
+  size_t max_connections_per_client = 32;           // per source address
+  size_t max_queries_per_connection = 0;            // 0: no limit
+  std::chrono::milliseconds max_connection_age{0};  // 0: no limit
   // Counted from the last byte the client took from serve (or from its connect): a client that
   // sends queries but reads no answers is idle.
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(10)};

@@ -247,6 +247,7 @@ void Router::run(bool retry_first) {
       continue;
     }
     SyncFailure failure;
+    bool was_full = full;
     bool ok = sync(snapshot, full, failure);
     now = Clock::now();
     last_sync = now;
@@ -257,7 +258,9 @@ void Router::run(bool retry_first) {
       full = false;
       failures_in_row = 0;
       retry_at = Clock::time_point::max();
-      next_full = now + timing_.sync_period;
+      // Only a full sync restarts the period: under steady churn partial syncs come every few
+      // hundred milliseconds, and the periodic repair must still run.
+      if (was_full) next_full = now + timing_.sync_period;
     } else {
       full = true;
       ++failures_in_row;
