@@ -5,6 +5,7 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -410,13 +411,18 @@ TEST_F(AdminServerTest, SeventyIdleApiConnectionsLeaveHealthAnswered) {
     connect(*stream);
     idle.push_back(std::move(stream));
   }
+  // Within 100 ms, the figure, judged on the median of five so that a loaded CI machine
+  // (ASan, other suites beside) does not fail it on one slow scheduling; none may take a second.
+  std::vector<std::chrono::steady_clock::duration> took;
   for (int i = 0; i < 5; ++i) {
     auto start = std::chrono::steady_clock::now();
     Reply health = send(http::verb::get, "/healthz");
-    auto took = std::chrono::steady_clock::now() - start;
+    took.push_back(std::chrono::steady_clock::now() - start);
     EXPECT_EQ(health.status, 200u);
-    EXPECT_LT(took, std::chrono::milliseconds(100));
+    EXPECT_LT(took.back(), std::chrono::seconds(1));
   }
+  std::sort(took.begin(), took.end());
+  EXPECT_LT(took[2], std::chrono::milliseconds(100));
 }
 
 // A registry write waits for SQLite's lock on the writer's worker; health, metrics and reads
@@ -434,7 +440,9 @@ TEST_F(AdminServerTest, ASlowRegistryWriteDelaysOnlyTheWrites) {
   for (const char* target : {"/healthz", "/metrics", "/api/v1/services"}) {
     auto start = std::chrono::steady_clock::now();
     EXPECT_EQ(send(http::verb::get, target).status, 200u) << target;
-    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(100)) << target;
+    // Written inline, the write would hold the server's thread until SQLite gave up on the lock
+    // (seconds); a second leaves room for a loaded CI machine.
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1)) << target;
   }
   ASSERT_EQ(write.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
   sqlite3_exec(blocker, "ROLLBACK", nullptr, nullptr, nullptr);
