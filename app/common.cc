@@ -103,6 +103,21 @@ std::string resourcePlural(store::ObjectKind kind) {
 }
 
 // "30s", "500ms", "2m".
+std::vector<std::string> splitCommaList(const std::string& text) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    std::string part = text.substr(start, comma - start);
+    while (!part.empty() && part.front() == ' ') part.erase(part.begin());
+    while (!part.empty() && part.back() == ' ') part.pop_back();
+    if (!part.empty()) parts.push_back(part);
+    start = comma + 1;
+  }
+  return parts;
+}
+
 std::chrono::milliseconds parseDuration(const Setting& setting, const std::string& name) {
   const auto& value = setting.value;
   size_t digits = 0;

@@ -5,6 +5,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "app/config.h"
 #include "store/registry.h"
@@ -51,6 +52,10 @@ Setting registryPath(Settings& settings, const RegistryOptions& options);
 std::unique_ptr<store::Registry> openRegistry(const std::string& path);
 // --service-cidr / SVCBOX_SERVICE_CIDR / config, parsed; throws CommandError when malformed.
 store::CidrChoice cidrChoice(Settings& settings, const RegistryOptions& options);
+
+// "a, b,,c" -> {"a", "b", "c"}: a comma-separated setting, items trimmed of spaces, empty ones
+// dropped.
+std::vector<std::string> splitCommaList(const std::string& text);
 
 // A duration setting: "30s", "500ms", "2m"; throws CommandError naming --name otherwise.
 std::chrono::milliseconds parseDuration(const Setting& setting, const std::string& name);

@@ -45,17 +45,6 @@ std::vector<std::string> adminSettingNames() {
 
 namespace {
 
-std::vector<std::string> splitList(const std::string& text) {
-  std::vector<std::string> items;
-  std::stringstream stream(text);
-  for (std::string item; std::getline(stream, item, ',');) {
-    while (!item.empty() && item.back() == ' ') item.pop_back();
-    size_t start = item.find_first_not_of(' ');
-    if (start != std::string::npos) items.push_back(item.substr(start));
-  }
-  return items;
-}
-
 std::string trimmed(std::string text) {
   auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
   while (!text.empty() && space(text.back())) text.pop_back();
@@ -142,10 +131,10 @@ AdminOptions resolveAdminOptions(Settings& settings, const AdminFlags& flags,
   options.token_file = token_file.value;
   options.token_file_source = token_file.source;
   if (auto hosts = settings.find("admin-allowed-hosts", flags.allowed_hosts)) {
-    options.access.allowed_hosts = splitList(hosts->value);
+    options.access.allowed_hosts = splitCommaList(hosts->value);
   }
   if (auto origins = settings.find("admin-allowed-origins", flags.allowed_origins)) {
-    options.access.allowed_origins = splitList(origins->value);
+    options.access.allowed_origins = splitCommaList(origins->value);
   }
   options.max_api_connections =
       parseCount(settings.resolve("admin-max-api-connections", flags.max_api_connections,

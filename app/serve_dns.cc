@@ -17,21 +17,6 @@ std::optional<std::string> joined(const std::vector<std::string>& values) {
   return text;
 }
 
-std::vector<std::string> split(const std::string& text) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t comma = text.find(',', start);
-    if (comma == std::string::npos) comma = text.size();
-    std::string part = text.substr(start, comma - start);
-    while (!part.empty() && part.front() == ' ') part.erase(part.begin());
-    while (!part.empty() && part.back() == ' ') part.pop_back();
-    if (!part.empty()) parts.push_back(part);
-    start = comma + 1;
-  }
-  return parts;
-}
-
 [[noreturn]] void badSetting(const Setting& setting, const std::string& name,
                              const std::string& what) {
   throw CommandError(kExitUserError,
@@ -132,7 +117,7 @@ std::vector<std::string> dnsSettingNames() {
 dns::DnsOptions resolveDnsOptions(Settings& settings, const DnsFlags& flags) {
   dns::DnsOptions options;
   auto listen = settings.resolve("dns-listen", joined(flags.listen), "127.0.0.1:53");
-  for (const auto& text : split(listen.value)) {
+  for (const auto& text : splitCommaList(listen.value)) {
     auto address = dns::parseListenAddress(text);
     if (!address) badSetting(listen, "dns-listen", address.error().message);
     options.listen.push_back(*address);
@@ -155,7 +140,7 @@ dns::DnsOptions resolveDnsOptions(Settings& settings, const DnsFlags& flags) {
 
   auto upstream = settings.find("upstream", joined(flags.upstream));
   if (upstream) {
-    for (const auto& text : split(upstream->value)) {
+    for (const auto& text : splitCommaList(upstream->value)) {
       auto parsed = dns::parseUpstream(text);
       if (!parsed) badSetting(*upstream, "upstream", parsed.error().message);
       options.forwarder.upstreams.push_back(*parsed);
@@ -175,7 +160,7 @@ dns::DnsOptions resolveDnsOptions(Settings& settings, const DnsFlags& flags) {
 
   auto recursion = settings.find("allow-recursion", joined(flags.allow_recursion));
   if (recursion) {
-    for (const auto& text : split(recursion->value)) {
+    for (const auto& text : splitCommaList(recursion->value)) {
       auto cidr = store::Cidr::parse(text);
       if (!cidr) badSetting(*recursion, "allow-recursion", "\"" + text + "\" is not a CIDR");
       options.allow_recursion.push_back(*cidr);
