@@ -1,4 +1,3 @@
-#include <cstdio>
 #include <iostream>
 #include <memory>
 
@@ -21,45 +20,18 @@ struct RulesFlags {
   RouterFlags router;
 };
 
-bool isSvcboxLine(const std::string& line) {
-  return line.starts_with(":SVCBOX-") || line.starts_with("-A SVCBOX-") ||
-         line.find(" -j SVCBOX-") != std::string::npos;
-}
-
-// The installed rules come from iptables-legacy-save itself: the kernel's view, printed by the
-// reference tool, not by svcbox's own idea of what it wrote.
+// What the kernel holds, read back by the backend that owns svcbox's netfilter state.
 int printInstalled() {
-  for (const char* table : {"nat", "filter", "mangle"}) {
-    std::string command = std::string("iptables-legacy-save -t ") + table + " 2>&1";
-    std::unique_ptr<FILE, decltype(&pclose)> pipe(popen(command.c_str(), "r"), &pclose);
-    if (!pipe) throw CommandError(kExitInternalError, "error: cannot run iptables-legacy-save");
-    std::vector<std::string> lines;
-    char buffer[4096];
-    std::string line;
-    while (std::fgets(buffer, sizeof buffer, pipe.get())) {
-      line += buffer;
-      if (line.back() != '\n') continue;
-      line.pop_back();
-      lines.push_back(line);
-      line.clear();
+  auto provider = netfilterProvider();
+  std::vector<std::string> lines;
+  router::SyncFailure failure;
+  if (!provider->installedRules(lines, failure)) {
+    if (failure.permission_denied) {
+      throw CommandError(kExitUserError, missingCapabilityMessage("svcbox rules", failure.message));
     }
-    int status = pclose(pipe.release());
-    if (status != 0) {
-      std::string output = lines.empty() ? "" : lines.front();
-      if (output.find("Permission denied") != std::string::npos) {
-        throw CommandError(kExitUserError, missingCapabilityMessage("svcbox rules", output));
-      }
-      throw CommandError(
-          kExitInternalError,
-          "error: iptables-legacy-save -t " + std::string(table) + " failed" +
-              (output.empty() ? " (is the iptables package installed?)" : ": " + output));
-    }
-    std::cout << "*" << table << "\n";
-    for (const auto& text : lines) {
-      if (isSvcboxLine(text)) std::cout << text << "\n";
-    }
-    std::cout << "COMMIT\n";
+    throw CommandError(kExitInternalError, "error: " + failure.message);
   }
+  for (const auto& line : lines) std::cout << line << "\n";
   return kExitOk;
 }
 
@@ -110,9 +82,10 @@ void addCleanupCommand(CLI::App& app) {
   auto* command = app.add_subcommand(
       "cleanup", "Remove every svcbox chain (SVCBOX-*) and every jump into one; leave the rest");
   command->callback([] {
+    auto provider = netfilterProvider();
     router::SyncFailure failure;
     bool changed = false;
-    if (!router::cleanupAll(failure, changed)) {
+    if (!provider->cleanup(failure, changed)) {
       throw CommandError(kExitUserError,
                          failure.permission_denied
                              ? missingCapabilityMessage("svcbox cleanup", failure.message)

@@ -1,4 +1,3 @@
-#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,15 +13,18 @@
 #include "app/common.h"
 #include "app/file_limit.h"
 #include "app/log.h"
+#include "app/memory_trim.h"
 #include "app/metrics.h"
 #include "app/proxy_ports.h"
 #include "app/registry_writer.h"
 #include "app/serve_admin.h"
 #include "app/serve_dns.h"
 #include "app/serve_health.h"
+#include "app/serve_readiness.h"
 #include "app/serve_router.h"
 #include "app/serve_stop.h"
 #include "app/snapshot_diff.h"
+#include "app/snapshot_fanout.h"
 #include "store/generation_guard.h"
 #include "store/owner_lock.h"
 #include "store/test_hooks.h"
@@ -31,7 +33,6 @@
 namespace svcbox::app {
 namespace {
 
-constexpr size_t kMaxChangeLinesPerSnapshot = 20;
 constexpr auto kWatchInterval = std::chrono::milliseconds(5);
 // The watcher rereads only changed rows (and an index scan the OS page cache serves fast);
 // SQLite's default 2 MiB cache would mostly hold pages it never needs again.
@@ -46,85 +47,6 @@ struct ServeFlags {
   HealthFlags health;
   AdminFlags admin;
   bool print_config = false;
-};
-
-void logChanges(const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
-  if (!previous) {
-    auto count = [](size_t n, const char* noun) {
-      return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
-    };
-    logInfo("registry loaded: version " + std::to_string(current->version()) + ", " +
-            count(current->services().size(), "service") + ", " +
-            count(current->pods().size(), "pod"));
-  }
-  auto lines = describeChanges(previous.get(), *current);
-  if (!previous && lines.size() > kMaxChangeLinesPerSnapshot) return;
-  for (size_t i = 0; i < lines.size() && i < kMaxChangeLinesPerSnapshot; ++i) {
-    logInfo("snapshot " + std::to_string(current->version()) + ": " + lines[i]);
-  }
-  if (lines.size() > kMaxChangeLinesPerSnapshot) {
-    logInfo("snapshot " + std::to_string(current->version()) + ": ... and " +
-            std::to_string(lines.size() - kMaxChangeLinesPerSnapshot) + " more changes");
-  }
-}
-
-int64_t wallClockMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// Commit to "in effect", for svcbox_network_programming_duration_seconds. Snapshots without a
-// commit time (a registry last written by an older svcbox) are not counted.
-void observeProgramming(ServeMetrics& metrics, const char* target,
-                        const store::Snapshot& snapshot) {
-  if (snapshot.committedMs() <= 0) return;
-  int64_t latency_ms = std::max<int64_t>(0, wallClockMs() - snapshot.committedMs());
-  metrics.observeProgramming(target, std::chrono::duration<double>(latency_ms / 1000.0));
-}
-
-// What DNS answers for the Services the userspace proxy listens for.
-dns::ProxiedServices proxiedServices(const std::vector<router::userspace::PortMapping>& mapping) {
-  dns::ProxiedServices out;
-  for (const auto& port : mapping) {
-    auto& service = out[{port.namespace_name, port.name}];
-    service.address = port.address;
-    service.ports[{port.protocol, port.service_port}] = port.listen_port;
-  }
-  return out;
-}
-
-// What /readyz reports: every part has come up, and serve still follows its registry.
-struct Readiness {
-  std::atomic<bool> registry_loaded{false};
-  std::atomic<bool> dns_bound{false};
-  // REDIRECT rules (userspace mode) report here; the iptables router through its stats.
-  std::atomic<bool> rules_synced{false};
-  const router::Router* router = nullptr;
-  const store::GenerationGuard* guard = nullptr;
-  std::vector<std::string> notReady() const {
-    std::vector<std::string> reasons;
-    if (!registry_loaded) reasons.push_back("registry not loaded yet");
-    if (!dns_bound) reasons.push_back("DNS not listening yet");
-    if (router) {
-      auto stats = router->stats();
-      if (stats.syncs == 0) {
-        reasons.push_back(
-            stats.failures == 0
-                ? "first rule sync not done yet"
-                : "no rule sync has succeeded yet: " + std::to_string(stats.failures) +
-                      " attempts failed, retried with backoff; last: " + stats.last_failure);
-      }
-    } else if (!rules_synced) {
-      reasons.push_back("first rule sync not done yet");
-    }
-    if (guard && guard->lag() > 0) {
-      reasons.push_back("serve is not following its registry: the registry is " +
-                        std::to_string(guard->lag()) +
-                        " generations ahead of what serve publishes");
-    }
-    return reasons;
-  }
 };
 
 // How often serve checks, on a connection of its own, that it still follows its registry.
@@ -165,24 +87,15 @@ void fitConnectionCapsToFileLimit(dns::DnsOptions& dns, AdminOptions& admin,
           " admin_health_connections=" + std::to_string(admin.max_health_connections) +
           " probes_in_flight=" + std::to_string(probes_in_flight));
 }
-// Gives freed memory back to the kernel at most once per period. A snapshot's compile and rule
-// sync free most of what they allocate, scattered over the threads' malloc arenas, and glibc
-// keeps those pages until asked: bench/hostile/soak (10,000 Services, 5 API writes a second) grew
-// serve's RSS by 7 MiB in 8 minutes without this. Watcher thread only.
-class MemoryTrim {
- public:
-  explicit MemoryTrim(std::chrono::seconds period) : period_(period) {}
-  void afterSnapshot() {
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_ < period_) return;
-    last_ = now;
-    malloc_trim(0);
+void cleanUpOnExit(router::Provider& provider) {
+  router::SyncFailure failure;
+  bool changed = false;
+  if (!provider.cleanup(failure, changed)) {
+    logWarn("cleanup on exit failed: " + failure.message);
+  } else if (changed) {
+    logInfo("removed svcbox's chains and jumps (--cleanup-on-exit)");
   }
-
- private:
-  std::chrono::seconds period_;
-  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
-};
+}
 
 std::function<bool()> watcherTestPause() {
   const char* file = SVCBOX_TEST_HOOK("SVCBOX_TEST_WATCHER_PAUSE_FILE");
@@ -226,6 +139,7 @@ int runServe(const ServeFlags& flags) {
     return kExitOk;
   }
   configureLogging(log_format.value, log_level.value);
+  keepLargeBuffersOutOfArenas();
   // Before any thread starts, so that every one inherits the blocked signals.
   ServeStop stop;
 
@@ -269,25 +183,21 @@ int runServe(const ServeFlags& flags) {
   auto dns_server = startDnsServer(std::move(dns_options));
   readiness.dns_bound = true;
   metrics.setDnsSource([&dns_server] { return dns_server->metrics(); });
-  auto parts = makeProxyParts(router_settings);
-  auto& router = parts.router;
-  auto& proxy = parts.proxy;
-  auto& redirect = parts.redirect;
-  if (proxy) {
-    metrics.setProxySource([&proxy] { return proxy->stats(); });
-    proxy->start();
-  }
-  if (redirect) redirect->startRepairs();
-  if (router) {
-    metrics.setRouterSource([&router] { return router->stats(); });
+  auto provider = makeProvider(router_settings);
+  if (provider) {
+    metrics.setProviderSource([&provider] { return provider->stats(); });
     // The first sync installs what may have been committed long ago: not counted.
     auto counted_version = std::make_shared<std::atomic<uint64_t>>(UINT64_MAX);
-    router->setOnSynced([&metrics, counted_version](const store::SnapshotPtr& installed) {
+    provider->setOnSynced([&metrics, counted_version](const store::SnapshotPtr& installed) {
       uint64_t last = counted_version->exchange(installed->version());
       if (last != UINT64_MAX && installed->version() > last) {
         observeProgramming(metrics, "rules", *installed);
       }
     });
+    provider->setOnListenersChanged(
+        [&path](const std::vector<router::userspace::PortMapping>& listeners) {
+          writeProxyPorts(path.value, listeners);
+        });
   }
   auto prober = makeProber(default_probe, probes_in_flight, writer);
   metrics.setProbeSource([&prober] {
@@ -296,53 +206,26 @@ int runServe(const ServeFlags& flags) {
                       c.default_success, c.default_failure, c.sessions};
   });
 
-  // The router only records the snapshot and wakes its own thread, so it goes first: its sync
-  // (hundreds of milliseconds at 10,000 Services) then runs beside the zone compile instead of
-  // after it. The userspace proxy goes before DNS too: a name must not point at a listener not
-  // yet open. Then DNS, before anything slower (the prober, the log).
-  dns::ProxiedServices proxied;
-  std::vector<router::userspace::PortMapping> recorded_mapping;
   MemoryTrim trim(std::chrono::seconds(30));
-  auto on_snapshot = [&](const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
-    if (previous && current->committedMs() > 0) {
-      logDebug("snapshot " + std::to_string(current->version()) + " loaded " +
-               std::to_string(wallClockMs() - current->committedMs()) + " ms after its commit");
-    }
-    if (router) router->update(current);
-    if (proxy) {
-      auto mapping = proxy->update(current);
-      if (mapping != recorded_mapping) {
-        writeProxyPorts(path.value, mapping);
-        recorded_mapping = mapping;
-      }
-      if (redirect) {
-        router::SyncFailure failure;
-        if (redirect->apply(current, mapping, failure)) {
-          readiness.rules_synced = true;
-        } else {
-          logWarn("REDIRECT rules not written (retried with backoff): " + failure.message);
-        }
-      } else {
-        proxied = proxiedServices(mapping);
-      }
-    }
-    auto zone = dns_server->publish(current, proxy && !redirect ? &proxied : nullptr);
-    if (previous) observeProgramming(metrics, "dns", *current);
-    if (zone.unchanged) {
-      logDebug("DNS zone unchanged by snapshot " + std::to_string(current->version()));
-    } else {
-      logDebug("DNS zone of snapshot " + std::to_string(current->version()) + ": " +
-               std::to_string(zone.names) + " names, " + std::to_string(zone.bytes / 1024) +
-               " KiB, compiled in " + std::to_string(zone.took.count() / 1000) + "." +
-               std::to_string(zone.took.count() / 100 % 10) + " ms (" +
-               std::to_string(zone.encoded) + " Services encoded)");
-    }
-    prober->update(current);
-    logChanges(previous, current);
+  SnapshotConsumers consumers;
+  consumers.provider = provider.get();
+  consumers.dns = [&dns_server, &metrics](
+                      const store::SnapshotPtr& previous, const store::SnapshotPtr& current,
+                      const std::vector<router::userspace::PortMapping>* ports) {
+    publishToDns(*dns_server, metrics, previous, current, ports);
+  };
+  consumers.prober = [&prober](const store::SnapshotPtr& current) { prober->update(current); };
+  consumers.after = [&trim](const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
+    logSnapshotChanges(previous, current);
     trim.afterSnapshot();
   };
+  SnapshotFanOut fanout(std::move(consumers));
   store::Watcher watcher(
-      std::move(registry), kWatchInterval, on_snapshot, [&on_replaced](const store::Error& error) {
+      std::move(registry), kWatchInterval,
+      [&fanout](const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
+        fanout.offer(previous, current);
+      },
+      [&on_replaced](const store::Error& error) {
         if (error.kind == store::ErrorKind::kReplaced) {
           on_replaced(error);
           return;
@@ -351,8 +234,8 @@ int runServe(const ServeFlags& flags) {
       });
   watcher.setTestPause(watcherTestPause());
   store::GenerationGuard guard([&path] { return store::Registry::peekGeneration(path.value); },
-                               [&watcher]() -> std::optional<uint64_t> {
-                                 auto current = watcher.current();
+                               [&fanout]() -> std::optional<uint64_t> {
+                                 auto current = fanout.handedOver();
                                  if (!current) return std::nullopt;
                                  return current->version();
                                },
@@ -364,7 +247,7 @@ int runServe(const ServeFlags& flags) {
                                    logInfo("serve follows its registry again");
                                  }
                                });
-  readiness.router = router.get();
+  readiness.provider = provider.get();
   readiness.guard = &guard;
   metrics.setSnapshotSource([&watcher] { return watcher.current(); });
   metrics.setRegistryErrorsSource([&watcher] { return watcher.errorCount(); });
@@ -381,17 +264,21 @@ int runServe(const ServeFlags& flags) {
   if (auto started = watcher.start(); !started) failWith(started.error());
   watcher_for_wake = &watcher;
   readiness.registry_loaded = true;
-  startRouter(router.get(), watcher.current());
-  // REDIRECT rules report their own first sync; the iptables router's stats speak for it.
-  if (!redirect) readiness.rules_synced = true;
+  if (auto failure = fanout.startFailure()) {
+    throw CommandError(
+        kExitUserError,
+        failure->permission_denied
+            ? missingCapabilityMessage("--proxy-mode " + provider->mode(), failure->message)
+            : "error: first rule sync failed: " + failure->message);
+  }
   guard.start();
   prober->start();
   // Loading the registry, compiling the zone and the first sync free most of what they
   // allocated, scattered among what stays; give those pages back before serving for days.
-  malloc_trim(0);
+  trim.now();
 
   int exit_code = stop.wait([&] {
-    if (router) router->requestFullSync();
+    if (provider) provider->requestFullSync();
     watcher.wake();
   });
   // Stop taking requests first, then the writers, then what serves the last snapshot.
@@ -402,17 +289,11 @@ int runServe(const ServeFlags& flags) {
   writer.stopWorker();
   watcher_for_wake = nullptr;
   watcher.stop();
-  // Before the cleanup below, which a repair must not undo.
-  if (redirect) redirect->stop();
-  stopRouter(router.get(), router_settings);
-  if (proxy) {
-    proxy->stop();
+  fanout.stop();
+  if (provider) {
+    provider->stop();
     removeProxyPorts(path.value);
-  }
-  if (redirect && router_settings.cleanup_on_exit) {
-    router::SyncFailure failure;
-    bool changed = false;
-    if (!router::cleanupAll(failure, changed)) logWarn("cleanup failed: " + failure.message);
+    if (router_settings.cleanup_on_exit) cleanUpOnExit(*provider);
   }
   dns_server->stop();
   auto dns = dns_server->counters();

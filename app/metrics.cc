@@ -5,6 +5,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "dns/tcp_limits.h"
@@ -144,7 +145,7 @@ void collectDns(const dns::DnsMetrics& dns, std::vector<MetricFamily>& out) {
   out.push_back(std::move(forward_duration));
 }
 
-void collectRouter(const router::RouterStats& stats, std::vector<MetricFamily>& out) {
+void collectRouter(const router::ProviderStats& stats, std::vector<MetricFamily>& out) {
   std::array<double, router::kSyncDurationBuckets> bounds{};
   for (size_t i = 0; i < bounds.size(); ++i) bounds[i] = router::syncDurationBound(i);
   auto duration = family("svcbox_sync_proxy_rules_duration_seconds",
@@ -267,12 +268,16 @@ class ServeMetrics::SourceCollector : public prometheus::Collectable {
     std::lock_guard lock(mutex);
     std::vector<MetricFamily> out;
     if (dns) collectDns(dns(), out);
-    if (router) collectRouter(router(), out);
+    if (provider) {
+      // One copy per scrape: the loop's counters and the relay's come from the same moment.
+      auto stats = provider();
+      collectRouter(stats, out);
+      if (stats.relay) collectProxy(*stats.relay, out);
+    }
     if (snapshot) {
       if (auto current = snapshot()) collectSnapshot(*current, out);
     }
     if (probes) collectProbes(probes(), out);
-    if (proxy) collectProxy(proxy(), out);
     if (registry_errors) {
       auto errors = family("svcbox_registry_read_errors_total",
                            "Failed reads of the registry by serve's watcher.", MetricType::Counter);
@@ -293,12 +298,11 @@ class ServeMetrics::SourceCollector : public prometheus::Collectable {
 
   mutable std::mutex mutex;
   std::function<dns::DnsMetrics()> dns;
-  std::function<router::RouterStats()> router;
+  std::function<router::ProviderStats()> provider;
   std::function<store::SnapshotPtr()> snapshot;
   std::function<ProbeStats()> probes;
   std::function<uint64_t()> registry_errors;
   std::function<uint64_t()> generation_lag;
-  std::function<std::vector<router::userspace::PortStats>()> proxy;
 };
 
 ServeMetrics::ServeMetrics()
@@ -329,9 +333,9 @@ void ServeMetrics::setDnsSource(std::function<dns::DnsMetrics()> source) {
   std::lock_guard lock(sources_->mutex);
   sources_->dns = std::move(source);
 }
-void ServeMetrics::setRouterSource(std::function<router::RouterStats()> source) {
+void ServeMetrics::setProviderSource(std::function<router::ProviderStats()> source) {
   std::lock_guard lock(sources_->mutex);
-  sources_->router = std::move(source);
+  sources_->provider = std::move(source);
 }
 void ServeMetrics::setSnapshotSource(std::function<store::SnapshotPtr()> source) {
   std::lock_guard lock(sources_->mutex);
@@ -351,12 +355,6 @@ void ServeMetrics::setGenerationLagSource(std::function<uint64_t()> source) {
   sources_->generation_lag = std::move(source);
 }
 
-void ServeMetrics::setProxySource(
-    std::function<std::vector<router::userspace::PortStats>()> source) {
-  std::lock_guard lock(sources_->mutex);
-  sources_->proxy = std::move(source);
-}
-
 void ServeMetrics::observeProgramming(const char* target, std::chrono::duration<double> latency) {
   // Family::Add returns the existing series for known labels; both calls are thread-safe.
   programming_->Add({{"target", target}}, programmingBuckets()).Observe(latency.count());
@@ -366,6 +364,19 @@ std::string ServeMetrics::render() const {
   std::vector<MetricFamily> families = sources_->Collect();
   for (auto& item : registry_->Collect()) families.push_back(std::move(item));
   return prometheus::TextSerializer().Serialize(families);
+}
+
+int64_t wallClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void observeProgramming(ServeMetrics& metrics, const char* target,
+                        const store::Snapshot& snapshot) {
+  if (snapshot.committedMs() <= 0) return;
+  int64_t latency_ms = std::max<int64_t>(0, wallClockMs() - snapshot.committedMs());
+  metrics.observeProgramming(target, std::chrono::duration<double>(latency_ms / 1000.0));
 }
 
 }  // namespace svcbox::app

@@ -8,8 +8,7 @@
 #include <string>
 
 #include "dns/metrics.h"
-#include "router/router.h"
-#include "router/userspace/proxy.h"
+#include "router/provider.h"
 #include "store/snapshot.h"
 
 namespace prometheus {
@@ -45,13 +44,13 @@ class ServeMetrics {
   // Each source is optional (proxy-mode none has no router, say); an absent one shows no
   // families. Set them before the first render; they are called on the rendering thread.
   void setDnsSource(std::function<dns::DnsMetrics()> source);
-  void setRouterSource(std::function<router::RouterStats()> source);
+  // The proxy backend's sync counters, rule counts and (userspace mode) relay counters.
+  void setProviderSource(std::function<router::ProviderStats()> source);
   void setSnapshotSource(std::function<store::SnapshotPtr()> source);
   void setProbeSource(std::function<ProbeStats()> source);
   void setRegistryErrorsSource(std::function<uint64_t()> source);
   // How many generations the registry is ahead of what serve publishes, once confirmed.
   void setGenerationLagSource(std::function<uint64_t()> source);
-  void setProxySource(std::function<std::vector<router::userspace::PortStats>()> source);
 
   // Commit to "the change is in effect": target "dns" (table published) or "rules" (rules
   // installed). Thread-safe.
@@ -69,5 +68,11 @@ class ServeMetrics {
   prometheus::Family<prometheus::Histogram>* programming_ = nullptr;
   std::unique_ptr<SourceCollector> sources_;
 };
+
+// Wall clock in milliseconds since the Unix epoch (what a snapshot's commit time is in).
+int64_t wallClockMs();
+// Commit to "in effect" for svcbox_network_programming_duration_seconds. Snapshots without a
+// commit time (a registry last written by an older svcbox) are not counted.
+void observeProgramming(ServeMetrics& metrics, const char* target, const store::Snapshot& snapshot);
 
 }  // namespace svcbox::app

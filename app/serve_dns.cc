@@ -200,4 +200,45 @@ std::unique_ptr<dns::DnsServer> startDnsServer(dns::DnsOptions options) {
   return server;
 }
 
+namespace {
+
+// What DNS answers for the Services the userspace relay listens for.
+dns::ProxiedServices proxiedServices(const std::vector<router::userspace::PortMapping>& mapping) {
+  dns::ProxiedServices out;
+  for (const auto& port : mapping) {
+    auto& service = out[{port.namespace_name, port.name}];
+    service.address = port.address;
+    service.ports[{port.protocol, port.service_port}] = port.listen_port;
+  }
+  return out;
+}
+
+}  // namespace
+
+void publishToDns(dns::DnsServer& server, ServeMetrics& metrics, const store::SnapshotPtr& previous,
+                  const store::SnapshotPtr& current,
+                  const std::vector<router::userspace::PortMapping>* listeners) {
+  if (previous && current->committedMs() > 0) {
+    logDebug("snapshot " + std::to_string(current->version()) + " loaded " +
+             std::to_string(wallClockMs() - current->committedMs()) + " ms after its commit");
+  }
+  dns::DnsServer::Published zone;
+  if (listeners) {
+    auto proxied = proxiedServices(*listeners);
+    zone = server.publish(current, &proxied);
+  } else {
+    zone = server.publish(current, nullptr);
+  }
+  if (previous) observeProgramming(metrics, "dns", *current);
+  if (zone.unchanged) {
+    logDebug("DNS zone unchanged by snapshot " + std::to_string(current->version()));
+    return;
+  }
+  logDebug("DNS zone of snapshot " + std::to_string(current->version()) + ": " +
+           std::to_string(zone.names) + " names, " + std::to_string(zone.bytes / 1024) +
+           " KiB, compiled in " + std::to_string(zone.took.count() / 1000) + "." +
+           std::to_string(zone.took.count() / 100 % 10) + " ms (" + std::to_string(zone.encoded) +
+           " Services encoded)");
+}
+
 }  // namespace svcbox::app

@@ -8,7 +8,9 @@
 #include <CLI/CLI.hpp>
 
 #include "app/config.h"
+#include "app/metrics.h"
 #include "dns/server.h"
+#include "router/userspace/port_mapping.h"
 
 // serve's DNS flags, their settings and the server they make.
 namespace svcbox::app {
@@ -37,5 +39,11 @@ std::vector<std::string> dnsSettingNames();
 dns::DnsOptions resolveDnsOptions(Settings& settings, const DnsFlags& flags);
 // Binds and starts the server, or throws CommandError naming --dns-listen.
 std::unique_ptr<dns::DnsServer> startDnsServer(dns::DnsOptions options);
+
+// serve's DNS consumer of each snapshot: publishes it (with the userspace relay's `listeners`
+// where DNS answers those), counts commit-to-DNS latency and logs what the compile did.
+void publishToDns(dns::DnsServer& server, ServeMetrics& metrics, const store::SnapshotPtr& previous,
+                  const store::SnapshotPtr& current,
+                  const std::vector<router::userspace::PortMapping>* listeners);
 
 }  // namespace svcbox::app

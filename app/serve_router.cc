@@ -9,6 +9,8 @@
 #include "app/common.h"
 #include "app/log.h"
 #include "router/iptables_flavor.h"
+#include "router/userspace/provider.h"
+#include "router/userspace/redirect.h"
 
 namespace svcbox::app {
 namespace {
@@ -172,28 +174,27 @@ RouterSettings resolveRouterSettings(Settings& settings, const RouterFlags& flag
 
 namespace {
 
-std::unique_ptr<router::userspace::UserspaceProxy> makeUserspace(const RouterSettings& settings,
-                                                                 const std::string& why) {
+std::unique_ptr<router::Provider> makeUserspace(const RouterSettings& settings,
+                                                const std::string& why) {
   logInfo("proxy mode userspace (" + why + "): svcbox relays Service connections itself from " +
           "listeners on " + settings.proxy.bind_address.toString() +
           ", and DNS answers that address for ClusterIP Services");
-  return std::make_unique<router::userspace::UserspaceProxy>(settings.proxy, logFromRouter);
+  return std::make_unique<router::userspace::UserspaceProvider>(settings.proxy, nullptr,
+                                                                settings.timing, logFromRouter);
 }
 
 }  // namespace
 
-ProxyParts makeProxyParts(const RouterSettings& settings) {
+std::unique_ptr<router::Provider> makeProvider(const RouterSettings& settings) {
   const auto& mode = settings.proxy_mode.value;
-  ProxyParts parts;
   if (mode == "none") {
     logInfo("proxy mode none (" + settings.proxy_mode.source + "): no Service routing rules");
-    return parts;
+    return nullptr;
   }
   if (mode == "userspace") {
     router::SyncFailure failure;
     if (settings.proxy_bind_given || !router::canWriteNetfilter(failure)) {
-      parts.proxy = makeUserspace(settings, settings.proxy_mode.source);
-      return parts;
+      return makeUserspace(settings, settings.proxy_mode.source);
     }
     auto options = settings.proxy;
     options.bind_address = *store::IpAddress::parse("0.0.0.0");
@@ -206,10 +207,9 @@ ProxyParts makeProxyParts(const RouterSettings& settings) {
             " + the Service port), and svcbox relays only what was redirected; give --proxy-bind "
             "to bind one address "
             "and write no rules");
-    parts.proxy = std::make_unique<router::userspace::UserspaceProxy>(options, logFromRouter);
-    parts.redirect =
-        std::make_unique<router::userspace::RedirectRules>(nullptr, settings.timing, logFromRouter);
-    return parts;
+    return std::make_unique<router::userspace::UserspaceProvider>(
+        options, std::make_unique<router::userspace::RedirectRules>(), settings.timing,
+        logFromRouter);
   }
   router::SyncFailure failure;
   if (!router::canWriteNetfilter(failure)) {
@@ -219,10 +219,9 @@ ProxyParts makeProxyParts(const RouterSettings& settings) {
                              ? missingCapabilityMessage("--proxy-mode iptables", failure.message)
                              : "error: --proxy-mode " + mode + ": " + failure.message);
     }
-    parts.proxy =
-        makeUserspace(settings, "auto: svcbox cannot write netfilter rules: " + failure.message +
-                                    "; grant CAP_NET_ADMIN and CAP_NET_RAW for the iptables mode");
-    return parts;
+    return makeUserspace(settings, "auto: svcbox cannot write netfilter rules: " + failure.message +
+                                       "; grant CAP_NET_ADMIN and CAP_NET_RAW for the iptables "
+                                       "mode");
   }
   bool warning = false;
   auto note = router::iptablesFlavorNote(router::iptablesFlavor(), warning);
@@ -230,23 +229,12 @@ ProxyParts makeProxyParts(const RouterSettings& settings) {
   logInfo("proxy mode iptables (" + settings.proxy_mode.source + ")" +
           (settings.options.masquerade_all ? ", masquerading all Service traffic" : "") +
           ", full resync every " + std::to_string(settings.timing.sync_period.count()) + " ms");
-  parts.router = std::make_unique<router::Router>(settings.options, settings.timing, logFromRouter);
-  return parts;
+  return std::make_unique<router::Router>(settings.options, settings.timing, logFromRouter);
 }
 
-void startRouter(router::Router* router, const store::SnapshotPtr& first) {
-  if (!router) return;
-  router::SyncFailure failure;
-  if (!router->start(first, failure)) {
-    throw CommandError(kExitUserError,
-                       failure.permission_denied
-                           ? missingCapabilityMessage("--proxy-mode iptables", failure.message)
-                           : "error: first rule sync failed: " + failure.message);
-  }
-}
-
-void stopRouter(router::Router* router, const RouterSettings& settings) {
-  if (router) router->stop(settings.cleanup_on_exit);
+std::unique_ptr<router::Provider> netfilterProvider() {
+  return std::make_unique<router::Router>(router::RouterOptions{}, router::RouterTiming{},
+                                          logFromRouter);
 }
 
 }  // namespace svcbox::app

@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "app/config.h"
+#include "router/provider.h"
 #include "router/router.h"
 #include "router/userspace/proxy.h"
-#include "router/userspace/redirect.h"
 
 // serve's side of the router: its flags and settings, the proxy-mode decision, start and stop.
 namespace svcbox::app {
@@ -45,23 +45,13 @@ std::vector<std::string> withRouterSettingNames(std::vector<std::string> names);
 // flag > SVCBOX_* > config file > default; throws CommandError naming the setting when malformed.
 RouterSettings resolveRouterSettings(Settings& settings, const RouterFlags& flags);
 
-// What the proxy mode decision made: the iptables router, or the userspace proxy, or neither
-// (none).
-struct ProxyParts {
-  std::unique_ptr<router::Router> router;
-  std::unique_ptr<router::userspace::UserspaceProxy> proxy;
-  // Userspace mode where svcbox may write netfilter and no --proxy-bind was given: ClusterIP
-  // traffic is REDIRECTed to listeners on every address, and DNS keeps answering ClusterIPs.
-  std::unique_ptr<router::userspace::RedirectRules> redirect;
-};
-
 // Decides the proxy mode (auto: iptables where svcbox may write netfilter, else userspace, logged
-// with the reason) and returns its parts, not yet started. Throws CommandError (one line) when
-// --proxy-mode iptables cannot write netfilter rules.
-ProxyParts makeProxyParts(const RouterSettings& settings);
-// The first sync; throws CommandError when it fails.
-void startRouter(router::Router* router, const store::SnapshotPtr& first);
-void stopRouter(router::Router* router, const RouterSettings& settings);
+// with the reason) and returns its backend, not yet started; null for --proxy-mode none. Throws
+// CommandError (one line) when --proxy-mode iptables cannot write netfilter rules.
+std::unique_ptr<router::Provider> makeProvider(const RouterSettings& settings);
+// The backend that owns svcbox's netfilter state (the iptables mode's chains and the REDIRECT
+// rules alike), for `svcbox rules` and `svcbox cleanup`: never started, nothing logged.
+std::unique_ptr<router::Provider> netfilterProvider();
 
 // The message for netfilter access denied (CAP_NET_ADMIN or CAP_NET_RAW missing: it says which),
 // shared by serve, rules and cleanup.

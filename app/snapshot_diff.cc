@@ -3,6 +3,7 @@
 #include <set>
 #include <tuple>
 
+#include "app/log.h"
 #include "app/render.h"
 
 namespace svcbox::app {
@@ -110,6 +111,27 @@ std::vector<std::string> describeChanges(const store::Snapshot* previous,
            }
          });
   return lines;
+}
+
+void logSnapshotChanges(const store::SnapshotPtr& previous, const store::SnapshotPtr& current) {
+  constexpr size_t kMaxLines = 20;
+  if (!previous) {
+    auto count = [](size_t n, const char* noun) {
+      return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+    };
+    logInfo("registry loaded: version " + std::to_string(current->version()) + ", " +
+            count(current->services().size(), "service") + ", " +
+            count(current->pods().size(), "pod"));
+  }
+  auto lines = describeChanges(previous.get(), *current);
+  if (!previous && lines.size() > kMaxLines) return;
+  for (size_t i = 0; i < lines.size() && i < kMaxLines; ++i) {
+    logInfo("snapshot " + std::to_string(current->version()) + ": " + lines[i]);
+  }
+  if (lines.size() > kMaxLines) {
+    logInfo("snapshot " + std::to_string(current->version()) + ": ... and " +
+            std::to_string(lines.size() - kMaxLines) + " more changes");
+  }
 }
 
 }  // namespace svcbox::app

@@ -12,4 +12,7 @@ namespace svcbox::app {
 std::vector<std::string> describeChanges(const store::Snapshot* previous,
                                          const store::Snapshot& current);
 
+// Logs what changed (the first snapshot: a summary line), at most 20 lines a snapshot.
+void logSnapshotChanges(const store::SnapshotPtr& previous, const store::SnapshotPtr& current);
+
 }  // namespace svcbox::app

@@ -9,6 +9,7 @@
 
 #include "router/lock_watch.h"
 #include "router/ruleset.h"
+#include "router/table_writer.h"
 #include "router/xtables_lock.h"
 
 struct xtc_handle;  // libiptc's parsed table
@@ -24,45 +25,8 @@ struct IptcHandleFree {
 };
 using IptcHandle = std::unique_ptr<xtc_handle, IptcHandleFree>;
 
-struct TableSyncStats {
-  size_t chains_written = 0;  // created or refilled
-  size_t chains_kept = 0;     // equal to what the last commit wrote: left alone
-  size_t chains_removed = 0;
-  size_t jumps_fixed = 0;   // hook jumps inserted or duplicates/stale ones deleted
-  bool committed = false;   // false when nothing differed
-  bool read_ahead = false;  // the table read by prepare() was still current: no read here
-  double init_ms = 0, edit_ms = 0, commit_ms = 0;
-};
-
 // How long `svcbox rules` and `cleanup` wait for the xtables lock, as `iptables -w 10` would.
 constexpr auto kXtablesLockTimeout = std::chrono::milliseconds(10000);
-
-struct SyncFailure {
-  std::string message;
-  bool permission_denied = false;  // no CAP_NET_ADMIN
-};
-
-// What the router's loop needs from a rule backend: libiptc here; a fake in the loop's tests
-// (and, later, nftables).
-class TableWriter {
- public:
-  virtual ~TableWriter() = default;
-  // Brings one table to `desired`. Unless `full`, chains whose rules equal what this writer
-  // committed last time are not rewritten (the periodic full sync repairs outside edits).
-  // On failure the kernel keeps its table and the next call must be full.
-  // `changed_chains` (sorted; null when unknown): the caller knows that only these chains differ
-  // from the table it passed to the last successful sync of this table, which spares comparing
-  // the other ten thousand. Ignored by a full sync.
-  virtual bool sync(const Table& desired, bool full, const std::vector<std::string>* changed_chains,
-                    TableSyncStats& stats, SyncFailure& failure) = 0;
-  // True when `chain` exists in `table` (the canary check; meant for a small table). False with
-  // `failure` set when the table cannot be read.
-  virtual bool chainExists(const std::string& table, const std::string& chain,
-                           SyncFailure& failure) = 0;
-  // Reads `table` now, while nothing waits for it, so that the next partial sync can skip the
-  // read when the table has not changed since. Optional: a failure only loses the head start.
-  virtual void prepare(const std::string& table) { (void)table; }
-};
 
 class IptcTableWriter : public TableWriter {
  public:

@@ -6,7 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "router/router.h"
+#include "router/sync_loop.h"
+#include "router/userspace/port_mapping.h"
 #include "store/snapshot.h"
 
 // The userspace proxy mode: svcbox accepts each Service connection itself and relays the bytes to
@@ -48,33 +49,6 @@ struct ProxyOptions {
   // machine, where wrk and the pod need the cores too, one and two threads measured the same
   // (paired, five rounds), so two stays.
   size_t threads = 2;
-};
-
-// Where one Service port is served.
-struct PortMapping {
-  std::string namespace_name;
-  std::string name;
-  std::string port_name;
-  store::Protocol protocol = store::Protocol::kTcp;
-  uint16_t service_port = 0;
-  store::IpAddress address;
-  uint16_t listen_port = 0;
-  bool operator==(const PortMapping&) const = default;
-};
-
-// Totals since start, per Service port.
-struct PortStats {
-  std::string namespace_name;
-  std::string name;
-  store::Protocol protocol = store::Protocol::kTcp;
-  uint16_t service_port = 0;
-  uint64_t accepted = 0;  // TCP connections accepted, UDP sessions opened
-  uint64_t refused = 0;   // TCP connections not redirected from the Service (REDIRECT mode)
-  uint64_t failed = 0;    // no ready pod answered, or over the connection limit
-  uint64_t retried = 0;   // connects to the next pod after one failed
-  uint64_t bytes_to_pods = 0;
-  uint64_t bytes_to_clients = 0;
-  uint64_t active = 0;  // connections or sessions open now
 };
 
 class UserspaceProxy {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "router/chain_names.h"
+#include "router/iptc_sync.h"
 
 namespace svcbox::router::userspace {
 
@@ -65,107 +66,24 @@ RedirectTables redirectTables(const store::Snapshot& snapshot,
   return tables;
 }
 
-RedirectRules::RedirectRules(std::unique_ptr<TableWriter> writer, RouterTiming timing,
-                             LogFunction log)
-    : writer_(writer ? std::move(writer) : std::make_unique<IptcTableWriter>()),
-      timing_(timing),
-      log_(std::move(log)) {}
+RedirectRules::RedirectRules(std::unique_ptr<TableWriter> writer)
+    : writer_(writer ? std::move(writer) : std::make_unique<IptcTableWriter>()) {}
 
-RedirectRules::~RedirectRules() { stop(); }
-
-bool RedirectRules::apply(const store::SnapshotPtr& snapshot,
-                          const std::vector<PortMapping>& mapping, SyncFailure& failure) {
-  std::lock_guard lock(mutex_);
-  snapshot_ = snapshot;
-  mapping_ = mapping;
-  if (write(failure)) {
-    retry_at_ = Clock::time_point::max();
-    return true;
-  }
-  retry_at_ = Clock::now() + timing_.first_backoff;
-  wakeup_.notify_one();
-  return false;
-}
-
-bool RedirectRules::write(SyncFailure& failure) {
-  auto tables = redirectTables(*snapshot_, mapping_);
+bool RedirectRules::write(const store::Snapshot& snapshot, const std::vector<PortMapping>& mapping,
+                          bool full, SyncFailure& failure) {
+  auto tables = redirectTables(snapshot, mapping);
   for (const Table* table : {&tables.nat, &tables.filter, &tables.mangle}) {
     TableSyncStats stats;
-    if (!writer_->sync(*table, full_, nullptr, stats, failure)) {
-      full_ = true;
+    if (!writer_->sync(*table, full, nullptr, stats, failure)) {
+      failure.message = table->name + " table: " + failure.message;
       return false;
     }
   }
-  full_ = false;
   return true;
 }
 
-void RedirectRules::startRepairs() {
-  std::lock_guard lock(mutex_);
-  if (thread_.joinable() || stopping_) return;
-  thread_ = std::thread([this] { repairLoop(); });
-}
-
-void RedirectRules::stop() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wakeup_.notify_one();
-  if (thread_.joinable()) thread_.join();
-}
-
-uint64_t RedirectRules::repairCount() const {
-  std::lock_guard lock(mutex_);
-  return repairs_;
-}
-
-void RedirectRules::repairLoop() {
-  std::unique_lock lock(mutex_);
-  auto now = Clock::now();
-  auto next_full = now + timing_.sync_period;
-  auto next_canary = now + timing_.canary_interval;
-  int failures_in_row = 0;
-  while (!stopping_) {
-    wakeup_.wait_until(lock, std::min({next_full, next_canary, retry_at_}));
-    if (stopping_) break;
-    now = Clock::now();
-    bool due = now >= next_full || now >= retry_at_;
-    if (now >= next_canary) {
-      next_canary = now + timing_.canary_interval;
-      SyncFailure failure;
-      bool present = writer_->chainExists("mangle", kCanaryChain, failure);
-      if (!present && failure.message.empty() && snapshot_) {
-        if (log_) {
-          log_(LogLevel::kWarn, "canary chain mangle/" + std::string(kCanaryChain) +
-                                    " is gone: the tables were flushed from outside; REDIRECT "
-                                    "rules rewritten");
-        }
-        due = true;
-      }
-    }
-    if (!due || !snapshot_) {
-      if (now >= next_full) next_full = now + timing_.sync_period;
-      continue;
-    }
-    full_ = true;
-    SyncFailure failure;
-    if (write(failure)) {
-      ++repairs_;
-      failures_in_row = 0;
-      retry_at_ = Clock::time_point::max();
-      next_full = now + timing_.sync_period;
-      continue;
-    }
-    ++failures_in_row;
-    auto backoff = std::min(timing_.first_backoff * (1 << std::min(failures_in_row - 1, 16)),
-                            timing_.max_backoff);
-    retry_at_ = now + backoff;
-    if (log_) {
-      log_(LogLevel::kWarn, "REDIRECT rules not written (" + failure.message + "); retry in " +
-                                std::to_string(backoff.count()) + " ms");
-    }
-  }
+bool RedirectRules::stillInstalled(std::string& why_not) {
+  return canaryStillInstalled(*writer_, why_not);
 }
 
 }  // namespace svcbox::router::userspace

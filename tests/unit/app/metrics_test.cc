@@ -44,8 +44,8 @@ TEST(ServeMetricsTest, RendersEverySourceInPrometheusText) {
     dns.upstreams[0].duration.sum_seconds = 0.01;
     return dns;
   });
-  metrics.setRouterSource([] {
-    router::RouterStats stats;
+  metrics.setProviderSource([] {
+    router::ProviderStats stats;
     stats.syncs = 3;
     stats.failures = 1;
     stats.duration_counts[0] = 2;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "router/rule_text.h"
+#include "router/userspace/provider.h"
 
 // The REDIRECT rules as text against a hand-written listing, as iptables-legacy-save prints them.
 namespace svcbox::router::userspace {
@@ -127,28 +128,35 @@ bool within(std::chrono::milliseconds bound, Done done) {
   return done();
 }
 
+// The REDIRECT rules' repairs, driven by the userspace provider's loop (a fake rule writer; the
+// relay itself listens on loopback).
 class RedirectRepairTest : public ::testing::Test {
  protected:
-  RedirectRules& rules(RouterTiming timing) {
-    rules_ = std::make_unique<RedirectRules>(std::make_unique<FakeWriter>(state_), timing);
-    return *rules_;
+  UserspaceProvider& provider(RouterTiming timing) {
+    ProxyOptions options;
+    options.own_port_first = false;
+    options.threads = 1;
+    provider_ = std::make_unique<UserspaceProvider>(
+        options, std::make_unique<RedirectRules>(std::make_unique<FakeWriter>(state_)), timing,
+        [](LogLevel, const std::string&) {});
+    return *provider_;
   }
   size_t natWrites() {
     std::lock_guard lock(state_->mutex);
     return state_->nat_writes.size();
   }
   std::shared_ptr<FakeWriter::State> state_ = std::make_shared<FakeWriter::State>();
-  std::unique_ptr<RedirectRules> rules_;
+  std::unique_ptr<UserspaceProvider> provider_;
 };
 
 TEST_F(RedirectRepairTest, AGoneCanaryIsRepairedAtOnceWithAFullWrite) {
   RouterTiming timing;
   timing.sync_period = std::chrono::hours(1);
   timing.canary_interval = std::chrono::milliseconds(20);
-  auto& redirect = rules(timing);
+  auto& redirect = provider(timing);
   SyncFailure failure;
-  ASSERT_TRUE(redirect.apply(oneService(), kMapping, failure));
-  redirect.startRepairs();
+  ASSERT_TRUE(redirect.start(oneService(), failure));
+  ASSERT_EQ(natWrites(), 1u);
   {
     std::lock_guard lock(state_->mutex);
     state_->canary = false;  // iptables -F; iptables -X, from outside
@@ -162,13 +170,12 @@ TEST_F(RedirectRepairTest, AGoneCanaryIsRepairedAtOnceWithAFullWrite) {
 TEST_F(RedirectRepairTest, EverySyncPeriodRewritesEverything) {
   RouterTiming timing;
   timing.sync_period = std::chrono::milliseconds(20);
-  auto& redirect = rules(timing);
+  auto& redirect = provider(timing);
   SyncFailure failure;
-  ASSERT_TRUE(redirect.apply(oneService(), kMapping, failure));
-  redirect.startRepairs();
+  ASSERT_TRUE(redirect.start(oneService(), failure));
   // An iptables -t nat -F leaves the canary (in mangle): only the period repairs it.
   ASSERT_TRUE(within(std::chrono::seconds(5), [&] { return natWrites() >= 3; }));
-  EXPECT_GE(redirect.repairCount(), 2u);
+  EXPECT_GE(redirect.stats().syncs, 3u);
   std::lock_guard lock(state_->mutex);
   EXPECT_TRUE(state_->nat_writes[1] && state_->nat_writes[2]);
 }
@@ -177,26 +184,28 @@ TEST_F(RedirectRepairTest, AFailedWriteIsRetriedWithoutAChange) {
   RouterTiming timing;
   timing.sync_period = std::chrono::hours(1);
   timing.first_backoff = std::chrono::milliseconds(10);
-  auto& redirect = rules(timing);
-  redirect.startRepairs();
+  auto& redirect = provider(timing);
   {
     std::lock_guard lock(state_->mutex);
     state_->failures_left = 2;
   }
   SyncFailure failure;
-  EXPECT_FALSE(redirect.apply(oneService(), kMapping, failure));
-  EXPECT_EQ(failure.message, "injected failure");
+  // Not a missing capability: the start goes on and the loop retries.
+  EXPECT_TRUE(redirect.start(oneService(), failure));
+  EXPECT_EQ(failure.message, "nat table: injected failure");
+  EXPECT_EQ(redirect.stats().syncs, 0u);
   ASSERT_TRUE(within(std::chrono::seconds(5), [&] { return natWrites() == 1; }));
-  EXPECT_EQ(redirect.repairCount(), 1u);
+  EXPECT_EQ(redirect.stats().failures, 2u);
+  EXPECT_TRUE(within(std::chrono::seconds(5), [&] { return redirect.stats().syncs == 1; }));
 }
 
 TEST_F(RedirectRepairTest, NothingIsWrittenAfterStop) {
   RouterTiming timing;
   timing.sync_period = std::chrono::milliseconds(10);
-  auto& redirect = rules(timing);
+  auto& redirect = provider(timing);
   SyncFailure failure;
-  ASSERT_TRUE(redirect.apply(oneService(), kMapping, failure));
-  redirect.startRepairs();
+  ASSERT_TRUE(redirect.start(oneService(), failure));
+  ASSERT_TRUE(within(std::chrono::seconds(5), [&] { return natWrites() >= 2; }));
   redirect.stop();  // serve stops it before --cleanup-on-exit removes the rules
   size_t after_stop = natWrites();
   std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -114,7 +114,7 @@ TEST_F(RouterLoopTest, ABurstOfSnapshotsIsCoalescedAndTheLastOneWins) {
   EXPECT_LE(calls.size(), 3u);
   EXPECT_TRUE(calls.front().full);  // a start adopts whatever the kernel holds
   EXPECT_FALSE(calls.back().full);
-  router->stop(false);
+  router->stop();
 }
 
 TEST_F(RouterLoopTest, AFailedSyncIsRetriedInFullAfterABackoff) {
@@ -134,7 +134,7 @@ TEST_F(RouterLoopTest, AFailedSyncIsRetriedInFullAfterABackoff) {
   EXPECT_TRUE(calls[1].full);
   EXPECT_EQ(calls[1].chains, 5u);
   EXPECT_EQ(router->failureCount(), 2u);
-  router->stop(false);
+  router->stop();
 }
 
 TEST_F(RouterLoopTest, PeriodicAndCanaryResyncsAreFull) {
@@ -146,7 +146,7 @@ TEST_F(RouterLoopTest, PeriodicAndCanaryResyncsAreFull) {
   ASSERT_TRUE(router->start(snapshotWith(1, 1), failure));
   ASSERT_TRUE(waitFor([](const auto& calls) { return calls.size() >= 3; }));
   for (const auto& call : natCalls()) EXPECT_TRUE(call.full);
-  router->stop(false);
+  router->stop();
 
   state_->calls.clear();
   timing.sync_period = 1h;
@@ -159,7 +159,7 @@ TEST_F(RouterLoopTest, PeriodicAndCanaryResyncsAreFull) {
   }
   ASSERT_TRUE(waitFor([](const auto& calls) { return calls.size() >= 2; }));
   EXPECT_TRUE(natCalls()[1].full);
-  router->stop(false);
+  router->stop();
 }
 
 // bench/hostile/soak found it: with a change every 200 ms, each partial sync pushed the period on
@@ -184,7 +184,7 @@ TEST_F(RouterLoopTest, SteadyChurnDoesNotPostponeThePeriodicFullResync) {
   }
   EXPECT_GE(full_syncs(), 2u);
   EXPECT_GT(natCalls().size(), full_syncs()) << "no partial sync ran: the test proves nothing";
-  router->stop(false);
+  router->stop();
 }
 
 TEST_F(RouterLoopTest, StatsAndTheSyncedHookFollowEachSuccessfulSync) {
@@ -230,7 +230,7 @@ TEST_F(RouterLoopTest, StatsAndTheSyncedHookFollowEachSuccessfulSync) {
   }
   EXPECT_DOUBLE_EQ(syncDurationBound(0), 0.001);
   EXPECT_DOUBLE_EQ(syncDurationBound(14), 16.384);
-  router->stop(false);
+  router->stop();
 }
 
 TEST_F(RouterLoopTest, AnEndpointChangeTellsTheWriterWhichChainsMoved) {
@@ -248,7 +248,7 @@ TEST_F(RouterLoopTest, AnEndpointChangeTellsTheWriterWhichChainsMoved) {
   router->update(std::make_shared<const store::Snapshot>(2, std::nullopt, entries, first->pods(),
                                                          first->endpointSets(), 0, first.get()));
   ASSERT_TRUE(waitFor([](const auto& calls) { return calls.size() == 2; }));
-  router->stop(false);
+  router->stop();
   std::lock_guard lock(state_->mutex);
   ASSERT_EQ(state_->calls.size(), 6u);  // nat, filter, mangle at start, then again
   for (size_t i = 0; i < 3; ++i) EXPECT_FALSE(state_->calls[i].changed_chains);
@@ -270,7 +270,7 @@ TEST_F(RouterLoopTest, AFullSyncRequestRewritesEverythingAtOnce) {
   router->requestFullSync();
   ASSERT_TRUE(waitFor([](const auto& calls) { return calls.size() == 2; }));
   EXPECT_TRUE(natCalls()[1].full);
-  router->stop(false);
+  router->stop();
 }
 
 TEST_F(RouterLoopTest, FailuresInARowAreCountedWithTheLastReasonUntilASyncSucceeds) {
@@ -289,7 +289,7 @@ TEST_F(RouterLoopTest, FailuresInARowAreCountedWithTheLastReasonUntilASyncSuccee
   EXPECT_EQ(router->stats().failures_in_row, 1u);
   EXPECT_EQ(router->stats().last_failure, "nat table: injected failure");
   ASSERT_TRUE(waitFor([](const auto& calls) { return calls.size() == 1; }));
-  router->stop(false);
+  router->stop();
   RouterStats stats = router->stats();
   EXPECT_EQ(stats.failures, 5u);
   EXPECT_EQ(stats.failures_in_row, 0u);
