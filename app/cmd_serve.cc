@@ -249,12 +249,12 @@ int runServe(const ServeFlags& flags) {
                                });
   readiness.provider = provider.get();
   readiness.guard = &guard;
-  metrics.setSnapshotSource([&watcher] { return watcher.current(); });
+  metrics.setSnapshotSource([&fanout] { return fanout.handedOver(); });
   metrics.setRegistryErrorsSource([&watcher] { return watcher.errorCount(); });
   metrics.setGenerationLagSource([&guard] { return guard.lag(); });
 
   AdminHooks hooks;
-  hooks.snapshot = [&watcher] { return watcher.current(); };
+  hooks.snapshot = [&fanout] { return fanout.handedOver(); };
   hooks.writer = &writer;
   hooks.not_ready = [&readiness] { return readiness.notReady(); };
   hooks.metrics = [&metrics] { return metrics.render(); };
