@@ -186,14 +186,7 @@ int runServe(const ServeFlags& flags) {
   auto provider = makeProvider(router_settings);
   if (provider) {
     metrics.setProviderSource([&provider] { return provider->stats(); });
-    // The first sync installs what may have been committed long ago: not counted.
-    auto counted_version = std::make_shared<std::atomic<uint64_t>>(UINT64_MAX);
-    provider->setOnSynced([&metrics, counted_version](const store::SnapshotPtr& installed) {
-      uint64_t last = counted_version->exchange(installed->version());
-      if (last != UINT64_MAX && installed->version() > last) {
-        observeProgramming(metrics, "rules", *installed);
-      }
-    });
+    provider->setOnSynced(rulesProgrammingObserver(metrics));
     provider->setOnListenersChanged(
         [&path](const std::vector<router::userspace::PortMapping>& listeners) {
           writeProxyPorts(path.value, listeners);

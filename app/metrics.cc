@@ -6,6 +6,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 
 #include "dns/tcp_limits.h"
@@ -377,6 +378,17 @@ void observeProgramming(ServeMetrics& metrics, const char* target,
   if (snapshot.committedMs() <= 0) return;
   int64_t latency_ms = std::max<int64_t>(0, wallClockMs() - snapshot.committedMs());
   metrics.observeProgramming(target, std::chrono::duration<double>(latency_ms / 1000.0));
+}
+
+std::function<void(const store::SnapshotPtr& installed)> rulesProgrammingObserver(
+    ServeMetrics& metrics) {
+  auto counted_version = std::make_shared<std::atomic<uint64_t>>(UINT64_MAX);
+  return [&metrics, counted_version](const store::SnapshotPtr& installed) {
+    uint64_t last = counted_version->exchange(installed->version());
+    if (last != UINT64_MAX && installed->version() > last) {
+      observeProgramming(metrics, "rules", *installed);
+    }
+  };
 }
 
 }  // namespace svcbox::app

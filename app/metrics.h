@@ -75,4 +75,9 @@ int64_t wallClockMs();
 // commit time (a registry last written by an older svcbox) are not counted.
 void observeProgramming(ServeMetrics& metrics, const char* target, const store::Snapshot& snapshot);
 
+// The provider's on-synced hook for commit → rules latency: each newly installed snapshot once;
+// the first sync is not counted (it installs what may have been committed long ago).
+std::function<void(const store::SnapshotPtr& installed)> rulesProgrammingObserver(
+    ServeMetrics& metrics);
+
 }  // namespace svcbox::app
