@@ -76,6 +76,12 @@ std::vector<std::string> splitPath(std::string_view target) {
   return parts;
 }
 
+std::string lowered(std::string_view text) {
+  std::string result(text);
+  for (char& c : result) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return result;
+}
+
 enum class BodyFormat { kJson, kYaml, kUnsupported };
 
 // The media type without parameters (charset and the like), as RFC 9110 §8.3.1 reads it.
@@ -83,8 +89,7 @@ BodyFormat bodyFormat(std::string_view content_type) {
   content_type = content_type.substr(0, content_type.find(';'));
   while (!content_type.empty() && content_type.back() == ' ') content_type.remove_suffix(1);
   while (!content_type.empty() && content_type.front() == ' ') content_type.remove_prefix(1);
-  std::string type(content_type);
-  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string type = lowered(content_type);
   if (type == "application/json") return BodyFormat::kJson;
   if (type == "application/yaml" || type == "application/x-yaml" || type == "text/yaml") {
     return BodyFormat::kYaml;
@@ -145,12 +150,6 @@ AdminApi::AdminApi(AdminHooks hooks, ApiAccess access)
     : hooks_(std::move(hooks)), access_(std::move(access)) {}
 
 namespace {
-
-std::string lowered(std::string_view text) {
-  std::string result(text);
-  for (char& c : result) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return result;
-}
 
 bool isHealthPath(std::string_view target) {
   auto path = splitPath(target);
