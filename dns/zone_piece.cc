@@ -6,6 +6,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "dns/service_records.h"
 #include "dns/wire.h"
 
 namespace svcbox::dns {
@@ -123,20 +124,6 @@ class DraftIndex {
   size_t mask_ = 0;
   size_t count_ = 0;
 };
-
-std::string joinWire(std::string_view label, std::string_view parent_wire) {
-  std::string wire;
-  wire.push_back(static_cast<char>(label.size()));
-  for (char c : label) wire.push_back(static_cast<char>(lowerAscii(static_cast<uint8_t>(c))));
-  wire.append(parent_wire);
-  return wire;
-}
-
-std::string dashed(const store::IpAddress& address) {
-  std::string text = address.toString();
-  std::replace(text.begin(), text.end(), address.isV4() ? '.' : ':', '-');
-  return text;
-}
 
 // The reverse zones that cover `cidr`, cut at the next octet or nibble boundary.
 std::vector<std::string> reverseZones(const store::Cidr& cidr) {
@@ -344,7 +331,7 @@ void AnswerEncoder::encodeAnswer(std::string_view name, std::span<const Record> 
 }
 
 // Gathers names and records, then encodes them into a piece.
-class PieceBuilder::Impl {
+class PieceBuilder::Impl : public ServiceRecordSink {
  public:
   Impl(const ZoneOptions& options, const std::optional<store::Cidr>& service_cidr, uint32_t serial)
       : options_(options), encoder_(options, serial) {
@@ -358,6 +345,8 @@ class PieceBuilder::Impl {
       for (const auto& zone : reverseZones(*service_cidr)) registerZone(zone);
     }
     static_zone_count_ = zone_apexes_.size();
+    service_zones_ = {domain_, svc_, zone_index_.find(domain_)->second,
+                      zone_index_.find(svc_)->second};
   }
 
   std::vector<std::string> staticZones() const {
@@ -514,74 +503,26 @@ class PieceBuilder::Impl {
   }
 
   void addService(const store::ServiceEntry& entry, const ProxiedService* proxied) {
-    const store::Service& service = entry.service;
-    std::string full =
-        joinWire(service.name, joinWire(service.namespace_name, joinWire("svc", domain_)));
-    std::string short_form = joinWire(service.name, joinWire(service.namespace_name, svc_));
-    addServiceAt(entry, proxied, full, zone_index_.find(domain_)->second);
-    addServiceAt(entry, proxied, short_form, zone_index_.find(svc_)->second);
-    if (service.type == store::ServiceType::kClusterIP && !service.headless && service.cluster_ip) {
-      addPtr(*service.cluster_ip, index_.find(full)->name);
-    }
-    if (service.headless) {
-      for (const auto& endpoint : entry.endpoints) {
-        if (!endpoint.ready) continue;
-        addPtr(endpoint.ip, index_.find(joinWire(hostnameOf(endpoint), full))->name);
-      }
-    }
+    addServiceRecords(entry, proxied, service_zones_, *this);
   }
 
-  static std::string hostnameOf(const store::Endpoint& endpoint) {
-    return endpoint.hostname.empty() ? dashed(endpoint.ip) : endpoint.hostname;
+  // ServiceRecordSink: what a Service yields (service_records.h), drafted here.
+  std::string_view address(std::string_view name, int zone, const store::IpAddress& ip) override {
+    Draft& node = draft(name, zone);
+    addAddress(node, ip);
+    return node.name;
   }
-
-  // The Service's names under one of its two forms (full or short).
-  void addServiceAt(const store::ServiceEntry& entry, const ProxiedService* proxied,
-                    const std::string& name, int zone) {
-    const store::Service& service = entry.service;
-    if (service.type == store::ServiceType::kExternalName) {
-      Draft& alias = draft(name, zone);
-      alias.is_alias = true;
-      addRecord(alias, kTypeCname, keep(nameToWire(service.external_name)));
-      return;
-    }
-    if (!service.headless) {
-      if (!service.cluster_ip) return;
-      Draft& node = draft(name, zone);
-      addAddress(node, proxied ? proxied->address : *service.cluster_ip);
-      for (const auto& port : service.ports) {
-        if (port.name.empty()) continue;
-        uint16_t number = port.port;
-        if (proxied) {
-          auto it = proxied->ports.find({port.protocol, port.port});
-          if (it != proxied->ports.end()) number = it->second;
-        }
-        addRecord(draft(srvName(port, name), zone), kTypeSrv, node.name, 100, number);
-      }
-      return;
-    }
-    // Headless: the ready endpoints themselves. No ready endpoint: the name does not exist.
-    size_t ready = 0;
-    for (const auto& endpoint : entry.endpoints) ready += endpoint.ready;
-    if (ready == 0) return;
-    auto weight = static_cast<uint16_t>(std::max<size_t>(1, 100 / ready));
-    for (const auto& endpoint : entry.endpoints) {
-      if (!endpoint.ready) continue;
-      addAddress(draft(name, zone), endpoint.ip);
-      Draft& host = draft(joinWire(hostnameOf(endpoint), name), zone);
-      addAddress(host, endpoint.ip);
-      for (size_t i = 0; i < service.ports.size(); ++i) {
-        const auto& port = service.ports[i];
-        if (port.name.empty() || i >= endpoint.ports.size() || endpoint.ports[i] == 0) continue;
-        addRecord(draft(srvName(port, name), zone), kTypeSrv, host.name, weight, endpoint.ports[i]);
-      }
-    }
+  void service(std::string_view name, int zone, std::string_view target, uint16_t weight,
+               uint16_t port) override {
+    addRecord(draft(name, zone), kTypeSrv, target, weight, port);
   }
-
-  static std::string srvName(const store::ServicePort& port, const std::string& service_name) {
-    return joinWire(
-        "_" + port.name,
-        joinWire(port.protocol == store::Protocol::kTcp ? "_tcp" : "_udp", service_name));
+  void alias(std::string_view name, int zone, std::string_view target) override {
+    Draft& node = draft(name, zone);
+    node.is_alias = true;
+    addRecord(node, kTypeCname, keep(target));
+  }
+  void pointer(const store::IpAddress& address, std::string_view target) override {
+    addPtr(address, target);
   }
 
   std::unique_ptr<ZonePiece> finish() {
@@ -688,6 +629,7 @@ class PieceBuilder::Impl {
   Kind kind_ = Kind::kWhole;
   std::string domain_;
   std::string svc_;
+  ServiceZones service_zones_;  // the zones of a Service's two forms, for service_records
   std::string ns_name_;
   std::string schema_version_;
   size_t static_zone_count_ = 0;
